@@ -1,0 +1,44 @@
+# `make run`: virtualenv + install + `tcptune check` on this machine.
+# `make test`: dev tools + lint + the whole test suite.   `make bench`: benchmark scripts.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run install dev test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev-installed
+
+# Exit 1 means "findings worth reading", not a failed build.
+run: install
+	$(BIN)/tcptune check || [ $$? -eq 1 ]
+
+lint: dev
+	$(BIN)/ruff check tcptune tests bench
+	$(BIN)/ruff format --check tcptune tests bench
+
+format: dev
+	$(BIN)/ruff format tcptune tests bench
+	$(BIN)/ruff check --fix tcptune tests bench
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/bench_check.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

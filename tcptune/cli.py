@@ -1,0 +1,126 @@
+"""Command line: argument parsing and dispatch only; the work lives in tcptune.commands.
+
+argparse rather than Typer: importing Typer costs about 95 ms on our reference machine, which alone
+is 6x a bare interpreter start and breaks the `tcptune check --json` speed budget (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import IO, NoReturn
+
+from tcptune import __version__
+from tcptune.errors import EXIT_BAD_INPUT, BadInput, run_guarded
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  ok
+  1  drift from a profile, error-level findings, or warning-level findings with --strict
+  2  bad input (command line, unknown key, invalid profile)
+  3  environment error (cannot read, permission denied, read-only /proc/sys)
+  4  internal error (a bug in tcptune: please report it)
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"tcptune: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _root_option(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--root",
+        metavar="DIR",
+        default=default,
+        help="read the machine below DIR instead of / (also: TCPTUNE_ROOT)",
+    )
+
+
+def build_parser() -> Parser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="tcptune",
+        description="Inspect and tune Linux TCP TIME_WAIT / CLOSE_WAIT related sysctls.",
+        epilog="examples:\n  tcptune check\n  tcptune check --json --strict\n"
+        "  tcptune explain tcp_tw_reuse\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tcptune {__version__}")
+    _root_option(parser, None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    check = sub.add_parser(
+        "check",
+        help="show the live TCP sysctls with kernel-aware findings",
+        description="Show the watched TCP sysctls, their defaults on this kernel, and findings "
+        "(each with a severity and a source).",
+        epilog="examples:\n  tcptune check\n  tcptune check --json | jq '.findings'\n"
+        "  tcptune --root /srv/snapshot check --strict\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    check.add_argument("--json", action="store_true", help="print one JSON document")
+    check.add_argument(
+        "--strict", action="store_true", help="exit 1 on warning-level findings too"
+    )
+    _root_option(check, argparse.SUPPRESS)
+
+    explain = sub.add_parser(
+        "explain",
+        help="what a key really does: values, default, kernel history, sources",
+        description="Explain one sysctl: meaning, values, default, kernel history, "
+        "misconceptions and sources, with its live value on this machine.",
+        epilog="examples:\n  tcptune explain tcp_tw_reuse\n  tcptune explain net.ipv4.tcp_fin_timeout\n"
+        "  tcptune explain /proc/sys/net/ipv4/tcp_tw_recycle --json\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    explain.add_argument("key", metavar="KEY", help="net.ipv4.tcp_tw_reuse, tcp_tw_reuse or a /proc/sys path")
+    explain.add_argument("--json", action="store_true", help="print one JSON document")
+    _root_option(explain, argparse.SUPPRESS)
+    return parser
+
+
+def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
+    from tcptune.system import System, root_from
+
+    system = System(root_from(args.root))
+    if args.command == "check":
+        from tcptune.commands import check
+
+        return check.run(system, json_output=args.json, strict=args.strict, stream=stdout)
+    if args.command == "explain":
+        from tcptune.commands import explain
+
+        return explain.run(args.key, system, json_output=args.json, stream=stdout)
+    raise BadInput(f"unknown command {args.command!r}", hint="see 'tcptune --help'")
+
+
+def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(stdout or sys.stdout)
+        return EXIT_BAD_INPUT
+    out = stdout or sys.stdout
+    code = run_guarded(lambda: dispatch(args, out))
+    if stdout is None:
+        _flush_or_silence()
+    return code
+
+
+def _flush_or_silence() -> None:
+    """`tcptune check | head`: a closed pipe is not an error worth a traceback at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""Output: a versioned JSON envelope, rich tables on a terminal, plain text everywhere else.
+
+rich is imported only when a terminal will show colour; JSON and plain text use the standard
+library alone, which keeps `tcptune check --json` fast in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from typing import IO, Any
+
+from tcptune import __version__
+
+SCHEMA_VERSION = 1
+
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+STATUS_STYLE = {
+    "ok": "green",
+    "warning": "yellow",
+    "error": "bold red",
+    "missing": "dim",
+    "unreadable": "magenta",
+    "drift": "bold yellow",
+    "skipped": "dim",
+}
+
+
+def wants_colour(stream: IO[str]) -> bool:
+    """Rich output only for a real terminal, and never with NO_COLOR (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def write_json(stream: IO[str], command: str, payload: dict[str, Any]) -> None:
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "tcptune", "version": __version__},
+        "command": command,
+        **payload,
+    }
+    json.dump(document, stream, indent=2, ensure_ascii=False)
+    stream.write("\n")
+
+
+def width() -> int:
+    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 160))
+
+
+class Table:
+    """A small table that prints as rich (terminal) or aligned plain text (pipes, files)."""
+
+    def __init__(self, columns: list[str], title: str = "") -> None:
+        self.columns = columns
+        self.title = title
+        self.rows: list[tuple[list[str], list[str | None]]] = []
+
+    def add(self, cells: list[str], styles: list[str | None] | None = None) -> None:
+        self.rows.append((cells, styles or [None] * len(cells)))
+
+    def write(self, stream: IO[str], colour: bool) -> None:
+        if colour:
+            self._write_rich(stream)
+        else:
+            self._write_plain(stream)
+
+    def _write_plain(self, stream: IO[str]) -> None:
+        if self.title:
+            stream.write(self.title + "\n")
+        widths = [len(c) for c in self.columns]
+        for cells, _ in self.rows:
+            widths = [max(w, len(c)) for w, c in zip(widths, cells, strict=True)]
+        lines = [self.columns] + [cells for cells, _ in self.rows]
+        for cells in lines:
+            text = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+            stream.write(text.rstrip() + "\n")
+
+    def _write_rich(self, stream: IO[str]) -> None:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        table = RichTable(title=self.title or None, box=box.SIMPLE_HEAD, title_justify="left")
+        for column in self.columns:
+            table.add_column(column, overflow="fold")
+        for cells, styles in self.rows:
+            table.add_row(*[f"[{s}]{_escape(c)}[/]" if s else _escape(c) for c, s in zip(cells, styles, strict=True)])
+        Console(file=stream, highlight=False).print(table)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+def write_findings(stream: IO[str], findings: list[Any], colour: bool, heading: str = "Findings") -> None:
+    """Findings as readable paragraphs: severity and key, the message, then the source."""
+    if not findings:
+        return
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = sorted(findings, key=lambda f: order.get(f.severity, 3))
+    if colour:
+        from rich.console import Console
+
+        console = Console(file=stream, highlight=False)
+        console.print(f"\n[bold]{heading}[/]")
+        for f in findings:
+            style = SEVERITY_STYLE.get(f.severity, "")
+            console.print(f"  [{style}]{f.severity:<7}[/] [bold]{_escape(f.key)}[/]: {_escape(f.message)}")
+            console.print(f"          [dim]source: {_escape(f.source)}[/]")
+        return
+    stream.write("\n" + heading + "\n")
+    wrap = width() - 10
+    for f in findings:
+        stream.write(f"  {f.severity:<7} {f.key}\n")
+        for line in textwrap.wrap(f.message, wrap):
+            stream.write(f"          {line}\n")
+        for line in textwrap.wrap(f"source: {f.source}", wrap):
+            stream.write(f"          {line}\n")
+
+
+def write_line(stream: IO[str], text: str, colour: bool, style: str = "") -> None:
+    if colour and style:
+        from rich.console import Console
+
+        Console(file=stream, highlight=False).print(f"[{style}]{_escape(text)}[/]")
+    else:
+        stream.write(text + "\n")

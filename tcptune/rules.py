@@ -1,0 +1,519 @@
+"""The checks behind `tcptune check`: pure rules over what was read from the machine.
+
+inspect() takes readings (from tcptune.system) and returns a Report; it does no I/O, so every rule
+is tested on hand-made inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from tcptune import keys
+from tcptune.kernel import Version, at_least, format_version, parse_release
+from tcptune.system import MISSING, PRESENT, UNREADABLE, Reading
+
+INFO = "info"
+WARNING = "warning"
+ERROR = "error"
+SEVERITY_RANK = {INFO: 0, WARNING: 1, ERROR: 2}
+
+# Setting statuses
+OK = "ok"
+STATUS_MISSING = "missing"
+STATUS_UNREADABLE = "unreadable"
+
+TIME_WAIT_SECONDS = 60  # TCP_TIMEWAIT_LEN, include/net/tcp.h
+DEFAULT_PORT_RANGE_SIZE = 60999 - 32768 + 1
+NARROW_PORT_RANGE = 10000  # below this many ephemeral ports a busy client runs dry quickly
+TW_BUCKETS_NEAR_CAP = 0.8
+
+SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
+NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    severity: str
+    key: str
+    message: str
+    source: str
+
+
+@dataclass(slots=True)
+class Setting:
+    key: str
+    value: str | None
+    default: str | None
+    default_note: str
+    status: str
+    error: str = ""
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Report:
+    release: str | None
+    version: Version | None
+    settings: list[Setting]
+    findings: list[Finding]
+    tcp_counts: dict[str, int] | None = None
+
+    def worst(self) -> str | None:
+        ranks = [SEVERITY_RANK[f.severity] for f in self.findings]
+        if not ranks:
+            return None
+        return next(s for s, r in SEVERITY_RANK.items() if r == max(ranks))
+
+    def all_unreadable(self) -> bool:
+        return bool(self.settings) and all(s.status == STATUS_UNREADABLE for s in self.settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    version: Version | None
+    values: Mapping[str, str]  # key -> value, present keys only
+    sockstat: Mapping[str, Mapping[str, int]] | None
+    netstat: Mapping[str, Mapping[str, int]] | None
+
+    def get(self, short: str) -> str | None:
+        return self.values.get(_full(short))
+
+    def int(self, short: str) -> int | None:
+        return _as_int(self.get(short))
+
+
+def _full(short: str) -> str:
+    return short if "." in short else f"net.ipv4.{short}"
+
+
+def _as_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value, 0) if value.lower().startswith("0x") else int(value)
+    except ValueError:
+        return None
+
+
+def _src(spec_short: str, extra: str = "") -> str:
+    """Cite the key's documentation section, plus a commit or probe when given."""
+    spec = keys.KEYS[_full(spec_short)]
+    base = f"{spec.sources[0]} ({spec.short_name})"
+    return f"{base}; {extra}" if extra else base
+
+
+Rule = Callable[[Context], list[Finding]]
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+def rule_tw_recycle(ctx: Context) -> list[Finding]:
+    key = "net.ipv4.tcp_tw_recycle"
+    value = ctx.get("tcp_tw_recycle")
+    commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
+    if value is None:
+        if at_least(ctx.version, (4, 12)):
+            return [
+                Finding(
+                    INFO,
+                    key,
+                    "removed in 4.12: nothing to tune. A sysctl.d line that sets it now fails at "
+                    "boot; delete any you find.",
+                    _src("tcp_tw_recycle", commit),
+                )
+            ]
+        return []
+    if value == "1":
+        message = (
+            "tcp_tw_recycle=1 drops SYNs from clients behind NAT (their timestamps are not "
+            "ordered per address), so NATed users fail to connect at random. Set it to 0 and "
+            "remove it from sysctl.d."
+        )
+        if at_least(ctx.version, (4, 10)):
+            message += " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs from any client."
+        return [Finding(ERROR, key, message, _src("tcp_tw_recycle", commit))]
+    if value == "0":
+        return [
+            Finding(
+                INFO,
+                key,
+                "0 is the only safe value; the key is removed in 4.12, so drop it from sysctl.d "
+                "before upgrading.",
+                _src("tcp_tw_recycle", commit),
+            )
+        ]
+    return []
+
+
+def rule_tw_reuse(ctx: Context) -> list[Finding]:
+    key = "net.ipv4.tcp_tw_reuse"
+    value = ctx.get("tcp_tw_reuse")
+    if value is None:
+        return []
+    spec = keys.KEYS[key]
+    findings = []
+    meaning = spec.values.get(value)
+    if meaning:
+        message = f"{value} = {meaning}."
+        if value != "0":
+            message += " It only helps this host's outgoing connect(); a server's TIME_WAIT is untouched."
+        findings.append(Finding(INFO, key, message, _src("tcp_tw_reuse")))
+    timestamps = ctx.get("tcp_timestamps")
+    if value in ("1", "2") and timestamps == "0":
+        findings.append(
+            Finding(
+                WARNING,
+                key,
+                f"tcp_tw_reuse={value} has no effect while net.ipv4.tcp_timestamps=0: reuse is "
+                "only allowed when timestamps prove it safe. Turn timestamps back on (1).",
+                _src("tcp_tw_reuse"),
+            )
+        )
+    return findings
+
+
+def rule_fin_timeout(ctx: Context) -> list[Finding]:
+    key = "net.ipv4.tcp_fin_timeout"
+    value = ctx.int("tcp_fin_timeout")
+    if value is None:
+        return []
+    if value < 60:
+        message = (
+            f"tcp_fin_timeout={value} only shortens orphaned FIN_WAIT2 sockets. It does not "
+            f"shorten TIME_WAIT, which is fixed at {TIME_WAIT_SECONDS} s (TCP_TIMEWAIT_LEN); if it "
+            "was lowered to fight TIME_WAIT, it has no effect on it."
+        )
+    else:
+        message = (
+            "governs orphaned FIN_WAIT2 sockets only; it does not shorten TIME_WAIT, which is "
+            f"fixed at {TIME_WAIT_SECONDS} s (TCP_TIMEWAIT_LEN)."
+        )
+    return [Finding(INFO, key, message, _src("tcp_fin_timeout", "include/net/tcp.h; probe"))]
+
+
+def _reserved_ports(text: str | None, low: int, high: int) -> int:
+    """How many ports of [low, high] ip_local_reserved_ports takes away ('8080,9000-9100')."""
+    if not text:
+        return 0
+    taken: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        start, end = _as_int(first), _as_int(last or first)
+        if start is None or end is None:
+            continue
+        taken.update(range(max(start, low), min(end, high) + 1))
+    return len(taken)
+
+
+def rule_port_range(ctx: Context) -> list[Finding]:
+    key = "net.ipv4.ip_local_port_range"
+    value = ctx.get("ip_local_port_range")
+    if value is None:
+        return []
+    parts = [_as_int(p) for p in value.split()]
+    if len(parts) != 2 or None in parts:
+        return [Finding(WARNING, key, f"cannot parse {value!r} as 'low high'", _src(key))]
+    low, high = parts  # type: ignore[misc]
+    assert low is not None and high is not None
+    findings = []
+    reserved = _reserved_ports(ctx.get("ip_local_reserved_ports"), low, high)
+    usable = max(0, high - low + 1 - reserved)
+    reserved_note = f" ({reserved} of them reserved)" if reserved else ""
+    per_second = usable // TIME_WAIT_SECONDS
+    if usable < NARROW_PORT_RANGE:
+        findings.append(
+            Finding(
+                WARNING,
+                key,
+                f"only {usable} usable ephemeral ports{reserved_note}: a client making short "
+                "connections to one destination (address and port) can open at most about "
+                f"{per_second} per second before TIME_WAIT holds them all and connect() fails "
+                "with EADDRNOTAVAIL. Widen the range, e.g. '10240 65535'.",
+                _src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
+            )
+        )
+    elif usable < DEFAULT_PORT_RANGE_SIZE:
+        findings.append(
+            Finding(
+                INFO,
+                key,
+                f"{usable} usable ephemeral ports{reserved_note}, fewer than the default "
+                f"{DEFAULT_PORT_RANGE_SIZE}.",
+                _src(key),
+            )
+        )
+    if low < 1024:
+        findings.append(
+            Finding(
+                WARNING,
+                key,
+                f"the range starts at {low}, below 1024: outgoing connections can take ports "
+                "that privileged services expect to bind.",
+                _src(key),
+            )
+        )
+    if low % 2 == high % 2 and low != high:
+        findings.append(
+            Finding(
+                INFO,
+                key,
+                f"low ({low}) and high ({high}) have the same parity; the kernel logs a warning, "
+                "since connect() and bind() prefer ports of different parity. Make them differ.",
+                _src(key),
+            )
+        )
+    return findings
+
+
+def rule_tw_buckets(ctx: Context) -> list[Finding]:
+    key = "net.ipv4.tcp_max_tw_buckets"
+    cap = ctx.int("tcp_max_tw_buckets")
+    if cap is None:
+        return []
+    findings = []
+    tcp = (ctx.sockstat or {}).get("TCP")
+    live = tcp.get("tw") if tcp else None
+    if live is None:
+        findings.append(
+            Finding(
+                INFO,
+                key,
+                "could not read the live TIME_WAIT count from /proc/net/sockstat",
+                SOCKSTAT_SOURCE,
+            )
+        )
+    elif cap == 0 or live >= cap:
+        findings.append(
+            Finding(
+                ERROR,
+                key,
+                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of {cap}: "
+                "closing sockets now skip TIME_WAIT and are destroyed at once, losing its "
+                "protection against stale segments. Find who creates them (tcptune sockets) "
+                "or raise the cap.",
+                f"{_src(key)}; {SOCKSTAT_SOURCE}",
+            )
+        )
+    elif live >= cap * TW_BUCKETS_NEAR_CAP:
+        findings.append(
+            Finding(
+                WARNING,
+                key,
+                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets, {live * 100 // cap}% of the cap "
+                f"of {cap}: past it, closing sockets skip TIME_WAIT.",
+                f"{_src(key)}; {SOCKSTAT_SOURCE}",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                INFO,
+                key,
+                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets now, of a cap of {cap}.",
+                SOCKSTAT_SOURCE,
+            )
+        )
+    overflow = ((ctx.netstat or {}).get("TcpExt") or {}).get("TCPTimeWaitOverflow")
+    if overflow:
+        findings.append(
+            Finding(
+                WARNING,
+                key,
+                f"TCPTimeWaitOverflow = {overflow}: that many sockets have skipped TIME_WAIT "
+                "because the cap was reached (since boot, or since this network namespace was "
+                "created). Nothing is logged to dmesg for this.",
+                f"{NETSTAT_SOURCE}; probe",
+            )
+        )
+    return findings
+
+
+def rule_timestamps(ctx: Context) -> list[Finding]:
+    if ctx.get("tcp_timestamps") != "0":
+        return []
+    return [
+        Finding(
+            WARNING,
+            "net.ipv4.tcp_timestamps",
+            "timestamps are off: no PAWS protection against old duplicate segments, worse RTT "
+            "estimates, and tcp_tw_reuse cannot work. Set it to 1.",
+            _src("tcp_timestamps"),
+        )
+    ]
+
+
+def rule_syncookies(ctx: Context) -> list[Finding]:
+    if ctx.get("tcp_syncookies") != "0":
+        return []
+    return [
+        Finding(
+            WARNING,
+            "net.ipv4.tcp_syncookies",
+            "SYN cookies are off: a SYN flood fills the SYN queue and real clients are refused. "
+            "Set it to 1.",
+            _src("tcp_syncookies"),
+        )
+    ]
+
+
+def rule_buffer_order(ctx: Context) -> list[Finding]:
+    findings = []
+    for short in ("tcp_rmem", "tcp_wmem"):
+        value = ctx.get(short)
+        if value is None:
+            continue
+        numbers = [_as_int(p) for p in value.split()]
+        if len(numbers) == 3 and None not in numbers and not numbers[0] <= numbers[1] <= numbers[2]:  # type: ignore[operator]
+            findings.append(
+                Finding(
+                    WARNING,
+                    _full(short),
+                    f"{value!r} is not in 'min default max' order; the kernel does not check it, "
+                    "and autotuning then behaves unexpectedly.",
+                    _src(short),
+                )
+            )
+    return findings
+
+
+def rule_rfc1337(ctx: Context) -> list[Finding]:
+    if ctx.get("tcp_rfc1337") != "0":
+        return []
+    return [
+        Finding(
+            INFO,
+            "net.ipv4.tcp_rfc1337",
+            "0: an in-window RST kills a TIME_WAIT socket at once (TIME-WAIT assassination); 1 "
+            "ignores such RSTs. The kernel documentation's wording reads the other way round.",
+            _src("tcp_rfc1337", "net/ipv4/tcp_minisocks.c"),
+        )
+    ]
+
+
+RULES: tuple[Rule, ...] = (
+    rule_tw_recycle,
+    rule_tw_reuse,
+    rule_fin_timeout,
+    rule_port_range,
+    rule_tw_buckets,
+    rule_timestamps,
+    rule_syncookies,
+    rule_buffer_order,
+    rule_rfc1337,
+)
+
+
+def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
+    """Generic check of a present value against the knowledge base's type and range."""
+    if spec.type in (keys.BOOL, keys.ENUM) and spec.values and value not in spec.values:
+        allowed = ", ".join(spec.values)
+        return Finding(WARNING, spec.name, f"{value!r} is not a documented value ({allowed})", spec.sources[0])
+    if spec.type in (keys.INT, keys.ENUM, keys.INT_VECTOR):
+        numbers = [_as_int(p) for p in value.split()]
+        if None in numbers:
+            return Finding(WARNING, spec.name, f"{value!r} is not numeric", spec.sources[0])
+        for number in numbers:
+            assert number is not None
+            if (spec.minimum is not None and number < spec.minimum) or (
+                spec.maximum is not None and number > spec.maximum
+            ):
+                bounds = f"{spec.minimum if spec.minimum is not None else '-inf'}..{spec.maximum if spec.maximum is not None else 'inf'}"
+                return Finding(WARNING, spec.name, f"{number} is outside the documented range {bounds}", spec.sources[0])
+    return None
+
+
+def _missing_finding(spec: keys.KeySpec, version: Version | None, reading: Reading) -> Finding | None:
+    if spec.name == "net.ipv4.tcp_tw_recycle":
+        return None  # its own rule explains the removal
+    expected = spec.exists_on(version)
+    if expected is False:
+        if spec.added and version is not None and version[:2] < spec.added[:2]:
+            why = f"added in {format_version(spec.added)}; this kernel is older"
+            source = spec.added_source or spec.sources[0]
+        else:
+            assert spec.removed is not None
+            why = f"removed in {format_version(spec.removed)}"
+            source = spec.removed_source or spec.sources[0]
+        return Finding(INFO, spec.name, f"not on this kernel: {why}.", source)
+    if spec.per_netns == "no":
+        return Finding(
+            INFO,
+            spec.name,
+            "absent here: this key is global and is not shown inside a network namespace "
+            "(e.g. a container). Read it on the host.",
+            spec.netns_source or spec.sources[0],
+        )
+    return Finding(INFO, spec.name, f"not present: {reading.error}.", spec.sources[0])
+
+
+def inspect(
+    release: str | None,
+    readings: Mapping[str, Reading],
+    sockstat: Mapping[str, Mapping[str, int]] | None,
+    netstat: Mapping[str, Mapping[str, int]] | None,
+) -> Report:
+    """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading."""
+    version = parse_release(release)
+    values = {k: r.value for k, r in readings.items() if r.state == PRESENT and r.value is not None}
+    ctx = Context(version, values, sockstat, netstat)
+
+    per_key: dict[str, list[Finding]] = {name: [] for name in keys.KEYS}
+    general: list[Finding] = []
+    if version is None:
+        general.append(
+            Finding(
+                WARNING,
+                "kernel.osrelease",
+                f"kernel release unknown ({release!r}): version-specific rules are skipped",
+                "/proc/sys/kernel/osrelease",
+            )
+        )
+
+    for name, spec in keys.KEYS.items():
+        reading = readings.get(name) or Reading(name, MISSING, error="not read")
+        if reading.state == PRESENT and reading.value is not None:
+            finding = _range_finding(spec, reading.value)
+            if finding:
+                per_key[name].append(finding)
+        elif reading.state == MISSING:
+            finding = _missing_finding(spec, version, reading)
+            if finding:
+                per_key[name].append(finding)
+        else:
+            per_key[name].append(
+                Finding(WARNING, name, f"could not read the live value: {reading.error}", "/proc/sys")
+            )
+
+    for rule in RULES:
+        for finding in rule(ctx):
+            per_key.setdefault(finding.key, []).append(finding)
+
+    settings = []
+    for name, spec in keys.KEYS.items():
+        reading = readings.get(name) or Reading(name, MISSING, error="not read")
+        found = per_key[name]
+        if reading.state == MISSING:
+            status = STATUS_MISSING
+        elif reading.state == UNREADABLE:
+            status = STATUS_UNREADABLE
+        else:
+            worst = max((SEVERITY_RANK[f.severity] for f in found), default=0)
+            status = {0: OK, 1: WARNING, 2: ERROR}[worst]
+        settings.append(
+            Setting(
+                key=name,
+                value=reading.value if reading.state == PRESENT else None,
+                default=spec.default_for(version),
+                default_note=spec.default_note,
+                status=status,
+                error=reading.error,
+                findings=found,
+            )
+        )
+    findings = general + [f for s in settings for f in s.findings]
+    tcp = dict((sockstat or {}).get("TCP") or {}) or None
+    return Report(release, version, settings, findings, tcp)

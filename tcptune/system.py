@@ -1,0 +1,151 @@
+"""The only code that reads the machine: /proc under a root path.
+
+Everything is resolved below `root` (the --root option or TCPTUNE_ROOT, default /), so tests and
+dry runs point tcptune at a fake tree. Reads never raise for a single missing or unreadable
+file: they return a Reading that says what happened, and the caller reports it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tcptune.errors import BadInput, EnvironmentProblem
+
+# Reading states
+PRESENT = "present"
+MISSING = "missing"
+UNREADABLE = "unreadable"
+
+# A /proc/sys value is a few bytes; refuse to slurp something huge from a hand-made tree.
+_MAX_VALUE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    key: str
+    state: str  # PRESENT, MISSING or UNREADABLE
+    value: str | None = None  # whitespace-normalised, as `sysctl -n` prints it with single spaces
+    error: str = ""
+
+
+def normalise(text: str) -> str:
+    """Collapse the kernel's tabs and newlines: '32768\\t60999\\n' -> '32768 60999'."""
+    return " ".join(text.split())
+
+
+def root_from(option: str | None) -> Path:
+    """The root to read under: --root, else TCPTUNE_ROOT, else /."""
+    raw = option if option is not None else os.environ.get("TCPTUNE_ROOT") or "/"
+    if not raw:
+        raise BadInput("--root is empty", hint="give a directory, e.g. --root /")
+    root = Path(raw)
+    if not root.is_dir():
+        source = "--root" if option is not None else "TCPTUNE_ROOT"
+        raise BadInput(f"{source} {raw!r} is not a directory", hint="point it at a filesystem root")
+    return root
+
+
+class System:
+    """Read access to one machine (or a fake tree) below `root`."""
+
+    def __init__(self, root: Path | str = "/") -> None:
+        self.root = Path(root)
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative.lstrip("/")
+
+    def require_proc_sys(self) -> None:
+        """Fail early, with the fix, when there is no /proc/sys/net to look at."""
+        net = self.path("proc/sys/net")
+        if not net.is_dir():
+            where = "/" if str(self.root) == "/" else str(self.root)
+            raise EnvironmentProblem(
+                f"{net} does not exist: no kernel network settings to read under root {where}",
+                hint="is /proc mounted? with --root or TCPTUNE_ROOT, point at a tree holding proc/sys",
+            )
+
+    def read_sysctl(self, key: str) -> Reading:
+        """Read one sysctl; never raises for a missing or unreadable key."""
+        path = self.path("proc/sys/" + key.replace(".", "/"))
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(_MAX_VALUE_BYTES + 1)
+        except FileNotFoundError:
+            return Reading(key, MISSING, error="no such key on this kernel")
+        except NotADirectoryError:
+            return Reading(key, MISSING, error="no such key on this kernel")
+        except PermissionError:
+            return Reading(key, UNREADABLE, error="permission denied")
+        except OSError as err:
+            reason = os.strerror(err.errno) if err.errno else str(err)
+            if err.errno == errno.EISDIR:
+                reason = "is a directory, not a value"
+            return Reading(key, UNREADABLE, error=reason.lower())
+        if len(data) > _MAX_VALUE_BYTES:
+            return Reading(key, UNREADABLE, error="value larger than 64 KiB")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return Reading(key, UNREADABLE, error="value is not UTF-8 text")
+        return Reading(key, PRESENT, normalise(text))
+
+    def kernel_release(self) -> str | None:
+        reading = self.read_sysctl("kernel.osrelease")
+        return reading.value if reading.state == PRESENT else None
+
+    def _read_text(self, relative: str) -> str | None:
+        try:
+            with open(self.path(relative), encoding="utf-8", errors="replace") as handle:
+                return handle.read(1024 * 1024)
+        except OSError:
+            return None
+
+    def sockstat(self) -> dict[str, dict[str, int]] | None:
+        """/proc/net/sockstat as {"TCP": {"inuse": 3, "tw": 0, ...}, ...}; None if unreadable."""
+        text = self._read_text("proc/net/sockstat")
+        return None if text is None else parse_sockstat(text)
+
+    def netstat(self) -> dict[str, dict[str, int]] | None:
+        """/proc/net/netstat as {"TcpExt": {"TW": 0, ...}, ...}; None if unreadable."""
+        text = self._read_text("proc/net/netstat")
+        return None if text is None else parse_netstat(text)
+
+
+def parse_sockstat(text: str) -> dict[str, dict[str, int]]:
+    """Lines like 'TCP: inuse 5 orphan 0 tw 2 alloc 7 mem 1', parsed as key/value pairs."""
+    result: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        section, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        words = rest.split()
+        pairs: dict[str, int] = {}
+        for name, value in zip(words[::2], words[1::2], strict=False):
+            try:
+                pairs[name] = int(value)
+            except ValueError:
+                continue
+        result[section.strip()] = pairs
+    return result
+
+
+def parse_netstat(text: str) -> dict[str, dict[str, int]]:
+    """/proc/net/netstat: pairs of lines, 'TcpExt: A B C' then 'TcpExt: 1 2 3'."""
+    result: dict[str, dict[str, int]] = {}
+    lines = text.splitlines()
+    for names_line, values_line in zip(lines[::2], lines[1::2], strict=False):
+        section, _, names = names_line.partition(":")
+        section_v, _, values = values_line.partition(":")
+        if section != section_v:
+            continue
+        pairs: dict[str, int] = {}
+        for name, value in zip(names.split(), values.split(), strict=False):
+            try:
+                pairs[name] = int(value)
+            except ValueError:
+                continue
+        result[section.strip()] = pairs
+    return result
