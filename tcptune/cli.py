@@ -65,9 +65,7 @@ def build_parser() -> Parser:
         formatter_class=formatter,
     )
     check.add_argument("--json", action="store_true", help="print one JSON document")
-    check.add_argument(
-        "--strict", action="store_true", help="exit 1 on warning-level findings too"
-    )
+    check.add_argument("--strict", action="store_true", help="exit 1 on warning-level findings too")
     _root_option(check, argparse.SUPPRESS)
 
     explain = sub.add_parser(
@@ -75,11 +73,14 @@ def build_parser() -> Parser:
         help="what a key really does: values, default, kernel history, sources",
         description="Explain one sysctl: meaning, values, default, kernel history, "
         "misconceptions and sources, with its live value on this machine.",
-        epilog="examples:\n  tcptune explain tcp_tw_reuse\n  tcptune explain net.ipv4.tcp_fin_timeout\n"
+        epilog="examples:\n  tcptune explain tcp_tw_reuse\n"
+        "  tcptune explain net.ipv4.tcp_fin_timeout\n"
         "  tcptune explain /proc/sys/net/ipv4/tcp_tw_recycle --json\n\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
     )
-    explain.add_argument("key", metavar="KEY", help="net.ipv4.tcp_tw_reuse, tcp_tw_reuse or a /proc/sys path")
+    explain.add_argument(
+        "key", metavar="KEY", help="net.ipv4.tcp_tw_reuse, tcp_tw_reuse or a /proc/sys path"
+    )
     explain.add_argument("--json", action="store_true", help="print one JSON document")
     _root_option(explain, argparse.SUPPRESS)
     return parser

@@ -127,7 +127,7 @@ _KEYS: tuple[KeySpec, ...] = (
         per_netns="4.11 only",
         netns_source="docs/kernel-facts",
         misconceptions=(
-            "\"Set tcp_tw_recycle=1 to fix TIME_WAIT\" (common in blog posts): it drops SYNs "
+            '"Set tcp_tw_recycle=1 to fix TIME_WAIT" (common in blog posts): it drops SYNs '
             "from clients behind NAT, has been useless since 4.10 and does not exist since 4.12.",
         ),
     ),
@@ -207,7 +207,7 @@ _KEYS: tuple[KeySpec, ...] = (
     KeySpec(
         name="net.ipv4.tcp_max_tw_buckets",
         type=INT,
-        summary="Cap on TIME_WAIT + orphaned FIN_WAIT2 sockets; past it sockets are closed at once.",
+        summary="Cap on TIME_WAIT + orphaned FIN_WAIT2 sockets; past it they are closed at once.",
         explanation=(
             "The most TIME_WAIT sockets (counted together with orphaned FIN_WAIT2 sockets) the "
             "kernel keeps. Past the cap a closing socket skips TIME_WAIT and is destroyed at "

@@ -90,7 +90,12 @@ class Table:
         for column in self.columns:
             table.add_column(column, overflow="fold")
         for cells, styles in self.rows:
-            table.add_row(*[f"[{s}]{_escape(c)}[/]" if s else _escape(c) for c, s in zip(cells, styles, strict=True)])
+            table.add_row(
+                *[
+                    f"[{s}]{_escape(c)}[/]" if s else _escape(c)
+                    for c, s in zip(cells, styles, strict=True)
+                ]
+            )
         Console(file=stream, highlight=False).print(table)
 
 
@@ -98,7 +103,9 @@ def _escape(text: str) -> str:
     return text.replace("[", r"\[")
 
 
-def write_findings(stream: IO[str], findings: list[Any], colour: bool, heading: str = "Findings") -> None:
+def write_findings(
+    stream: IO[str], findings: list[Any], colour: bool, heading: str = "Findings"
+) -> None:
     """Findings as readable paragraphs: severity and key, the message, then the source."""
     if not findings:
         return
@@ -111,7 +118,9 @@ def write_findings(stream: IO[str], findings: list[Any], colour: bool, heading: 
         console.print(f"\n[bold]{heading}[/]")
         for f in findings:
             style = SEVERITY_STYLE.get(f.severity, "")
-            console.print(f"  [{style}]{f.severity:<7}[/] [bold]{_escape(f.key)}[/]: {_escape(f.message)}")
+            console.print(
+                f"  [{style}]{f.severity:<7}[/] [bold]{_escape(f.key)}[/]: {_escape(f.message)}"
+            )
             console.print(f"          [dim]source: {_escape(f.source)}[/]")
         return
     stream.write("\n" + heading + "\n")

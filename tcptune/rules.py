@@ -158,7 +158,9 @@ def rule_tw_reuse(ctx: Context) -> list[Finding]:
     if meaning:
         message = f"{value} = {meaning}."
         if value != "0":
-            message += " It only helps this host's outgoing connect(); a server's TIME_WAIT is untouched."
+            message += (
+                " It only helps this host's outgoing connect(); a server's TIME_WAIT is untouched."
+            )
         findings.append(Finding(INFO, key, message, _src("tcp_tw_reuse")))
     timestamps = ctx.get("tcp_timestamps")
     if value in ("1", "2") and timestamps == "0":
@@ -411,7 +413,9 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
     """Generic check of a present value against the knowledge base's type and range."""
     if spec.type in (keys.BOOL, keys.ENUM) and spec.values and value not in spec.values:
         allowed = ", ".join(spec.values)
-        return Finding(WARNING, spec.name, f"{value!r} is not a documented value ({allowed})", spec.sources[0])
+        return Finding(
+            WARNING, spec.name, f"{value!r} is not a documented value ({allowed})", spec.sources[0]
+        )
     if spec.type in (keys.INT, keys.ENUM, keys.INT_VECTOR):
         numbers = [_as_int(p) for p in value.split()]
         if None in numbers:
@@ -421,12 +425,21 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
             if (spec.minimum is not None and number < spec.minimum) or (
                 spec.maximum is not None and number > spec.maximum
             ):
-                bounds = f"{spec.minimum if spec.minimum is not None else '-inf'}..{spec.maximum if spec.maximum is not None else 'inf'}"
-                return Finding(WARNING, spec.name, f"{number} is outside the documented range {bounds}", spec.sources[0])
+                low = spec.minimum if spec.minimum is not None else "-inf"
+                high = spec.maximum if spec.maximum is not None else "inf"
+                bounds = f"{low}..{high}"
+                return Finding(
+                    WARNING,
+                    spec.name,
+                    f"{number} is outside the documented range {bounds}",
+                    spec.sources[0],
+                )
     return None
 
 
-def _missing_finding(spec: keys.KeySpec, version: Version | None, reading: Reading) -> Finding | None:
+def _missing_finding(
+    spec: keys.KeySpec, version: Version | None, reading: Reading
+) -> Finding | None:
     if spec.name == "net.ipv4.tcp_tw_recycle":
         return None  # its own rule explains the removal
     expected = spec.exists_on(version)
@@ -485,7 +498,9 @@ def inspect(
                 per_key[name].append(finding)
         else:
             per_key[name].append(
-                Finding(WARNING, name, f"could not read the live value: {reading.error}", "/proc/sys")
+                Finding(
+                    WARNING, name, f"could not read the live value: {reading.error}", "/proc/sys"
+                )
             )
 
     for rule in RULES:

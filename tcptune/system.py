@@ -64,7 +64,7 @@ class System:
             where = "/" if str(self.root) == "/" else str(self.root)
             raise EnvironmentProblem(
                 f"{net} does not exist: no kernel network settings to read under root {where}",
-                hint="is /proc mounted? with --root or TCPTUNE_ROOT, point at a tree holding proc/sys",
+                hint="is /proc mounted? with --root or TCPTUNE_ROOT, point at a tree with proc/sys",
             )
 
     def read_sysctl(self, key: str) -> Reading:

@@ -16,7 +16,11 @@ def resolve(text: str) -> keys.KeySpec:
     if spec is not None:
         return spec
     matches = keys.close_matches(text) if keys.is_key_shaped(text) else []
-    hint = f"did you mean {', '.join(matches)}?" if matches else "list the known keys with: tcptune check"
+    hint = (
+        f"did you mean {', '.join(matches)}?"
+        if matches
+        else "list the known keys with: tcptune check"
+    )
     raise BadInput(f"unknown key {text!r}: tcptune has no knowledge of it", hint=hint)
 
 

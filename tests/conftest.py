@@ -1,0 +1,169 @@
+"""Shared fixtures: fake machines under tmp roots, and a gate for real-kernel namespace tests."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tcptune import keys
+from tcptune.cli import main
+
+# What a fresh 6.18 network namespace reports (read with `sysctl -n` in `unshare -n`), minus keys
+# that depend on the machine; tests override what they care about.
+MODERN_VALUES = {
+    "net.ipv4.tcp_tw_reuse": "2",
+    "net.ipv4.tcp_tw_reuse_delay": "1000",
+    "net.ipv4.tcp_fin_timeout": "60",
+    "net.ipv4.tcp_max_tw_buckets": "131072",
+    "net.ipv4.ip_local_port_range": "32768\t60999",
+    "net.ipv4.ip_local_reserved_ports": "",
+    "net.ipv4.tcp_timestamps": "1",
+    "net.ipv4.tcp_max_orphans": "131072",
+    "net.ipv4.tcp_orphan_retries": "0",
+    "net.ipv4.tcp_keepalive_time": "7200",
+    "net.ipv4.tcp_keepalive_intvl": "75",
+    "net.ipv4.tcp_keepalive_probes": "9",
+    "net.ipv4.tcp_syncookies": "1",
+    "net.ipv4.tcp_max_syn_backlog": "2048",
+    "net.core.somaxconn": "4096",
+    "net.ipv4.tcp_fastopen": "1",
+    "net.ipv4.tcp_rmem": "4096\t131072\t33554432",
+    "net.ipv4.tcp_wmem": "4096\t16384\t4194304",
+    "net.ipv4.tcp_congestion_control": "cubic",
+    "net.ipv4.tcp_slow_start_after_idle": "1",
+    "net.ipv4.tcp_mtu_probing": "0",
+    "net.ipv4.tcp_rfc1337": "0",
+}
+
+SOCKSTAT = """sockets: used 5
+TCP: inuse {inuse} orphan 0 tw {tw} alloc 3 mem 1
+UDP: inuse 0 mem 0
+"""
+
+NETSTAT = """TcpExt: SyncookiesSent TW TWRecycled TWKilled TCPTimeWaitOverflow
+TcpExt: 0 {tw_total} 0 0 {overflow}
+IpExt: InNoRoutes InTruncatedPkts
+IpExt: 0 0
+"""
+
+
+class FakeMachine:
+    """A tree under tmp_path shaped like / : proc/sys/..., proc/net/sockstat, proc/net/netstat."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def set(self, key: str, value: str) -> FakeMachine:
+        path = self.root / "proc/sys" / key.replace(".", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+        return self
+
+    def remove(self, key: str) -> FakeMachine:
+        (self.root / "proc/sys" / key.replace(".", "/")).unlink()
+        return self
+
+    def kernel(self, release: str) -> FakeMachine:
+        return self.set("kernel.osrelease", release)
+
+    def sockets(self, tw: int = 0, inuse: int = 0, overflow: int = 0) -> FakeMachine:
+        net = self.root / "proc/net"
+        net.mkdir(parents=True, exist_ok=True)
+        (net / "sockstat").write_text(SOCKSTAT.format(tw=tw, inuse=inuse))
+        (net / "netstat").write_text(NETSTAT.format(tw_total=tw, overflow=overflow))
+        return self
+
+
+def modern_machine(root: Path, release: str = "6.18.44-generic") -> FakeMachine:
+    machine = FakeMachine(root).kernel(release).sockets()
+    for key, value in MODERN_VALUES.items():
+        machine.set(key, value)
+    return machine
+
+
+def old_machine(root: Path) -> FakeMachine:
+    """A 4.9 kernel: tcp_tw_recycle exists, tcp_tw_reuse is boolean, no tcp_tw_reuse_delay."""
+    machine = modern_machine(root, "4.9.0-19-amd64")
+    machine.remove("net.ipv4.tcp_tw_reuse_delay")
+    machine.set("net.ipv4.tcp_tw_reuse", "0")
+    machine.set("net.ipv4.tcp_tw_recycle", "0")
+    machine.set("net.core.somaxconn", "128")
+    return machine
+
+
+@pytest.fixture
+def modern(tmp_path: Path) -> FakeMachine:
+    return modern_machine(tmp_path)
+
+
+@pytest.fixture
+def old(tmp_path: Path) -> FakeMachine:
+    return old_machine(tmp_path)
+
+
+class Result:
+    def __init__(self, code: int, out: str) -> None:
+        self.code = code
+        self.out = out
+
+
+def run_cli(*argv: str) -> Result:
+    """Run the CLI in-process, capturing stdout (stderr goes to pytest's capsys)."""
+    stream = io.StringIO()
+    code = main(list(argv), stdout=stream)
+    return Result(code, stream.getvalue())
+
+
+def run_tcptune(
+    *argv: str, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run tcptune as a real process, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tcptune", *argv],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        **kwargs,
+    )
+
+
+def _netns_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    if not shutil.which("unshare"):
+        return "needs unshare (util-linux)"
+    try:
+        probe = subprocess.run(
+            ["unshare", "-n", "true"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"unshare -n failed: {err}"
+    if probe.returncode != 0:
+        return f"unshare -n failed: {probe.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def netns() -> None:
+    """Gate for tests against the real kernel in a private network namespace.
+
+    On CI (CI set) a missing capability is a failure, never a silent skip.
+    """
+    problem = _netns_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"namespace test cannot run on CI: {problem}")
+    pytest.skip(f"namespace test skipped: {problem}")
+
+
+ALL_KEYS = list(keys.KEYS)

@@ -1,0 +1,121 @@
+"""The system layer reads below its root and reports, never raises, for a bad key."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import FakeMachine
+
+from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.system import (
+    MISSING,
+    PRESENT,
+    UNREADABLE,
+    System,
+    parse_netstat,
+    parse_sockstat,
+    root_from,
+)
+
+
+def test_reads_below_root_and_normalises_whitespace(modern: FakeMachine) -> None:
+    reading = System(modern.root).read_sysctl("net.ipv4.ip_local_port_range")
+    assert reading.state == PRESENT
+    assert reading.value == "32768 60999"
+
+
+def test_missing_key(modern: FakeMachine) -> None:
+    reading = System(modern.root).read_sysctl("net.ipv4.tcp_tw_recycle")
+    assert reading.state == MISSING
+    assert reading.value is None
+
+
+def test_kernel_release(modern: FakeMachine) -> None:
+    assert System(modern.root).kernel_release() == "6.18.44-generic"
+
+
+def test_oversized_value_is_unreadable(modern: FakeMachine) -> None:
+    modern.set("net.ipv4.tcp_fin_timeout", "9" * 70000)
+    assert System(modern.root).read_sysctl("net.ipv4.tcp_fin_timeout").state == UNREADABLE
+
+
+def test_require_proc_sys(tmp_path) -> None:
+    with pytest.raises(EnvironmentProblem, match="does not exist"):
+        System(tmp_path).require_proc_sys()
+
+
+def test_root_from_option_env_and_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("TCPTUNE_ROOT", raising=False)
+    assert str(root_from(None)) == "/"
+    monkeypatch.setenv("TCPTUNE_ROOT", str(tmp_path))
+    assert root_from(None) == tmp_path
+    assert str(root_from("/")) == "/"  # the option wins over the environment
+    with pytest.raises(BadInput, match="TCPTUNE_ROOT"):
+        monkeypatch.setenv("TCPTUNE_ROOT", str(tmp_path / "nope"))
+        root_from(None)
+    with pytest.raises(BadInput, match="--root"):
+        root_from(str(tmp_path / "nope"))
+
+
+def test_parse_sockstat_as_pairs() -> None:
+    parsed = parse_sockstat(
+        "sockets: used 7\nTCP: inuse 3 orphan 1 tw 12 alloc 9 mem 2\nFRAG: inuse 0 memory 0\n"
+    )
+    assert parsed["TCP"] == {"inuse": 3, "orphan": 1, "tw": 12, "alloc": 9, "mem": 2}
+    assert parsed["sockets"] == {"used": 7}
+
+
+def test_parse_netstat_pairs_lines() -> None:
+    parsed = parse_netstat(
+        "TcpExt: TW TCPTimeWaitOverflow\nTcpExt: 5 2\nIpExt: InNoRoutes\nIpExt: 0\n"
+    )
+    assert parsed["TcpExt"] == {"TW": 5, "TCPTimeWaitOverflow": 2}
+    assert parsed["IpExt"] == {"InNoRoutes": 0}
+
+
+def test_parsers_read_this_machine() -> None:
+    """The formats are the kernel's own: parse the live files, not only samples."""
+    system = System("/")
+    sockstat = system.sockstat()
+    netstat = system.netstat()
+    assert sockstat is not None and "tw" in sockstat["TCP"]
+    assert netstat is not None and "TCPTimeWaitOverflow" in netstat["TcpExt"]
+
+
+def read_as_nobody(system: System, key: str) -> tuple[str, str]:
+    """Read a key in a forked child that has dropped to uid/gid 65534: a real EACCES."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            reading = system.read_sysctl(key)
+            os.write(write_end, f"{reading.state}|{reading.error}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    state, _, error = data.partition("|")
+    return state, error
+
+
+def test_permission_denied_is_unreadable_for_a_real_unprivileged_reader(tmp_path, modern) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("this test needs root on CI")
+        pytest.skip("needs root to drop privileges")
+    (modern.root / "proc/sys/net/ipv4/tcp_fin_timeout").chmod(0o600)
+    # The pytest temp directories are private (0700); let the unprivileged reader traverse them.
+    for directory in [tmp_path, *tmp_path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            directory.chmod(mode | 0o005)
+    system = System(modern.root)
+    assert read_as_nobody(system, "net.ipv4.tcp_fin_timeout") == (UNREADABLE, "permission denied")
+    assert read_as_nobody(system, "net.ipv4.tcp_tw_reuse") == (PRESENT, "")
