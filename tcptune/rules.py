@@ -132,7 +132,10 @@ def rule_tw_recycle(ctx: Context) -> list[Finding]:
             "remove it from sysctl.d."
         )
         if at_least(ctx.version, (4, 10)):
-            message += " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs from any client."
+            message += (
+                " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs"
+                " from any client."
+            )
         return [Finding(ERROR, key, message, _src("tcp_tw_recycle", commit))]
     if value == "0":
         return [
