@@ -8,7 +8,6 @@ kernel instead.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -526,6 +525,8 @@ def lookup(text: str) -> KeySpec | None:
 
 
 def close_matches(text: str, limit: int = 3) -> list[str]:
+    import difflib
+
     name = canonical_name(text)
     candidates = list(KEYS) + list(_BY_SHORT)
     found = difflib.get_close_matches(name, candidates, n=limit * 2, cutoff=0.6)

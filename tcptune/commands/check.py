@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import IO, Any
-
 from tcptune import keys, render, rules
 from tcptune.errors import EXIT_DRIFT, EXIT_OK, EnvironmentProblem
 from tcptune.kernel import format_version
 from tcptune.system import System
+
+TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 
 def gather(system: System) -> rules.Report:
