@@ -151,7 +151,7 @@ _KEYS: tuple[KeySpec, ...] = (
         values={
             "0": "off",
             "1": "on for all outgoing connections (needs tcp_timestamps)",
-            "2": "on for loopback connections only (127/8, ::1, bound to lo)",
+            "2": "on for loopback connections only (127/8, ::1, bound to lo; since 4.18)",
         },
         minimum=0,
         maximum=2,

@@ -116,15 +116,21 @@ def write_findings(
     findings = sorted(findings, key=lambda f: order.get(f.severity, 3))
     if colour:
         from rich.console import Console
+        from rich.table import Table as RichTable
 
         console = Console(file=stream, highlight=False)
         console.print(f"\n[bold]{heading}[/]")
+        grid = RichTable.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
         for f in findings:
             style = SEVERITY_STYLE.get(f.severity, "")
-            console.print(
-                f"  [{style}]{f.severity:<7}[/] [bold]{_escape(f.key)}[/]: {_escape(f.message)}"
+            grid.add_row(
+                f"  [{style}]{f.severity}[/]",
+                f"[bold]{_escape(f.key)}[/]\n{_escape(f.message)}\n"
+                f"[dim]source: {_escape(f.source)}[/]",
             )
-            console.print(f"          [dim]source: {_escape(f.source)}[/]")
+        console.print(grid)
         return
     import textwrap
 
