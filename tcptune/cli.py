@@ -64,8 +64,15 @@ def build_parser() -> Parser:
         description="Show the watched TCP sysctls, their defaults on this kernel, and findings "
         "(each with a severity and a source).",
         epilog="examples:\n  tcptune check\n  tcptune check --json | jq '.findings'\n"
+        "  tcptune check server-profile\n  tcptune check ./my-profile.toml --json\n"
         "  tcptune --root /srv/snapshot check --strict\n\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
+    )
+    check.add_argument(
+        "profile",
+        nargs="?",
+        metavar="PROFILE",
+        help="compare with this profile (a name, or a path with '/' or ending in .toml)",
     )
     check.add_argument("--json", action="store_true", help="print one JSON document")
     check.add_argument("--strict", action="store_true", help="exit 1 on warning-level findings too")
@@ -86,7 +93,59 @@ def build_parser() -> Parser:
     )
     explain.add_argument("--json", action="store_true", help="print one JSON document")
     _root_option(explain, argparse.SUPPRESS)
+    _profiles_parser(sub, formatter)
     return parser
+
+
+def _profiles_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
+    group = sub.add_parser(
+        "profiles",
+        help="list, show, validate and capture profiles",
+        description="Profiles are TOML files naming target values for network sysctls.",
+        epilog="examples:\n  tcptune profiles list\n  tcptune profiles show proxy-profile\n"
+        "  tcptune profiles validate ./my-profile.toml\n  tcptune profiles capture golden-box\n\n"
+        + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    actions = group.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    listing = actions.add_parser(
+        "list",
+        help="name, description and source of every profile",
+        epilog="examples:\n  tcptune profiles list\n  tcptune profiles list --json",
+        formatter_class=formatter,
+    )
+    show = actions.add_parser(
+        "show",
+        help="a profile merged with its extends chain, and where each value came from",
+        epilog="examples:\n  tcptune profiles show proxy-profile\n"
+        "  tcptune profiles show ./my-profile.toml --json",
+        formatter_class=formatter,
+    )
+    show.add_argument("name", metavar="PROFILE", help="a profile name or a path")
+    validate = actions.add_parser(
+        "validate",
+        help="check profile files; exit 0 when all are valid, 2 otherwise",
+        epilog="examples:\n  tcptune profiles validate ./my-profile.toml\n"
+        "  tcptune profiles validate /etc/tcptune/profiles/*.toml --json",
+        formatter_class=formatter,
+    )
+    validate.add_argument("paths", metavar="PATH", nargs="+", help="profile files (or names)")
+    capture = actions.add_parser(
+        "capture",
+        help="write this machine's live values as a new profile",
+        description="Write the live values of the watched keys as a profile, by default to "
+        "{root}/etc/tcptune/profiles/NAME.toml, where `tcptune check NAME` finds it.",
+        epilog="examples:\n  tcptune profiles capture golden-box\n"
+        "  tcptune profiles capture golden-box --output ./golden-box.toml --force",
+        formatter_class=formatter,
+    )
+    capture.add_argument("name", metavar="NAME", help="profile name: [a-z0-9][a-z0-9_-]*")
+    capture.add_argument("--output", metavar="PATH", help="write here instead")
+    capture.add_argument("--force", action="store_true", help="overwrite an existing file")
+    for action in (listing, show, validate, capture):
+        action.add_argument("--json", action="store_true", help="print one JSON document")
+        _root_option(action, argparse.SUPPRESS)
+    _root_option(group, argparse.SUPPRESS)
 
 
 def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
@@ -96,11 +155,36 @@ def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
     if args.command == "check":
         from tcptune.commands import check
 
-        return check.run(system, json_output=args.json, strict=args.strict, stream=stdout)
+        return check.run(
+            system,
+            json_output=args.json,
+            strict=args.strict,
+            stream=stdout,
+            profile_name=args.profile,
+        )
     if args.command == "explain":
         from tcptune.commands import explain
 
         return explain.run(args.key, system, json_output=args.json, stream=stdout)
+    if args.command == "profiles":
+        from tcptune.commands import profiles
+
+        if args.action == "list":
+            return profiles.run_list(system, json_output=args.json, stream=stdout)
+        if args.action == "show":
+            return profiles.run_show(system, args.name, json_output=args.json, stream=stdout)
+        if args.action == "validate":
+            return profiles.run_validate(system, args.paths, json_output=args.json, stream=stdout)
+        if args.action == "capture":
+            return profiles.run_capture(
+                system,
+                args.name,
+                output=args.output,
+                force=args.force,
+                json_output=args.json,
+                stream=stdout,
+            )
+        raise BadInput("missing action", hint="tcptune profiles list|show|validate|capture")
     raise BadInput(f"unknown command {args.command!r}", hint="see 'tcptune --help'")
 
 

@@ -49,6 +49,7 @@ class KeySpec:
     per_netns: str = "yes"  # "yes", "no", or "since X.Y"
     netns_source: str = ""
     misconceptions: tuple[str, ...] = ()
+    value_since: dict[str, Version] = field(default_factory=dict)  # value -> first kernel with it
 
     @property
     def short_name(self) -> str:
@@ -153,6 +154,7 @@ _KEYS: tuple[KeySpec, ...] = (
             "1": "on for all outgoing connections (needs tcp_timestamps)",
             "2": "on for loopback connections only (127/8, ::1, bound to lo; since 4.18)",
         },
+        value_since={"2": (4, 18, 0)},
         minimum=0,
         maximum=2,
         per_netns="since 4.11 (inferred)",

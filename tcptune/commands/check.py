@@ -1,10 +1,12 @@
-"""`tcptune check`: the watched TCP sysctls, their defaults on this kernel, and findings."""
+"""`tcptune check [PROFILE]`: the watched TCP sysctls with findings, or drift from a profile."""
 
 from __future__ import annotations
 
-from tcptune import keys, render, rules
-from tcptune.errors import EXIT_DRIFT, EXIT_OK, EnvironmentProblem
+from tcptune import drift, keys, render, rules
+from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.kernel import format_version
+from tcptune.profiles import Profile
+from tcptune.profiles import load as load_profile
 from tcptune.system import System
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
@@ -96,11 +98,137 @@ def write_text(report: rules.Report, root: str, stream: IO[str], code: int) -> N
     stream.write("More on any key: tcptune explain KEY\n")
 
 
-def run(system: System, *, json_output: bool, strict: bool, stream: IO[str]) -> int:
+def run(
+    system: System,
+    *,
+    json_output: bool,
+    strict: bool,
+    stream: IO[str],
+    profile_name: str | None = None,
+) -> int:
+    if profile_name is not None:
+        return run_profile(
+            system, profile_name, json_output=json_output, strict=strict, stream=stream
+        )
     report = gather(system)
     code = exit_code(report, strict)
     if json_output:
         render.write_json(stream, "check", to_json(report, str(system.root), strict, code))
     else:
         write_text(report, str(system.root), stream, code)
+    return code
+
+
+# --- check PROFILE ------------------------------------------------------------------------------
+
+
+def compare_profile(
+    system: System, profile: Profile, report: rules.Report
+) -> list[drift.Comparison]:
+    readings = {key: system.read_sysctl(key) for key in profile.sysctl}
+    return drift.compare(profile.sysctl, profile.origin, readings, report.version)
+
+
+def profile_exit_code(
+    comparisons: list[drift.Comparison], report: rules.Report, strict: bool
+) -> int:
+    if any(c.status == drift.DRIFT for c in comparisons):
+        return EXIT_DRIFT
+    if any(c.status == drift.UNREADABLE for c in comparisons):
+        return EXIT_ENVIRONMENT
+    return exit_code(report, strict)
+
+
+def profile_to_json(
+    profile: Profile,
+    comparisons: list[drift.Comparison],
+    report: rules.Report,
+    root: str,
+    strict: bool,
+    code: int,
+) -> dict[str, Any]:
+    defaults = {s.key: s.default for s in report.settings}
+    keys_in_profile = set(profile.sysctl)
+    counts = {status: 0 for status in ("ok", "drift", "missing", "unreadable")}
+    for c in comparisons:
+        counts[c.status] += 1
+    return {
+        "root": root,
+        "kernel": {
+            "release": report.release,
+            "version": list(report.version) if report.version else None,
+        },
+        "profile": {
+            "name": profile.name,
+            "path": str(profile.path),
+            "description": profile.description,
+            "extends": profile.chain[1:],
+        },
+        "in_sync": counts["drift"] == 0 and counts["unreadable"] == 0,
+        "settings": [
+            {
+                "key": c.key,
+                "value": c.value,
+                "target": c.target,
+                "default": defaults.get(c.key),
+                "status": c.status,
+                "in_sync": c.in_sync,
+                "origin": c.origin,
+                "reason": c.reason or None,
+            }
+            for c in comparisons
+        ],
+        "findings": [
+            {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
+            for f in report.findings
+            if f.key in keys_in_profile or f.severity != rules.INFO
+        ],
+        "warnings": [str(w) for w in profile.warnings],
+        "summary": counts,
+        "strict": strict,
+        "exit_code": code,
+    }
+
+
+def write_profile_text(doc: dict[str, Any], report: rules.Report, stream: IO[str]) -> None:
+    colour = render.wants_colour(stream)
+    profile = doc["profile"]
+    chain = " <- ".join([profile["name"], *profile["extends"]])
+    kernel = report.release or "unknown"
+    render.write_line(stream, f"tcptune check {chain}: kernel {kernel}", colour, "bold")
+    for warning in doc["warnings"]:
+        stream.write(f"warning: {warning}\n")
+    table = render.Table(["KEY", "LIVE", "TARGET", "FROM", "STATUS"])
+    for s in doc["settings"]:
+        status = s["status"] + (f" ({s['reason']})" if s["reason"] else "")
+        live = "-" if s["value"] is None else (s["value"] or '""')
+        table.add(
+            [s["key"], live, s["target"] or '""', s["origin"], status],
+            [None, None, None, "dim", render.STATUS_STYLE.get(s["status"])],
+        )
+    table.write(stream, colour)
+    shown = [
+        f
+        for f in report.findings
+        if f.key in {s["key"] for s in doc["settings"]} or f.severity != rules.INFO
+    ]
+    render.write_findings(stream, shown, colour)
+    counts = doc["summary"]
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    verdict = "in sync" if doc["in_sync"] else "NOT in sync"
+    stream.write(f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Exit {doc['exit_code']}.\n")
+
+
+def run_profile(
+    system: System, name: str, *, json_output: bool, strict: bool, stream: IO[str]
+) -> int:
+    profile = load_profile(name, system.root)  # bad input is reported before anything is read
+    report = gather(system)
+    comparisons = compare_profile(system, profile, report)
+    code = profile_exit_code(comparisons, report, strict)
+    doc = profile_to_json(profile, comparisons, report, str(system.root), strict, code)
+    if json_output:
+        render.write_json(stream, "check", doc)
+    else:
+        write_profile_text(doc, report, stream)
     return code

@@ -1,0 +1,78 @@
+"""Pure: live readings against a profile's targets. Used by `check PROFILE` (and apply's plan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcptune import keys
+from tcptune.kernel import Version, format_version
+from tcptune.system import MISSING, PRESENT, Reading
+
+OK = "ok"
+DRIFT = "drift"
+MISSING_HERE = "missing"
+UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    key: str
+    value: str | None  # live, normalised
+    target: str
+    origin: str  # the profile in the extends chain that set the target
+    status: str  # OK, DRIFT, MISSING_HERE, UNREADABLE
+    reason: str = ""  # why a key is skipped or unreadable
+
+    @property
+    def in_sync(self) -> bool | None:
+        if self.status in (OK, DRIFT):
+            return self.status == OK
+        return None
+
+
+def same_value(live: str, target: str) -> bool:
+    """Compare as the kernel would print them: whitespace and list form normalised."""
+    return canonical(live) == canonical(target)
+
+
+def canonical(value: str) -> str:
+    text = " ".join(value.split())
+    return text.replace(", ", ",").replace(" ,", ",")
+
+
+def _skip_reason(key: str, reading: Reading, version: Version | None) -> str:
+    spec = keys.KEYS.get(key)
+    if spec is not None:
+        if spec.removed and version and version[:2] >= spec.removed[:2]:
+            return f"removed in {format_version(spec.removed)}; skipped on this kernel"
+        if spec.added and version and version[:2] < spec.added[:2]:
+            return f"added in {format_version(spec.added)}; skipped on this older kernel"
+        if spec.per_netns == "no":
+            return "global key, not visible inside a network namespace; skipped"
+    return f"{reading.error or 'not present'}; skipped"
+
+
+def compare(
+    targets: dict[str, str],
+    origin: dict[str, str],
+    readings: dict[str, Reading],
+    version: Version | None,
+) -> list[Comparison]:
+    result = []
+    for key, target in targets.items():
+        reading = readings[key]
+        spec = keys.KEYS.get(key)
+        needs = spec.value_since.get(target) if spec else None
+        if reading.state == MISSING:
+            status, reason = MISSING_HERE, _skip_reason(key, reading, version)
+        elif reading.state != PRESENT or reading.value is None:
+            status, reason = UNREADABLE, reading.error
+        elif needs and version and version[:2] < needs[:2]:
+            status = MISSING_HERE
+            reason = f"value {target} needs kernel {format_version(needs)} or later; skipped"
+        else:
+            status = OK if same_value(reading.value, target) else DRIFT
+            reason = ""
+        value = reading.value if reading.state == PRESENT else None
+        result.append(Comparison(key, value, target, origin.get(key, ""), status, reason))
+    return result

@@ -1,0 +1,493 @@
+"""Profiles: find, load, merge (extends) and validate TOML profiles.
+
+A profile is
+
+    description = "busy TCP server"
+    extends = "kernel-defaults"          # optional; chains allowed, cycles rejected
+    [sysctl]
+    "net.ipv4.tcp_fin_timeout" = 30
+    "net.ipv4.ip_local_port_range" = [10240, 65535]   # same as "10240 65535"
+
+Only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are accepted: tcptune runs as root, and a
+profile must never be a way to write arbitrary /proc/sys files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tcptune import keys
+from tcptune.errors import BadInput
+
+NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")
+# A key below a network prefix: dotted words; interface names may hold '-' (net.ipv4.conf.eth-1.x).
+KEY_RULE = re.compile(r"^net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_\-]+)+$")
+MAX_PROFILE_BYTES = 1024 * 1024
+MAX_NAME_LENGTH = 64
+TOP_LEVEL = {"description", "extends", "sysctl"}
+RECYCLE_SOURCE = (
+    'Documentation/networking/ip-sysctl.rst; commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
+)
+
+
+@dataclass(slots=True)
+class Problem:
+    path: str
+    key: str  # "" for the file as a whole
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+@dataclass(slots=True)
+class ProfileFile:
+    """One TOML file, parsed and validated on its own."""
+
+    name: str
+    path: Path
+    description: str = ""
+    extends: str | None = None
+    sysctl: dict[str, str] = field(default_factory=dict)  # key -> normalised value
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Profile:
+    """A profile with its extends chain merged: the child's values win."""
+
+    name: str
+    path: Path
+    description: str
+    chain: list[str]  # this profile first, then its parent, grandparent...
+    sysctl: dict[str, str]
+    origin: dict[str, str]  # key -> name of the profile that set it
+    warnings: list[Problem]
+
+
+class ProfileError(BadInput):
+    """An invalid profile: every problem, each with file and key."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        super().__init__(
+            f"invalid profile: {first}{more}",
+            hint="check every problem with: tcptune profiles validate PATH",
+        )
+
+
+# --- where profiles live -------------------------------------------------------------------------
+
+
+def shipped_dir() -> Path:
+    """Profiles shipped with tcptune: inside the wheel, or the source tree's profiles/."""
+    package = Path(__file__).resolve().parent
+    bundled = package / "_profiles"
+    return bundled if bundled.is_dir() else package.parent / "profiles"
+
+
+def local_dir(root: Path) -> Path:
+    return root / "etc/tcptune/profiles"
+
+
+def is_path(argument: str) -> bool:
+    return "/" in argument or argument.endswith(".toml")
+
+
+def check_name(name: str) -> None:
+    if not name:
+        raise BadInput(
+            "empty profile name", hint="names look like server-profile: [a-z0-9][a-z0-9_-]*"
+        )
+    if "\x00" in name:
+        raise BadInput("profile name contains a NUL byte", hint="names are [a-z0-9][a-z0-9_-]*")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadInput(
+            f"profile name longer than {MAX_NAME_LENGTH} characters", hint="use a shorter name"
+        )
+    if not NAME_RULE.match(name):
+        raise BadInput(
+            f"invalid profile name {name!r}",
+            hint="names are lower-case letters, digits, '-' and '_' ([a-z0-9][a-z0-9_-]*); "
+            "to load a file, give a path containing '/' or ending in .toml",
+        )
+
+
+def find(argument: str, root: Path) -> Path:
+    """A name is looked up in {root}/etc/tcptune/profiles, then the shipped profiles; anything
+    with '/' or ending in .toml is a path."""
+    if "\x00" in argument:
+        raise BadInput("profile argument contains a NUL byte", hint="give a profile name or a path")
+    if is_path(argument):
+        path = Path(argument)
+        if not path.exists():
+            raise BadInput(f"profile file {argument} does not exist", hint="check the path")
+        if not path.is_file():
+            raise BadInput(f"profile {argument} is not a regular file", hint="give a .toml file")
+        return path
+    check_name(argument)
+    for directory in (local_dir(root), shipped_dir()):
+        candidate = directory / f"{argument}.toml"
+        if candidate.is_file():
+            return candidate
+    names = sorted(available(root))
+    import difflib
+
+    close = difflib.get_close_matches(argument, names, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known profiles: {', '.join(names)}"
+    raise BadInput(f"unknown profile {argument!r}", hint=hint)
+
+
+def available(root: Path) -> dict[str, Path]:
+    """name -> file, local profiles shadowing shipped ones of the same name."""
+    found: dict[str, Path] = {}
+    for directory in (shipped_dir(), local_dir(root)):
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.toml")):
+            if NAME_RULE.match(path.stem):
+                found[path.stem] = path
+    return found
+
+
+# --- parsing and validating one file --------------------------------------------------------------
+
+
+def read_file(path: Path, name: str | None = None) -> ProfileFile:
+    """Parse and validate one file; problems are collected, not raised."""
+    import tomllib
+
+    shown = str(path)
+    profile = ProfileFile(name=name or path.stem, path=path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            profile.problems.append(
+                Problem(shown, "", f"file is {size} bytes; profiles are limited to 1 MiB")
+            )
+            return profile
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        profile.problems.append(Problem(shown, "", "is a directory, not a profile file"))
+        return profile
+    except OSError as err:
+        profile.problems.append(Problem(shown, "", f"cannot read: {err.strerror or err}"))
+        return profile
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        profile.problems.append(Problem(shown, "", "not UTF-8 text", line))
+        return profile
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        message = str(err)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(match.group(1)) if match else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        profile.problems.append(Problem(shown, "", f"invalid TOML: {reason}", line))
+        return profile
+    _validate_document(profile, data, shown)
+    return profile
+
+
+def _validate_document(profile: ProfileFile, data: dict, shown: str) -> None:
+    problems = profile.problems
+    for unknown in sorted(set(data) - TOP_LEVEL):
+        problems.append(
+            Problem(
+                shown, unknown, "unknown top-level key (allowed: description, extends, [sysctl])"
+            )
+        )
+    description = data.get("description")
+    if description is None:
+        problems.append(Problem(shown, "description", "missing: every profile needs a description"))
+    elif not isinstance(description, str) or not description.strip():
+        problems.append(Problem(shown, "description", "must be a non-empty string"))
+    else:
+        profile.description = description.strip()
+    extends = data.get("extends")
+    if extends is not None:
+        if not isinstance(extends, str) or not extends:
+            problems.append(Problem(shown, "extends", "must be a profile name (a string)"))
+        elif not is_path(extends) and not NAME_RULE.match(extends):
+            problems.append(Problem(shown, "extends", f"{extends!r} is not a valid profile name"))
+        else:
+            profile.extends = extends
+    table = data.get("sysctl", {})
+    if not isinstance(table, dict):
+        problems.append(Problem(shown, "sysctl", "must be a table: [sysctl]"))
+        return
+    for key, value in table.items():
+        if isinstance(value, dict):
+            problems.append(
+                Problem(
+                    shown,
+                    key,
+                    'is a table: quote dotted keys, e.g. "net.ipv4.tcp_fin_timeout" = 30',
+                )
+            )
+            continue
+        normalised = check_value(key, value, shown, problems, profile.warnings)
+        if normalised is not None:
+            profile.sysctl[key] = normalised
+    problems.extend(cross_key_problems(profile.sysctl, shown))
+
+
+def check_value(
+    key: str, value: object, shown: str, problems: list[Problem], warnings: list[Problem]
+) -> str | None:
+    """Validate one entry; return the normalised value (as the kernel prints it) or None."""
+    if not KEY_RULE.match(key) or ".." in key:
+        if key.startswith(NETWORK_PREFIXES) or "/" in key or ".." in key:
+            problems.append(Problem(shown, key, "not a valid sysctl key name"))
+        else:
+            problems.append(
+                Problem(
+                    shown,
+                    key,
+                    "only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed",
+                )
+            )
+        return None
+    spec = keys.KEYS.get(key)
+    if spec is None:
+        normalised = _normalise_unknown(value)
+        if normalised is None:
+            problems.append(
+                Problem(shown, key, "value must be an integer, a string, or a list of integers")
+            )
+            return None
+        warnings.append(
+            Problem(shown, key, "not in tcptune's knowledge base: accepted, but not range-checked")
+        )
+        return normalised
+    error, normalised = normalise_for(spec, value)
+    if error:
+        problems.append(Problem(shown, key, error))
+        return None
+    if key == "net.ipv4.tcp_tw_recycle" and normalised == "1":
+        problems.append(
+            Problem(
+                shown,
+                key,
+                "1 is refused: it drops SYNs from clients behind NAT and the key is gone since "
+                f"4.12 (source: {RECYCLE_SOURCE}); use 0 or leave it out",
+            )
+        )
+        return None
+    return normalised
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _normalise_unknown(value: object) -> str | None:
+    if _is_int(value):
+        return str(value)
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, list) and value and all(_is_int(v) for v in value):
+        return " ".join(str(v) for v in value)
+    return None
+
+
+def _parse_int(value: object) -> int | None:
+    if _is_int(value):
+        return value  # type: ignore[return-value]
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def normalise_for(spec: keys.KeySpec, value: object) -> tuple[str | None, str]:
+    """(error, normalised): check a profile value against the knowledge base."""
+    if isinstance(value, bool):
+        return "must be a number, not true/false", ""
+    if spec.type in (keys.BOOL, keys.ENUM, keys.INT):
+        number = _parse_int(value)
+        if number is None:
+            return f"must be an integer, got {_show(value)}", ""
+        if spec.values and str(number) not in spec.values:
+            allowed = ", ".join(f"{v} ({m})" for v, m in spec.values.items())
+            return f"{number} is not allowed; use one of: {allowed}", ""
+        problem = _range_problem(spec, number)
+        return (problem, "") if problem else (None, str(number))
+    if spec.type == keys.INT_VECTOR:
+        if isinstance(value, str):
+            parts: list[object] = list(value.split())
+        elif isinstance(value, list):
+            parts = list(value)
+        else:
+            return f'must be a list of {spec.length} integers or a string like "1 2"', ""
+        numbers = [_parse_int(p) for p in parts]
+        if any(n is None for n in numbers):
+            return f"must hold only integers, got {_show(value)}", ""
+        if spec.length and len(numbers) != spec.length:
+            return f"needs exactly {spec.length} integers, got {len(numbers)}", ""
+        for number in numbers:
+            problem = _range_problem(spec, number)  # type: ignore[arg-type]
+            if problem:
+                return problem, ""
+        return None, " ".join(str(n) for n in numbers)
+    if spec.type == keys.PORT_LIST:
+        return _port_list(value)
+    # STRING
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", value.strip()):
+        return f"must be a single word such as 'cubic', got {_show(value)}", ""
+    return None, value.strip()
+
+
+def _port_list(value: object) -> tuple[str | None, str]:
+    if isinstance(value, list):
+        items = [str(v) if _is_int(v) else None for v in value]
+        if None in items:
+            return "a port list holds integers or a string like '8080,9000-9100'", ""
+        text = ",".join(items)  # type: ignore[arg-type]
+    elif isinstance(value, str):
+        text = value.replace(" ", "")
+    else:
+        return "must be a string like '8080,9000-9100' or a list of ports", ""
+    if not text:
+        return None, ""
+    for part in text.split(","):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            return f"{part!r} is not a port or a range like 9000-9100", ""
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if not (1 <= first <= 65535 and 1 <= last <= 65535) or first > last:
+            return f"{part!r} is not within 1..65535 in ascending order", ""
+    return None, text
+
+
+def _range_problem(spec: keys.KeySpec, number: int) -> str | None:
+    if spec.minimum is not None and number < spec.minimum:
+        return f"{number} is below the minimum {spec.minimum}"
+    if spec.maximum is not None and number > spec.maximum:
+        return f"{number} is above the maximum {spec.maximum}"
+    return None
+
+
+def _show(value: object) -> str:
+    return repr(value) if not isinstance(value, list) else "[" + ", ".join(map(repr, value)) + "]"
+
+
+def cross_key_problems(sysctl: dict[str, str], shown: str) -> list[Problem]:
+    """Rules between keys, on one file or on a merged profile."""
+    problems = []
+    port_range = sysctl.get("net.ipv4.ip_local_port_range")
+    if port_range:
+        low, high = (int(p) for p in port_range.split())
+        if low > high:
+            problems.append(
+                Problem(shown, "net.ipv4.ip_local_port_range", f"low {low} is above high {high}")
+            )
+        if low < 1024:
+            problems.append(
+                Problem(
+                    shown,
+                    "net.ipv4.ip_local_port_range",
+                    f"low {low} is below 1024: ephemeral ports would take privileged ports",
+                )
+            )
+    reuse = sysctl.get("net.ipv4.tcp_tw_reuse")
+    if reuse in ("1", "2") and sysctl.get("net.ipv4.tcp_timestamps") == "0":
+        problems.append(
+            Problem(
+                shown,
+                "net.ipv4.tcp_tw_reuse",
+                f"tcp_tw_reuse = {reuse} needs tcp_timestamps != 0, but this profile sets it to 0",
+            )
+        )
+    for key in ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"):
+        value = sysctl.get(key)
+        if value:
+            numbers = [int(p) for p in value.split()]
+            if not numbers[0] <= numbers[1] <= numbers[2]:
+                problems.append(Problem(shown, key, "must be in 'min default max' order"))
+    return problems
+
+
+# --- loading with extends -----------------------------------------------------------------------
+
+
+def _resolve_parent(parent: str, child: Path, root: Path) -> Path:
+    if is_path(parent):
+        path = Path(parent)
+        return path if path.is_absolute() else child.parent / path
+    return find(parent, root)
+
+
+def load(argument: str, root: Path) -> Profile:
+    """Find, parse, validate and merge a profile and its extends chain. Raises ProfileError."""
+    path = find(argument, root)
+    files: list[ProfileFile] = []
+    seen: list[Path] = []
+    current: Path | None = path
+    name = Path(argument).stem if is_path(argument) else argument
+    while current is not None:
+        resolved = current.resolve()
+        if resolved in seen:
+            names = [f.name for f in files] + [current.stem]
+            raise ProfileError(
+                [Problem(str(files[-1].path), "extends", "cycle: " + " -> ".join(names))]
+            )
+        seen.append(resolved)
+        file = read_file(current, name if not files else None)
+        if file.problems:
+            raise ProfileError(file.problems)
+        files.append(file)
+        if file.extends is None:
+            current = None
+            continue
+        try:
+            current = _resolve_parent(file.extends, current, root)
+        except BadInput as err:
+            raise ProfileError(
+                [Problem(str(current), "extends", f"parent {file.extends!r}: {err.line()}")]
+            ) from None
+        if not current.is_file():
+            raise ProfileError(
+                [Problem(str(file.path), "extends", f"parent {file.extends!r} does not exist")]
+            )
+    merged: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for file in reversed(files):  # root ancestor first, the child last so it wins
+        for key, value in file.sysctl.items():
+            merged[key] = value
+            origin[key] = file.name
+    problems = cross_key_problems(
+        merged, f"{path} (merged with {', '.join(f.name for f in files[1:])})"
+    )
+    if problems and len(files) > 1:
+        raise ProfileError(problems)
+    return Profile(
+        name=files[0].name,
+        path=path,
+        description=files[0].description,
+        chain=[f.name for f in files],
+        sysctl=merged,
+        origin=origin,
+        warnings=[w for f in files for w in f.warnings],
+    )
+
+
+def validate(argument: str, root: Path) -> tuple[list[Problem], list[Problem]]:
+    """(problems, warnings) for `profiles validate`: never raises for a bad profile."""
+    try:
+        profile = load(argument, root)
+    except ProfileError as err:
+        return err.problems, []
+    except BadInput as err:
+        return [Problem(argument, "", err.line())], []
+    return [], profile.warnings
