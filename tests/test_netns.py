@@ -22,6 +22,7 @@ INSIDE = textwrap.dedent(
     """
     import json, socket, subprocess, sys, time
     settings, keys, tw_sockets = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+    extra = json.loads(sys.argv[4])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     for key, value in settings.items():
         with open("/proc/sys/" + key.replace(".", "/"), "w") as handle:
@@ -42,7 +43,7 @@ INSIDE = textwrap.dedent(
 
     env = dict(__import__("os").environ)
     env.pop("TCPTUNE_ROOT", None)
-    check = subprocess.run([sys.executable, "-m", "tcptune", "check", "--json"],
+    check = subprocess.run([sys.executable, "-m", "tcptune", "check", *extra, "--json"],
                            capture_output=True, text=True, env=env, timeout=60)
     sysctl = {}
     for key in keys:
@@ -55,18 +56,12 @@ INSIDE = textwrap.dedent(
 )
 
 
-def in_namespace(settings: dict[str, str], tw_sockets: int = 0) -> dict:
+def in_namespace(
+    settings: dict[str, str], tw_sockets: int = 0, extra: tuple[str, ...] = ()
+) -> dict:
+    argv = [json.dumps(settings), json.dumps(ALL_KEYS), str(tw_sockets), json.dumps(list(extra))]
     done = subprocess.run(
-        [
-            "unshare",
-            "-n",
-            sys.executable,
-            "-c",
-            INSIDE,
-            json.dumps(settings),
-            json.dumps(ALL_KEYS),
-            str(tw_sockets),
-        ],
+        ["unshare", "-n", sys.executable, "-c", INSIDE, *argv],
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,3 +145,28 @@ def test_time_wait_over_the_bucket_cap_is_seen_live(netns) -> None:
     overflow = [f for f in tw if "TCPTimeWaitOverflow = 20" in f["message"]]
     assert overflow, tw
     assert result["code"] == 1
+
+
+def test_profile_drift_created_through_proc_sys_is_reported_exactly(netns) -> None:
+    """kernel-defaults against a fresh namespace, then with three keys changed by hand."""
+    baseline = in_namespace({}, extra=("kernel-defaults",))
+    base_status = {s["key"]: s["status"] for s in baseline["doc"]["settings"]}
+    assert "drift" not in base_status.values(), base_status
+    assert baseline["code"] == 0 and baseline["doc"]["in_sync"] is True
+
+    changed = {
+        "net.ipv4.tcp_fin_timeout": "21",
+        "net.ipv4.ip_local_port_range": "10000 20001",
+        "net.ipv4.tcp_keepalive_probes": "3",
+    }
+    result = in_namespace(changed, extra=("kernel-defaults",))
+    doc = result["doc"]
+    drifted = {
+        s["key"]: (s["value"], s["target"]) for s in doc["settings"] if s["status"] == "drift"
+    }
+    assert drifted == {
+        "net.ipv4.tcp_fin_timeout": ("21", "60"),
+        "net.ipv4.ip_local_port_range": ("10000 20001", "32768 60999"),
+        "net.ipv4.tcp_keepalive_probes": ("3", "9"),
+    }
+    assert result["code"] == 1 and doc["in_sync"] is False
