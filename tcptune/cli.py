@@ -45,7 +45,25 @@ def _root_option(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-def build_parser() -> Parser:
+COMMANDS = ("check", "explain", "profiles")
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if any (skipping --root DIR)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--root":
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None) -> Parser:
+    """The full parser; with `command`, the other subcommands get only their name and help,
+    since building every argparse sub-parser costs several milliseconds at each start."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = Parser(
         prog="tcptune",
@@ -58,7 +76,9 @@ def build_parser() -> Parser:
     _root_option(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    check = sub.add_parser(
+    check = _sub(
+        sub,
+        command,
         "check",
         help="show the live TCP sysctls with kernel-aware findings",
         description="Show the watched TCP sysctls, their defaults on this kernel, and findings "
@@ -78,7 +98,9 @@ def build_parser() -> Parser:
     check.add_argument("--strict", action="store_true", help="exit 1 on warning-level findings too")
     _root_option(check, argparse.SUPPRESS)
 
-    explain = sub.add_parser(
+    explain = _sub(
+        sub,
+        command,
         "explain",
         help="what a key really does: values, default, kernel history, sources",
         description="Explain one sysctl: meaning, values, default, kernel history, "
@@ -93,14 +115,34 @@ def build_parser() -> Parser:
     )
     explain.add_argument("--json", action="store_true", help="print one JSON document")
     _root_option(explain, argparse.SUPPRESS)
-    _profiles_parser(sub, formatter)
+    if command in (None, "profiles"):
+        _profiles_parser(sub, formatter)
+    else:
+        sub.add_parser("profiles", help=PROFILES_HELP)
     return parser
+
+
+PROFILES_HELP = "list, show, validate and capture profiles"
+
+
+class _Ignored:
+    """Stands in for a sub-parser that this run does not need."""
+
+    def add_argument(self, *args: object, **kwargs: object) -> None:
+        pass
+
+
+def _sub(sub: argparse._SubParsersAction, wanted: str | None, name: str, **kwargs: object):
+    if wanted in (None, name):
+        return sub.add_parser(name, **kwargs)
+    sub.add_parser(name, help=kwargs.get("help"))
+    return _Ignored()
 
 
 def _profiles_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
     group = sub.add_parser(
         "profiles",
-        help="list, show, validate and capture profiles",
+        help=PROFILES_HELP,
         description="Profiles are TOML files naming target values for network sysctls.",
         epilog="examples:\n  tcptune profiles list\n  tcptune profiles show proxy-profile\n"
         "  tcptune profiles validate ./my-profile.toml\n  tcptune profiles capture golden-box\n\n"
@@ -189,8 +231,9 @@ def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None, stdout: IO[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_in(arguments))
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help(stdout or sys.stdout)
         return EXIT_BAD_INPUT

@@ -9,7 +9,9 @@ kernel instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from tcptune.kernel import Version
 
@@ -17,6 +19,8 @@ IP_SYSCTL_DOC = "Documentation/networking/ip-sysctl.rst"
 NET_CORE_DOC = "Documentation/admin-guide/sysctl/net.rst"
 PROBE = "probe: Linux 6.18 in a private network namespace (unshare -n)"
 K8S_NETNS = "Kubernetes pkg/util/kernel/constants.go (cites the kernel commits)"
+
+_NONE: Mapping = MappingProxyType({})  # shared, and immutable
 
 # Types, as the issue tracker and the profile validator speak of them.
 BOOL = "bool"
@@ -27,8 +31,7 @@ STRING = "string"
 PORT_LIST = "port list"
 
 
-@dataclass(frozen=True, slots=True)
-class KeySpec:
+class KeySpec(NamedTuple):
     name: str  # dotted name, e.g. net.ipv4.tcp_tw_reuse
     type: str
     summary: str  # one line
@@ -38,7 +41,7 @@ class KeySpec:
     # machine" and default_note says how. The first entry's kernel may be None: "any kernel".
     defaults: tuple[tuple[Version | None, str | None], ...]
     default_note: str = ""
-    values: dict[str, str] = field(default_factory=dict)  # enum/bool value -> meaning
+    values: Mapping[str, str] = _NONE  # enum/bool value -> meaning
     minimum: int | None = None
     maximum: int | None = None
     length: int | None = None  # for int vectors
@@ -49,7 +52,7 @@ class KeySpec:
     per_netns: str = "yes"  # "yes", "no", or "since X.Y"
     netns_source: str = ""
     misconceptions: tuple[str, ...] = ()
-    value_since: dict[str, Version] = field(default_factory=dict)  # value -> first kernel with it
+    value_since: Mapping[str, Version] = _NONE  # value -> first kernel with it
 
     @property
     def short_name(self) -> str:

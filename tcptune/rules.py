@@ -7,7 +7,7 @@ is tested on hand-made inputs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tcptune import keys
 from tcptune.kernel import Version, at_least, format_version, parse_release
@@ -32,27 +32,24 @@ SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
 NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     severity: str
     key: str
     message: str
     source: str
 
 
-@dataclass(slots=True)
-class Setting:
+class Setting(NamedTuple):
     key: str
     value: str | None
     default: str | None
     default_note: str
     status: str
-    error: str = ""
-    findings: list[Finding] = field(default_factory=list)
+    error: str
+    findings: list[Finding]
 
 
-@dataclass(slots=True)
-class Report:
+class Report(NamedTuple):
     release: str | None
     version: Version | None
     settings: list[Setting]
@@ -69,8 +66,7 @@ class Report:
         return bool(self.settings) and all(s.status == STATUS_UNREADABLE for s in self.settings)
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
     version: Version | None
     values: Mapping[str, str]  # key -> value, present keys only
     sockstat: Mapping[str, Mapping[str, int]] | None

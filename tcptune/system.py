@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tcptune.errors import BadInput, EnvironmentProblem
 
@@ -23,8 +23,7 @@ UNREADABLE = "unreadable"
 _MAX_VALUE_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     key: str
     state: str  # PRESENT, MISSING or UNREADABLE
     value: str | None = None  # whitespace-normalised, as `sysctl -n` prints it with single spaces

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from tcptune import drift, keys, render, rules
+from tcptune import keys, render, rules
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.kernel import format_version
-from tcptune.profiles import Profile
-from tcptune.profiles import load as load_profile
 from tcptune.system import System
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
 if TYPE_CHECKING:
     from typing import IO, Any
+
+    from tcptune import drift
+    from tcptune.profiles import Profile
 
 
 def gather(system: System) -> rules.Report:
@@ -125,6 +126,8 @@ def run(
 def compare_profile(
     system: System, profile: Profile, report: rules.Report
 ) -> list[drift.Comparison]:
+    from tcptune import drift
+
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
     return drift.compare(profile.sysctl, profile.origin, readings, report.version)
 
@@ -132,6 +135,8 @@ def compare_profile(
 def profile_exit_code(
     comparisons: list[drift.Comparison], report: rules.Report, strict: bool
 ) -> int:
+    from tcptune import drift
+
     if any(c.status == drift.DRIFT for c in comparisons):
         return EXIT_DRIFT
     if any(c.status == drift.UNREADABLE for c in comparisons):
@@ -222,6 +227,8 @@ def write_profile_text(doc: dict[str, Any], report: rules.Report, stream: IO[str
 def run_profile(
     system: System, name: str, *, json_output: bool, strict: bool, stream: IO[str]
 ) -> int:
+    from tcptune.profiles import load as load_profile
+
     profile = load_profile(name, system.root)  # bad input is reported before anything is read
     report = gather(system)
     comparisons = compare_profile(system, profile, report)
