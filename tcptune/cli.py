@@ -45,7 +45,7 @@ def _root_option(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-COMMANDS = ("check", "explain", "profiles")
+COMMANDS = ("check", "explain", "profiles", "apply", "revert", "backups")
 
 
 def command_in(argv: Sequence[str]) -> str | None:
@@ -115,6 +115,7 @@ def build_parser(command: str | None = None) -> Parser:
     )
     explain.add_argument("--json", action="store_true", help="print one JSON document")
     _root_option(explain, argparse.SUPPRESS)
+    _apply_parsers(sub, command, formatter)
     if command in (None, "profiles"):
         _profiles_parser(sub, formatter)
     else:
@@ -190,6 +191,85 @@ def _profiles_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
     _root_option(group, argparse.SUPPRESS)
 
 
+def _apply_parsers(sub: argparse._SubParsersAction, command: str | None, formatter: type) -> None:
+    apply = _sub(
+        sub,
+        command,
+        "apply",
+        help="make the kernel and /etc/sysctl.d match a profile (with a backup)",
+        description="Plan, show and apply a profile: write the drop-in atomically, set each "
+        "runtime value and read it back. Every apply that changes something is backed up first.",
+        epilog="examples:\n  tcptune apply server-profile --dry-run\n"
+        "  sudo tcptune apply server-profile\n"
+        "  sudo tcptune apply client-profile --persist-only\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    apply.add_argument("profile", metavar="PROFILE", help="a profile name or a path")
+    apply.add_argument(
+        "--dry-run", action="store_true", help="print the plan and the drop-in diff; write nothing"
+    )
+    apply.add_argument(
+        "--runtime-only", action="store_true", help="set live values only; no drop-in"
+    )
+    apply.add_argument(
+        "--persist-only", action="store_true", help="write the drop-in only; no live values"
+    )
+    apply.add_argument(
+        "--drop-in",
+        metavar="NAME",
+        default="99-tcptune.conf",
+        help="drop-in file name in /etc/sysctl.d (default 99-tcptune.conf)",
+    )
+    apply.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a drop-in tcptune did not write (it is backed up)",
+    )
+    apply.add_argument(
+        "--lock-wait",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="wait this long for another apply/revert (default 30)",
+    )
+    apply.add_argument("--json", action="store_true", help="print one JSON document")
+    _root_option(apply, argparse.SUPPRESS)
+
+    revert = _sub(
+        sub,
+        command,
+        "revert",
+        help="undo an apply from its backup (the newest not yet reverted by default)",
+        description="Restore the drop-in byte for byte (or remove it if there was none) and the "
+        "live values recorded in a backup. Repeated reverts walk back the stack.",
+        epilog="examples:\n  sudo tcptune revert\n  tcptune revert --dry-run\n"
+        "  sudo tcptune revert 20261125T140102123456Z\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    revert.add_argument("backup_id", metavar="BACKUP_ID", nargs="?", help="from `tcptune backups`")
+    revert.add_argument("--dry-run", action="store_true", help="show what would be restored")
+    revert.add_argument(
+        "--lock-wait",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="wait this long for another apply/revert (default 30)",
+    )
+    revert.add_argument("--json", action="store_true", help="print one JSON document")
+    _root_option(revert, argparse.SUPPRESS)
+
+    backups = _sub(
+        sub,
+        command,
+        "backups",
+        help="list the backups made by apply",
+        epilog="examples:\n  tcptune backups\n  tcptune backups --json",
+        formatter_class=formatter,
+    )
+    backups.add_argument("--json", action="store_true", help="print one JSON document")
+    _root_option(backups, argparse.SUPPRESS)
+
+
 def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
     from tcptune.system import System, root_from
 
@@ -208,6 +288,36 @@ def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
         from tcptune.commands import explain
 
         return explain.run(args.key, system, json_output=args.json, stream=stdout)
+    if args.command == "apply":
+        from tcptune.commands import apply
+
+        return apply.run(
+            system,
+            args.profile,
+            dry_run=args.dry_run,
+            runtime_only=args.runtime_only,
+            persist_only=args.persist_only,
+            drop_in=args.drop_in,
+            force=args.force,
+            lock_wait=args.lock_wait,
+            json_output=args.json,
+            stream=stdout,
+        )
+    if args.command == "revert":
+        from tcptune.commands import revert
+
+        return revert.run_revert(
+            system,
+            args.backup_id,
+            dry_run=args.dry_run,
+            lock_wait=args.lock_wait,
+            json_output=args.json,
+            stream=stdout,
+        )
+    if args.command == "backups":
+        from tcptune.commands import revert
+
+        return revert.run_backups(system, json_output=args.json, stream=stdout)
     if args.command == "profiles":
         from tcptune.commands import profiles
 

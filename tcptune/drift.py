@@ -22,6 +22,7 @@ class Comparison:
     origin: str  # the profile in the extends chain that set the target
     status: str  # OK, DRIFT, MISSING_HERE, UNREADABLE
     reason: str = ""  # why a key is skipped or unreadable
+    boot: tuple[str, ...] = ()  # per loader: what happens to this key at boot
 
     @property
     def in_sync(self) -> bool | None:
@@ -75,4 +76,29 @@ def compare(
             reason = ""
         value = reading.value if reading.state == PRESENT else None
         result.append(Comparison(key, value, target, origin.get(key, ""), status, reason))
+    return result
+
+
+def with_boot(comparisons: list[Comparison], conf_files: list) -> list[Comparison]:
+    """Add what each loader sets at boot; a key that another file overrides at boot is drift
+    even when its live value matches (under either loader: which one runs differs by distro)."""
+    from dataclasses import replace
+
+    from tcptune import sysctld
+
+    result = []
+    for c in comparisons:
+        if c.status == MISSING_HERE:
+            result.append(c)
+            continue
+        checks = sysctld.persistence(conf_files, c.key, c.target)
+        notes = tuple(p.describe(c.target) for p in checks)
+        over = sysctld.overridden(checks)
+        if over and c.status == OK:
+            reason = "live value matches, but at boot " + "; ".join(
+                p.describe(c.target) for p in over
+            )
+            result.append(replace(c, status=DRIFT, reason=reason, boot=notes))
+        else:
+            result.append(replace(c, boot=notes))
     return result

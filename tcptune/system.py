@@ -91,6 +91,9 @@ class System:
             return Reading(key, UNREADABLE, error="value is not UTF-8 text")
         return Reading(key, PRESENT, normalise(text))
 
+    def write_sysctl(self, key: str, value: str) -> None:
+        _write_sysctl(self, key, value)
+
     def kernel_release(self) -> str | None:
         reading = self.read_sysctl("kernel.osrelease")
         return reading.value if reading.state == PRESENT else None
@@ -148,3 +151,212 @@ def parse_netstat(text: str) -> dict[str, dict[str, int]]:
                 continue
         result[section.strip()] = pairs
     return result
+
+
+# --- writing: the only place tcptune changes the machine -----------------------------------------
+
+
+class SysctlWriteError(Exception):
+    """The kernel (or the file system) refused a runtime value."""
+
+    def __init__(self, key: str, reason: str, errno_value: int | None = None) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+        self.errno = errno_value
+
+
+def _write_sysctl(system: System, key: str, value: str) -> None:
+    """Write one runtime value; raises SysctlWriteError with the kernel's reason."""
+    path = system.path("proc/sys/" + key.replace(".", "/"))
+    try:
+        # O_NOFOLLOW: a symlink in a fake tree must not redirect a root-owned write.
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise SysctlWriteError(key, _reason(err), err.errno) from None
+    try:
+        # One write of the whole value; /proc/sys parses it on write and reports EINVAL there.
+        os.write(fd, (value + "\n").encode())
+    except OSError as err:
+        raise SysctlWriteError(key, _reason(err), err.errno) from None
+    finally:
+        try:
+            os.close(fd)  # closed explicitly: some errors only surface at close
+        except OSError as err:
+            raise SysctlWriteError(key, _reason(err), err.errno) from None
+
+
+def _reason(err: OSError) -> str:
+    text = os.strerror(err.errno) if err.errno else str(err)
+    hints = {
+        errno.ENOENT: " (no such key on this kernel)",
+        errno.EROFS: " (/proc/sys is read-only here)",
+        errno.EACCES: " (run as root)",
+        errno.EPERM: " (not permitted: run as root; in a container the key may be locked)",
+        errno.EINVAL: " (the kernel rejected the value)",
+    }
+    return text + hints.get(err.errno or 0, "")
+
+
+def proc_sys_read_only(system: System) -> bool:
+    try:
+        return bool(os.statvfs(system.path("proc/sys")).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def read_conf_files(system: System) -> list:
+    """Every sysctl.d file and /etc/sysctl.conf below the root, for tcptune.sysctld."""
+    from tcptune.sysctld import DIRS, SYSCTL_CONF, ConfFile
+
+    files = []
+    directories = dict.fromkeys(d for loader_dirs in DIRS.values() for d in loader_dirs)
+    for directory in directories:
+        base = system.path(directory)
+        try:
+            names = sorted(os.listdir(base))
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith(".conf"):
+                continue
+            text = read_text_under_root(system, f"{directory}/{name}")
+            if text is not None:
+                files.append(ConfFile(directory, name, f"/{directory}/{name}", text))
+    text = read_text_under_root(system, SYSCTL_CONF)
+    if text is not None:
+        files.append(ConfFile("", "sysctl.conf", "/" + SYSCTL_CONF, text))
+    return files
+
+
+def read_text_under_root(system: System, relative: str, limit: int = 1024 * 1024) -> str | None:
+    """Read a file, resolving symlinks inside the root (an absolute link target is taken as
+    relative to the root, never to the host). A link to /dev/null reads as empty (a mask)."""
+    current = relative.lstrip("/")
+    for _ in range(16):
+        path = system.path(current)
+        try:
+            if os.path.islink(path):
+                target = os.readlink(path)
+                if target == "/dev/null":
+                    return ""
+                if target.startswith("/"):
+                    current = target.lstrip("/")
+                else:
+                    current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+                    if current.startswith(".."):
+                        return None
+                continue
+            if not os.path.isfile(path):
+                return None
+            with open(path, "rb") as handle:
+                return handle.read(limit).decode("utf-8", errors="replace")
+        except OSError:
+            return None
+    return None
+
+
+def read_bytes_no_follow(path: Path) -> bytes | None:
+    """The exact bytes of a regular file, None if absent; refuses symlinks and non-files."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise BadInput(
+                f"{path} is a symlink; refusing to read or replace it",
+                hint="remove the link or choose another --drop-in name",
+            ) from None
+        raise EnvironmentProblem(f"cannot read {path}: {_reason(err)}") from None
+    with os.fdopen(fd, "rb") as handle:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise BadInput(f"{path} is not a regular file", hint="remove it or choose another name")
+        return handle.read()
+
+
+def refuse_symlink(path: Path) -> None:
+    if os.path.islink(path):
+        raise BadInput(
+            f"{path} is a symlink; tcptune never writes through links",
+            hint="remove the link",
+        )
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Temp file in the same directory, fsync, rename over the target, fsync the directory:
+    a crash leaves the old file or the new one, never a partial file."""
+    refuse_symlink(path)
+    refuse_symlink(path.parent)
+    temp = path.with_name(f".{path.name}.tcptune-{os.getpid()}.tmp")
+    try:
+        fd = os.open(
+            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
+        )
+    except OSError as err:
+        raise _write_problem(path, err) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError as err:
+        temp.unlink(missing_ok=True)
+        raise _write_problem(path, err) from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def remove_file(path: Path) -> None:
+    refuse_symlink(path.parent)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise _write_problem(path, err) from None
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_problem(path: Path, err: OSError) -> EnvironmentProblem:
+    fixes = {
+        errno.ENOSPC: "free some space",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "run as root",
+        errno.EPERM: "run as root",
+    }
+    return EnvironmentProblem(
+        f"cannot write {path}: {os.strerror(err.errno) if err.errno else err}",
+        hint=fixes.get(err.errno or 0, "check the path and the disk"),
+    )
+
+
+def private_dir(path: Path) -> Path:
+    """Create (0700) or check the directory that holds backups; refuse it, or its parent,
+    being a symlink (a planted link would send root's writes elsewhere)."""
+    for part in (path.parent, path):
+        if os.path.islink(part):
+            raise BadInput(
+                f"{part} is a symlink; refusing to keep backups there", hint="remove the link"
+            )
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as err:
+        raise _write_problem(path, err) from None
+    refuse_symlink(path)
+    os.chmod(path, 0o700)
+    return path

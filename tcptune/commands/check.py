@@ -127,9 +127,11 @@ def compare_profile(
     system: System, profile: Profile, report: rules.Report
 ) -> list[drift.Comparison]:
     from tcptune import drift
+    from tcptune.system import read_conf_files
 
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
-    return drift.compare(profile.sysctl, profile.origin, readings, report.version)
+    comparisons = drift.compare(profile.sysctl, profile.origin, readings, report.version)
+    return drift.with_boot(comparisons, read_conf_files(system))
 
 
 def profile_exit_code(
@@ -180,6 +182,7 @@ def profile_to_json(
                 "in_sync": c.in_sync,
                 "origin": c.origin,
                 "reason": c.reason or None,
+                "boot": list(c.boot),
             }
             for c in comparisons
         ],

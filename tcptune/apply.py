@@ -1,0 +1,327 @@
+"""Carry out a plan: lock, backup, atomic drop-in write, runtime writes with read-back; revert.
+
+Order matters for safety: the backup is complete on disk (fsynced) before anything is changed,
+so whatever happens next, `tcptune revert` can put back the drop-in and every live value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tcptune import __version__
+from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.plan import Plan
+from tcptune.system import (
+    PRESENT,
+    SysctlWriteError,
+    System,
+    atomic_write,
+    private_dir,
+    read_bytes_no_follow,
+    remove_file,
+)
+
+STATE_DIR = "var/lib/tcptune"
+BACKUP_DIR = f"{STATE_DIR}/backups"
+LOCK_FILE = f"{STATE_DIR}/lock"
+BACKUP_FORMAT = 1
+KEEP_BACKUPS = 50
+DEFAULT_LOCK_WAIT = 30.0
+
+# Per-key outcomes of a runtime write
+WRITTEN = "written"
+FAILED = "failed"
+MISMATCH = "mismatch"  # written, but the kernel reads back something else
+NOT_REACHED = "not reached"  # an earlier key failed, so this one was not attempted
+RESTORED = "restored"
+
+
+class KeyResult(NamedTuple):
+    key: str
+    outcome: str
+    detail: str = ""
+
+
+class Outcome(NamedTuple):
+    backup_id: str | None
+    drop_in_written: bool
+    results: list[KeyResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome in (WRITTEN, RESTORED) for r in self.results)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)  # noqa: UP017 (explicit for readers on older Pythons)
+
+
+# --- lock ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def locked(system: System, wait: float = DEFAULT_LOCK_WAIT):
+    """One apply or revert at a time: an flock on var/lib/tcptune/lock, waiting up to `wait` s."""
+    import fcntl
+
+    directory = private_dir(system.path(STATE_DIR))
+    path = directory / "lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot open the lock {path}: {err.strerror}") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    raise EnvironmentProblem(
+                        f"another tcptune apply or revert (pid {holder}) holds {path}; "
+                        f"waited {wait:g} s",
+                        hint="wait for it to finish, or raise --lock-wait",
+                    ) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+# --- backups ------------------------------------------------------------------------------------
+
+
+def backup_dir(system: System) -> Path:
+    return private_dir(system.path(BACKUP_DIR))
+
+
+def _new_backup_id(directory: Path, at: datetime) -> str:
+    base = at.strftime("%Y%m%dT%H%M%S") + f"{at.microsecond:06d}Z"
+    candidate, n = base, 1
+    while (directory / f"{candidate}.json").exists():
+        candidate, n = f"{base}-{n}", n + 1
+    return candidate
+
+
+def make_backup(
+    system: System, plan: Plan, drop_in: Path, release: str | None, at: datetime
+) -> dict[str, Any]:
+    previous = read_bytes_no_follow(drop_in)
+    mode = (os.stat(drop_in).st_mode & 0o7777) if previous is not None else None
+    runtime = []
+    for key in plan.runtime_changes:
+        reading = system.read_sysctl(key.key)
+        runtime.append({"key": key.key, "state": reading.state, "previous": reading.value})
+    return {
+        "format": BACKUP_FORMAT,
+        "created": at.isoformat(timespec="seconds"),
+        "tool_version": __version__,
+        "kernel_release": release,
+        "profile": {"name": plan.profile, "path": plan.profile_path},
+        "drop_in": {
+            "path": plan.drop_in_path,
+            "touched": plan.persist and plan.drop_in_changes,
+            "existed": previous is not None,
+            "mode": mode,
+            "sha256": hashlib.sha256(previous).hexdigest() if previous is not None else None,
+            "content_b64": base64.b64encode(previous).decode() if previous is not None else None,
+        },
+        "runtime": runtime,
+        "reverted": None,
+    }
+
+
+def save_backup(system: System, backup: dict[str, Any], at: datetime) -> str:
+    directory = backup_dir(system)
+    backup_id = _new_backup_id(directory, at)
+    backup["id"] = backup_id
+    data = json.dumps(backup, indent=2).encode() + b"\n"
+    atomic_write(directory / f"{backup_id}.json", data, mode=0o600)
+    prune(directory)
+    return backup_id
+
+
+def prune(directory: Path, keep: int = KEEP_BACKUPS) -> None:
+    files = sorted(p for p in directory.glob("*.json") if not p.is_symlink())
+    for old in files[:-keep] if len(files) > keep else []:
+        old.unlink(missing_ok=True)
+
+
+def list_backups(system: System) -> list[dict[str, Any]]:
+    directory = system.path(BACKUP_DIR)
+    if not directory.is_dir():
+        return []
+    result = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            result.append(load_backup(system, path.stem))
+        except BadInput as err:
+            result.append({"id": path.stem, "corrupt": err.message})
+    return result
+
+
+def load_backup(system: System, backup_id: str) -> dict[str, Any]:
+    import re
+
+    if not re.fullmatch(r"[0-9]{8}T[0-9]{12}Z(-[0-9]+)?", backup_id):
+        raise BadInput(f"invalid backup id {backup_id!r}", hint="list them with: tcptune backups")
+    directory = system.path(BACKUP_DIR)
+    private_dir(directory) if directory.exists() else None
+    path = directory / f"{backup_id}.json"
+    raw = read_bytes_no_follow(path)
+    if raw is None:
+        raise BadInput(f"no backup {backup_id!r}", hint="list them with: tcptune backups")
+    try:
+        backup = json.loads(raw)
+        _check_backup(backup, backup_id)
+    except (ValueError, KeyError, TypeError) as err:
+        raise BadInput(
+            f"backup {path} is corrupted or was edited: {err}",
+            hint="restore it from another copy, or remove it; tcptune will not guess",
+        ) from None
+    return backup
+
+
+def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
+    if backup.get("format") != BACKUP_FORMAT:
+        raise ValueError(f"unknown format {backup.get('format')!r}")
+    if backup.get("id") != backup_id:
+        raise ValueError("its id does not match its file name")
+    drop_in = backup["drop_in"]
+    if not isinstance(drop_in["path"], str) or not drop_in["path"].startswith("/etc/sysctl.d/"):
+        raise ValueError("drop-in path outside /etc/sysctl.d")
+    if "/" in drop_in["path"][len("/etc/sysctl.d/") :] or ".." in drop_in["path"]:
+        raise ValueError("drop-in path is not a plain file name")
+    if drop_in["existed"]:
+        content = base64.b64decode(drop_in["content_b64"], validate=True)
+        if hashlib.sha256(content).hexdigest() != drop_in["sha256"]:
+            raise ValueError("drop-in content does not match its checksum")
+    for item in backup["runtime"]:
+        key = item["key"]
+        if not isinstance(key, str) or not key.startswith(("net.ipv4.", "net.ipv6.", "net.core.")):
+            raise ValueError(f"runtime key {key!r} is not a network key")
+        if ".." in key or "/" in key:
+            raise ValueError(f"runtime key {key!r} is not a sysctl name")
+        if item["previous"] is not None and not isinstance(item["previous"], str):
+            raise ValueError(f"previous value of {key} is not a string")
+
+
+def mark_reverted(system: System, backup: dict[str, Any], at: datetime) -> None:
+    backup["reverted"] = at.isoformat(timespec="seconds")
+    data = json.dumps(backup, indent=2).encode() + b"\n"
+    atomic_write(backup_dir(system) / f"{backup['id']}.json", data, mode=0o600)
+
+
+def newest_unreverted(system: System) -> dict[str, Any]:
+    for backup in reversed(list_backups(system)):
+        if "corrupt" in backup:
+            raise BadInput(
+                f"backup {backup['id']} is corrupted: {backup['corrupt']}",
+                hint=f"revert an older one by id, or remove {BACKUP_DIR}/{backup['id']}.json",
+            )
+        if not backup["reverted"]:
+            return backup
+    raise BadInput("nothing to revert: every backup is already reverted", hint="tcptune backups")
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+def write_runtime(system: System, key: str, value: str) -> KeyResult:
+    from tcptune.drift import same_value
+
+    try:
+        system.write_sysctl(key, value)
+    except SysctlWriteError as err:
+        return KeyResult(key, FAILED, err.reason)
+    reading = system.read_sysctl(key)
+    if reading.state != PRESENT or reading.value is None or not same_value(reading.value, value):
+        seen = reading.value if reading.state == PRESENT else reading.error
+        return KeyResult(key, MISMATCH, f"wrote {value!r}, the kernel reads back {seen!r}")
+    return KeyResult(key, WRITTEN)
+
+
+def execute(
+    system: System, plan: Plan, release: str | None, *, lock_wait: float = DEFAULT_LOCK_WAIT
+) -> Outcome:
+    """Apply a plan made by tcptune.plan. The caller checked nothing_to_do and --force."""
+    drop_in = system.path(plan.drop_in_path)
+    at = now_utc()
+    with locked(system, lock_wait):
+        backup_id = save_backup(system, make_backup(system, plan, drop_in, release, at), at)
+        written = False
+        if plan.persist and plan.drop_in_changes:
+            drop_in.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(drop_in, plan.new_text.encode(), mode=0o644)
+            written = True
+        results: list[KeyResult] = []
+        failed = False
+        for key in plan.runtime_changes:
+            if failed:
+                results.append(KeyResult(key.key, NOT_REACHED))
+                continue
+            result = write_runtime(system, key.key, key.target)
+            results.append(result)
+            failed = result.outcome == FAILED
+    return Outcome(backup_id, written, results)
+
+
+# --- revert -------------------------------------------------------------------------------------
+
+
+class RevertPlan(NamedTuple):
+    backup: dict[str, Any]
+    drop_in_action: str  # "restore", "remove", or "keep"
+    runtime: list[tuple[str, str | None, str | None]]  # key, value now, value to restore
+
+
+def plan_revert(system: System, backup: dict[str, Any]) -> RevertPlan:
+    drop_in = backup["drop_in"]
+    if not drop_in.get("touched", True):
+        action = "keep"
+    else:
+        action = "restore" if drop_in["existed"] else "remove"
+    runtime = []
+    for item in backup["runtime"]:
+        now = system.read_sysctl(item["key"])
+        runtime.append((item["key"], now.value if now.state == PRESENT else None, item["previous"]))
+    return RevertPlan(backup, action, runtime)
+
+
+def revert(system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_WAIT) -> Outcome:
+    backup = plan.backup
+    drop_in = system.path(backup["drop_in"]["path"])
+    with locked(system, lock_wait):
+        written = False
+        if plan.drop_in_action == "restore":
+            content = base64.b64decode(backup["drop_in"]["content_b64"])
+            drop_in.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
+            written = True
+        elif plan.drop_in_action == "remove":
+            remove_file(drop_in)
+            written = True
+        results = []
+        for key, _now, previous in plan.runtime:
+            if previous is None:
+                results.append(KeyResult(key, RESTORED, "had no readable value before; left as is"))
+                continue
+            result = write_runtime(system, key, previous)
+            results.append(
+                result._replace(outcome=RESTORED) if result.outcome == WRITTEN else result
+            )
+        if all(r.outcome == RESTORED for r in results):
+            mark_reverted(system, backup, now_utc())
+    return Outcome(backup["id"], written, results)

@@ -1,0 +1,130 @@
+"""Pure: live values + a profile -> the list of changes and the drop-in text. No I/O here, so
+`apply --dry-run` and `apply` show and do exactly the same thing."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from tcptune import __version__, drift, sysctld
+from tcptune.kernel import Version
+from tcptune.system import Reading
+
+DEFAULT_DROP_IN = "99-tcptune.conf"
+DROP_IN_DIR = "etc/sysctl.d"
+HEADER_MARK = "# Managed by tcptune"
+WRITTEN_MARK = "# Written "
+
+CHANGE = "change"
+UNCHANGED = "unchanged"
+SKIP = "skip"
+
+
+class KeyPlan(NamedTuple):
+    key: str
+    live: str | None
+    target: str
+    origin: str
+    action: str  # CHANGE, UNCHANGED or SKIP
+    reason: str  # why skipped, or "" otherwise
+    persistence: list[sysctld.Persistence]  # after the apply, per loader
+
+
+class Plan(NamedTuple):
+    profile: str
+    profile_path: str
+    keys: list[KeyPlan]
+    drop_in_path: str  # as shown, e.g. /etc/sysctl.d/99-tcptune.conf
+    old_text: str | None  # the drop-in now (None: absent)
+    new_text: str
+    drop_in_changes: bool  # False when the drop-in already says this (the time aside)
+    foreign: bool  # a drop-in of that name exists and tcptune did not write it
+    runtime: bool  # runtime values will be written
+    persist: bool  # the drop-in will be written
+
+    @property
+    def runtime_changes(self) -> list[KeyPlan]:
+        return [k for k in self.keys if k.action == CHANGE] if self.runtime else []
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.runtime_changes and not (self.persist and self.drop_in_changes)
+
+    def diff(self) -> str:
+        import difflib
+
+        old = (self.old_text or "").splitlines(keepends=True)
+        new = self.new_text.splitlines(keepends=True)
+        before = self.drop_in_path if self.old_text is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, fromfile=before, tofile=self.drop_in_path))
+
+
+def is_ours(text: str | None) -> bool:
+    return text is not None and text.startswith(HEADER_MARK)
+
+
+def _without_time(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [line for line in text.splitlines() if not line.startswith(WRITTEN_MARK)]
+
+
+def render_drop_in(
+    profile: str, profile_path: str, values: dict[str, str], written_at: str, release: str | None
+) -> str:
+    lines = [
+        f"{HEADER_MARK}: profile {profile}. Changes here are replaced by the next apply.",
+        f"{WRITTEN_MARK}{written_at} by tcptune {__version__} on kernel {release or 'unknown'}.",
+        f"# Profile file: {profile_path}. Undo with: tcptune revert",
+    ]
+    lines += [f"{key} = {value}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def make_plan(
+    *,
+    profile: str,
+    profile_path: str,
+    targets: dict[str, str],
+    origin: dict[str, str],
+    readings: dict[str, Reading],
+    version: Version | None,
+    release: str | None,
+    old_text: str | None,
+    conf_files: list[sysctld.ConfFile],
+    drop_in_name: str = DEFAULT_DROP_IN,
+    runtime: bool = True,
+    persist: bool = True,
+    written_at: str,
+) -> Plan:
+    comparisons = drift.compare(targets, origin, readings, version)
+    kept = {c.key: c.target for c in comparisons if c.status != drift.MISSING_HERE}
+    new_text = render_drop_in(profile, profile_path, kept, written_at, release)
+    path = f"/{DROP_IN_DIR}/{drop_in_name}"
+    after = conf_files
+    if persist:
+        after = [
+            f for f in conf_files if not (f.directory == DROP_IN_DIR and f.name == drop_in_name)
+        ]
+        after.append(sysctld.ConfFile(DROP_IN_DIR, drop_in_name, path, new_text))
+    keys = []
+    for c in comparisons:
+        if c.status == drift.MISSING_HERE:
+            action, reason = SKIP, c.reason
+        elif c.status == drift.OK:
+            action, reason = UNCHANGED, ""
+        else:  # drift, or unreadable: write it and read it back
+            action, reason = CHANGE, c.reason
+        checks = sysctld.persistence(after, c.key, c.target) if action != SKIP else []
+        keys.append(KeyPlan(c.key, c.value, c.target, c.origin, action, reason, checks))
+    return Plan(
+        profile=profile,
+        profile_path=profile_path,
+        keys=keys,
+        drop_in_path=path,
+        old_text=old_text,
+        new_text=new_text,
+        drop_in_changes=_without_time(old_text) != _without_time(new_text),
+        foreign=old_text is not None and not is_ours(old_text),
+        runtime=runtime,
+        persist=persist,
+    )
