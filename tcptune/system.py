@@ -171,7 +171,8 @@ def _write_sysctl(system: System, key: str, value: str) -> None:
     path = system.path("proc/sys/" + key.replace(".", "/"))
     try:
         # O_NOFOLLOW: a symlink in a fake tree must not redirect a root-owned write.
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_TRUNC as a shell's `>` does: harmless on /proc/sys, needed on a fake tree's files.
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as err:
         raise SysctlWriteError(key, _reason(err), err.errno) from None
     try:
