@@ -174,7 +174,7 @@ def test_foreign_drop_in_is_refused_then_replaced_with_force_and_restored(
     assert snapshot(machine.root) == original and backups(machine) == []
 
     code, doc = apply_json(machine, "client-profile", "--force")
-    assert code == 0
+    assert code == 0 and doc["changed"] is True
     backup = json.loads(backups(machine)[0].read_text())
     assert base64.b64decode(backup["drop_in"]["content_b64"]) == foreign
     assert run_cli("--root", str(machine.root), "revert").code == 0
@@ -233,6 +233,7 @@ def test_boot_override_is_reported(machine: FakeMachine) -> None:
         "net.ipv4.ip_local_port_range = 2000 3001\n"
     )
     code, doc = apply_json(machine, "client-profile", "--dry-run")
+    assert code == 0
     boot = {k["key"]: {b["loader"]: b for b in k["boot"]} for k in doc["keys"]}
     reuse = boot["net.ipv4.tcp_tw_reuse"]
     assert (
