@@ -69,7 +69,9 @@ def build_parser(command: str | None = None) -> Parser:
         prog="tcptune",
         description="Inspect and tune Linux TCP TIME_WAIT / CLOSE_WAIT related sysctls.",
         epilog="examples:\n  tcptune check\n  tcptune check --json --strict\n"
-        "  tcptune explain tcp_tw_reuse\n\n" + EXIT_CODES_HELP,
+        "  tcptune explain tcp_tw_reuse\n  tcptune check server-profile\n"
+        "  tcptune apply server-profile --dry-run\n  sudo tcptune apply server-profile\n"
+        "  sudo tcptune revert\n\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"tcptune {__version__}")

@@ -23,6 +23,7 @@ class Comparison:
     status: str  # OK, DRIFT, MISSING_HERE, UNREADABLE
     reason: str = ""  # why a key is skipped or unreadable
     boot: tuple[str, ...] = ()  # per loader: what happens to this key at boot
+    boot_summary: str = ""
 
     @property
     def in_sync(self) -> bool | None:
@@ -94,11 +95,22 @@ def with_boot(comparisons: list[Comparison], conf_files: list) -> list[Compariso
         checks = sysctld.persistence(conf_files, c.key, c.target)
         notes = tuple(p.describe(c.target) for p in checks)
         over = sysctld.overridden(checks)
+        summary = boot_summary(checks, over)
         if over and c.status == OK:
             reason = "live value matches, but at boot " + "; ".join(
                 p.describe(c.target) for p in over
             )
-            result.append(replace(c, status=DRIFT, reason=reason, boot=notes))
+            result.append(replace(c, status=DRIFT, reason=reason, boot=notes, boot_summary=summary))
         else:
-            result.append(replace(c, boot=notes))
+            result.append(replace(c, boot=notes, boot_summary=summary))
     return result
+
+
+def boot_summary(checks: list, over: list) -> str:
+    if over:
+        return "overridden (" + ", ".join(p.loader for p in over) + ")"
+    if all(p.survives for p in checks):
+        return "survives reboot"
+    if any(p.survives for p in checks):
+        return "survives under " + ", ".join(p.loader for p in checks if p.survives)
+    return "not persisted"

@@ -163,11 +163,27 @@ def test_version() -> None:
     assert done.stdout.strip() == f"tcptune {__version__}"
 
 
-@pytest.mark.parametrize("command", ["check", "explain"])
-def test_every_command_help_has_an_example(command: str) -> None:
-    done = run_tcptune(command, "--help")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("check",),
+        ("explain",),
+        ("apply",),
+        ("revert",),
+        ("backups",),
+        ("profiles",),
+        ("profiles", "list"),
+        ("profiles", "show"),
+        ("profiles", "validate"),
+        ("profiles", "capture"),
+    ],
+    ids=" ".join,
+)
+def test_every_command_help_has_an_example(command: tuple[str, ...]) -> None:
+    done = run_tcptune(*command, "--help")
     assert done.returncode == 0
-    assert "examples:" in done.stdout and f"tcptune {command}" in done.stdout
+    assert "examples:" in done.stdout
+    assert f"tcptune {' '.join(command)}" in done.stdout
 
 
 def test_broken_pipe_is_quiet(modern: FakeMachine) -> None:

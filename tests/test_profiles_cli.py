@@ -88,7 +88,15 @@ def test_check_text_output_for_a_profile(modern: FakeMachine) -> None:
     assert "tcptune check proxy-profile <- server-profile" in result.out
     assert "NOT in sync" in result.out
     line = next(x for x in result.out.splitlines() if x.startswith("net.ipv4.tcp_tw_reuse"))
-    assert line.split() == ["net.ipv4.tcp_tw_reuse", "0", "1", "proxy-profile", "drift"]
+    assert line.split() == [
+        "net.ipv4.tcp_tw_reuse",
+        "0",
+        "1",
+        "proxy-profile",
+        "not",
+        "persisted",
+        "drift",
+    ]
 
 
 def test_invalid_profile_is_exit_2_one_line_before_reading(

@@ -183,6 +183,7 @@ def profile_to_json(
                 "origin": c.origin,
                 "reason": c.reason or None,
                 "boot": list(c.boot),
+                "boot_summary": c.boot_summary or None,
             }
             for c in comparisons
         ],
@@ -206,13 +207,13 @@ def write_profile_text(doc: dict[str, Any], report: rules.Report, stream: IO[str
     render.write_line(stream, f"tcptune check {chain}: kernel {kernel}", colour, "bold")
     for warning in doc["warnings"]:
         stream.write(f"warning: {warning}\n")
-    table = render.Table(["KEY", "LIVE", "TARGET", "FROM", "STATUS"])
+    table = render.Table(["KEY", "LIVE", "TARGET", "FROM", "AT BOOT", "STATUS"])
     for s in doc["settings"]:
         status = s["status"] + (f" ({s['reason']})" if s["reason"] else "")
         live = "-" if s["value"] is None else (s["value"] or '""')
         table.add(
-            [s["key"], live, s["target"] or '""', s["origin"], status],
-            [None, None, None, "dim", render.STATUS_STYLE.get(s["status"])],
+            [s["key"], live, s["target"] or '""', s["origin"], s["boot_summary"] or "", status],
+            [None, None, None, "dim", None, render.STATUS_STYLE.get(s["status"])],
         )
     table.write(stream, colour)
     shown = [
