@@ -62,8 +62,8 @@ def command_in(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(command: str | None = None) -> Parser:
-    """The full parser; with `command`, the other subcommands get only their name and help,
-    since building every argparse sub-parser costs several milliseconds at each start."""
+    """The full parser; with `command` (a known subcommand), only that one's sub-parser, since
+    building every argparse sub-parser costs several milliseconds at each start."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = Parser(
         prog="tcptune",
@@ -120,8 +120,6 @@ def build_parser(command: str | None = None) -> Parser:
     _apply_parsers(sub, command, formatter)
     if command in (None, "profiles"):
         _profiles_parser(sub, formatter)
-    else:
-        sub.add_parser("profiles", help=PROFILES_HELP)
     return parser
 
 
@@ -136,9 +134,10 @@ class _Ignored:
 
 
 def _sub(sub: argparse._SubParsersAction, wanted: str | None, name: str, **kwargs: object):
+    """A sub-parser, or nothing when the command line names another (known) command: its
+    arguments cannot matter to this run."""
     if wanted in (None, name):
         return sub.add_parser(name, **kwargs)
-    sub.add_parser(name, help=kwargs.get("help"))
     return _Ignored()
 
 
