@@ -192,6 +192,16 @@ def _profiles_parser(sub: argparse._SubParsersAction, formatter: type) -> None:
     _root_option(group, argparse.SUPPRESS)
 
 
+def _lock_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-wait",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="wait this long for another apply/revert (default 30)",
+    )
+
+
 def _apply_parsers(sub: argparse._SubParsersAction, command: str | None, formatter: type) -> None:
     apply = _sub(
         sub,
@@ -226,13 +236,7 @@ def _apply_parsers(sub: argparse._SubParsersAction, command: str | None, formatt
         action="store_true",
         help="replace a drop-in tcptune did not write (it is backed up)",
     )
-    apply.add_argument(
-        "--lock-wait",
-        metavar="SECONDS",
-        type=float,
-        default=30.0,
-        help="wait this long for another apply/revert (default 30)",
-    )
+    _lock_wait_option(apply)
     apply.add_argument("--json", action="store_true", help="print one JSON document")
     _root_option(apply, argparse.SUPPRESS)
 
@@ -249,13 +253,7 @@ def _apply_parsers(sub: argparse._SubParsersAction, command: str | None, formatt
     )
     revert.add_argument("backup_id", metavar="BACKUP_ID", nargs="?", help="from `tcptune backups`")
     revert.add_argument("--dry-run", action="store_true", help="show what would be restored")
-    revert.add_argument(
-        "--lock-wait",
-        metavar="SECONDS",
-        type=float,
-        default=30.0,
-        help="wait this long for another apply/revert (default 30)",
-    )
+    _lock_wait_option(revert)
     revert.add_argument("--json", action="store_true", help="print one JSON document")
     _root_option(revert, argparse.SUPPRESS)
 
