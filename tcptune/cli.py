@@ -273,6 +273,8 @@ def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
     from tcptune.system import System, root_from
 
     system = System(root_from(args.root))
+    if getattr(args, "lock_wait", 0) < 0:
+        raise BadInput("--lock-wait must be 0 or more seconds", hint="e.g. --lock-wait 30")
     if args.command == "check":
         from tcptune.commands import check
 
