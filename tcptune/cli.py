@@ -45,7 +45,7 @@ def _root_option(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-COMMANDS = ("check", "explain", "profiles", "apply", "revert", "backups")
+COMMANDS = ("check", "explain", "profiles", "apply", "revert", "backups", "export")
 
 
 def command_in(argv: Sequence[str]) -> str | None:
@@ -120,6 +120,27 @@ def build_parser(command: str | None = None) -> Parser:
     _apply_parsers(sub, command, formatter)
     if command in (None, "profiles"):
         _profiles_parser(sub, formatter)
+    export = _sub(
+        sub,
+        command,
+        "export",
+        help="a profile as sysctl.d text, a Kubernetes pod snippet, Docker flags or Ansible tasks",
+        description="Print a profile for another tool. k8s and docker accept only keys that are "
+        "per network namespace, and mark the Kubernetes keys the kubelet treats as unsafe.",
+        epilog="examples:\n  tcptune export server-profile --format sysctl\n"
+        "  tcptune export client-profile --format k8s\n"
+        "  tcptune export client-profile --format docker\n"
+        "  tcptune export proxy-profile --format ansible > tasks/tcp.yml\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    export.add_argument("profile", metavar="PROFILE", help="a profile name or a path")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=("sysctl", "k8s", "docker", "ansible"),
+        help="what to print",
+    )
+    _root_option(export, argparse.SUPPRESS)
     return parser
 
 
@@ -319,6 +340,10 @@ def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
         from tcptune.commands import revert
 
         return revert.run_backups(system, json_output=args.json, stream=stdout)
+    if args.command == "export":
+        from tcptune.commands import export
+
+        return export.run(system, args.profile, fmt=args.format, stream=stdout)
     if args.command == "profiles":
         from tcptune.commands import profiles
 

@@ -1,0 +1,179 @@
+"""Pure: a merged profile -> text for another tool (sysctl.d, Kubernetes, Docker, Ansible).
+
+Kubernetes and Docker set sysctls per container network namespace, so only keys the kernel
+namespaces can go there; tcptune refuses the others instead of emitting a pod that never starts.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tcptune import __version__, keys
+from tcptune.errors import BadInput
+
+FORMATS = ("sysctl", "k8s", "docker", "ansible")
+
+# kubelet pkg/kubelet/sysctl/safe_sysctls.go (current main, docs/kernel-facts.md), with the kernel
+# that first namespaces each key where the kubelet checks it. Keys not listed are "unsafe": the
+# kubelet rejects the pod unless started with --allowed-unsafe-sysctls naming them. An older
+# kubelet has a shorter list, so a key listed here may still be unsafe on an older cluster.
+K8S_SAFE = {
+    "net.ipv4.ip_local_port_range": None,
+    "net.ipv4.tcp_syncookies": None,
+    "net.ipv4.ping_group_range": None,
+    "net.ipv4.ip_unprivileged_port_start": None,
+    "net.ipv4.ip_local_reserved_ports": "3.16",
+    "net.ipv4.tcp_keepalive_time": "4.5",
+    "net.ipv4.tcp_keepalive_intvl": "4.5",
+    "net.ipv4.tcp_keepalive_probes": "4.5",
+    "net.ipv4.tcp_fin_timeout": "4.6",
+    "net.ipv4.tcp_rmem": "4.15",
+    "net.ipv4.tcp_wmem": "4.15",
+}
+K8S_SOURCE = (
+    "kubelet pkg/kubelet/sysctl/safe_sysctls.go; "
+    "kubernetes.io 'Using sysctls in a Kubernetes Cluster'"
+)
+
+
+def header(profile: str, fmt: str, comment: str = "#") -> str:
+    return f"{comment} tcptune {__version__}: profile {profile} exported as {fmt}\n"
+
+
+def namespaced(key: str) -> bool | None:
+    """Is the key per network namespace? None when tcptune does not know."""
+    spec = keys.KEYS.get(key)
+    if spec is None:
+        return None
+    return spec.per_netns != "no"
+
+
+def container_keys(sysctl: dict[str, str], fmt: str) -> dict[str, str]:
+    """Keys a container runtime can set; refuse the rest with the reason."""
+    refused = []
+    for key in sysctl:
+        if key == "net.ipv4.tcp_tw_recycle":
+            refused.append(f"{key} (removed in 4.12; never set it per container)")
+        elif namespaced(key) is False:
+            refused.append(f"{key} (global, not per network namespace)")
+        elif namespaced(key) is None:
+            refused.append(f"{key} (not in tcptune's knowledge base: namespacing unknown)")
+    if refused:
+        raise BadInput(
+            f"cannot export to {fmt}: " + "; ".join(refused),
+            hint="set these on the node (tcptune apply), or use a profile without them",
+        )
+    return dict(sysctl)
+
+
+def _conditional(key: str, value: str) -> str | None:
+    """Why a key or value may be absent on some kernels (then sysctl must not fail on it)."""
+    spec = keys.KEYS.get(key)
+    if spec is None:
+        return None
+    from tcptune.kernel import format_version
+
+    if spec.removed:
+        return f"removed in {format_version(spec.removed)}"
+    if spec.added:
+        return f"added in {format_version(spec.added)}"
+    if value in spec.value_since:
+        return f"value {value} needs {format_version(spec.value_since[value])}"
+    return None
+
+
+def to_sysctl(profile: str, sysctl: dict[str, str]) -> str:
+    """A sysctl.d drop-in. A key that not every kernel has gets a '-' prefix: systemd-sysctl then
+    ignores a failure; procps 4.0 `sysctl -p` still reports the absent key and exits 1 (having
+    applied every other line) unless run with -e (probe, Linux 6.18, procps-ng 4.0.2)."""
+    lines = [header(profile, "sysctl.d").rstrip("\n"), "# Install as /etc/sysctl.d/99-tcptune.conf"]
+    for key, value in sysctl.items():
+        why = _conditional(key, value)
+        if why:
+            lines.append(f"# {key}: {why}; '-': systemd-sysctl ignores a failure, procps needs -e")
+            lines.append(f"-{key} = {value}")
+        else:
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
+    chosen = container_keys(sysctl, "k8s")
+    unsafe = [k for k in chosen if k not in K8S_SAFE]
+    lines = [header(profile, "a Kubernetes pod securityContext").rstrip("\n")]
+    lines.append(f"# safe = allowed by every kubelet of current Kubernetes ({K8S_SOURCE})")
+    if unsafe:
+        lines.append(
+            "# unsafe = the kubelet must allow them, or the pod is rejected (SysctlForbidden):"
+        )
+        lines.append(f"#   kubelet --allowed-unsafe-sysctls={','.join(unsafe)}")
+    lines += ["securityContext:", "  sysctls:"]
+    for key, value in chosen.items():
+        minimum = K8S_SAFE.get(key)
+        note = "safe" if key in K8S_SAFE else "unsafe"
+        if minimum:
+            note += f", kernel >= {minimum}"
+        lines.append(f"    - name: {key}  # {note}")
+        lines.append(f"      value: {_yaml_string(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_docker(profile: str, sysctl: dict[str, str]) -> str:
+    chosen = container_keys(sysctl, "docker")
+    flags = " \\\n  ".join(f"--sysctl {_shell_quote(f'{k}={v}')}" for k, v in chosen.items())
+    lines = [
+        header(profile, "Docker flags and a compose fragment").rstrip("\n"),
+        "# Network sysctls apply to the container's own network namespace",
+        "# (not with --network=host, where the host's values rule).",
+        "# docker run:",
+        f"docker run {flags} IMAGE",
+        "",
+        "# docker compose (merge under your service):",
+        "services:",
+        "  app:",
+        "    sysctls:",
+    ]
+    lines += [f"      {k}: {_yaml_string(v)}" for k, v in chosen.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def to_ansible(profile: str, sysctl: dict[str, str]) -> str:
+    lines = [
+        "---",
+        header(profile, "ansible.posix.sysctl tasks").rstrip("\n"),
+        "# Include from a play with become: true; needs the ansible.posix collection.",
+    ]
+    for key, value in sysctl.items():
+        why = _conditional(key, value)
+        lines += [
+            f"- name: {_yaml_string(f'{key} = {value} (tcptune profile {profile})')}",
+            "  ansible.posix.sysctl:",
+            f"    name: {key}",
+            f"    value: {_yaml_string(value)}",
+            "    sysctl_file: /etc/sysctl.d/99-tcptune.conf",
+            "    sysctl_set: true",
+            "    state: present",
+            "    reload: true",
+        ]
+        if why:
+            lines.append(f"  ignore_errors: true  # {why}")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"sysctl": to_sysctl, "k8s": to_k8s, "docker": to_docker, "ansible": to_ansible}
+
+
+def export(profile: str, sysctl: dict[str, str], fmt: str) -> str:
+    if fmt not in RENDERERS:
+        raise BadInput(f"unknown format {fmt!r}", hint="choose one of: " + ", ".join(FORMATS))
+    return RENDERERS[fmt](profile, sysctl)

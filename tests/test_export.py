@@ -1,0 +1,179 @@
+"""`tcptune export`: each format parses as its consumer would read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli, run_tcptune
+
+from tcptune import export, profiles
+
+
+def exported(profile: str, fmt: str) -> str:
+    result = run_cli("export", profile, "--format", fmt)
+    assert result.code == 0
+    return result.out
+
+
+def merged(name: str) -> dict[str, str]:
+    return profiles.load(name, Path("/nonexistent-root")).sysctl
+
+
+def test_k8s_snippet_is_a_pod_security_context() -> None:
+    text = exported("proxy-profile", "k8s")
+    doc = yaml.safe_load(text)
+    sysctls = doc["securityContext"]["sysctls"]
+    assert {item["name"]: item["value"] for item in sysctls} == merged("proxy-profile")
+    assert all(isinstance(item["value"], str) for item in sysctls)  # Kubernetes wants strings
+    unsafe = sorted(k for k in merged("proxy-profile") if k not in export.K8S_SAFE)
+    line = next(x for x in text.splitlines() if "--allowed-unsafe-sysctls=" in x)
+    assert sorted(line.split("=", 1)[1].split(",")) == unsafe
+    assert "net.ipv4.tcp_keepalive_time  # safe, kernel >= 4.5" in text
+    assert "net.ipv4.tcp_tw_reuse  # unsafe" in text
+
+
+def test_k8s_safe_list_matches_the_facts() -> None:
+    facts = (Path(__file__).resolve().parent.parent / "docs/kernel-facts.md").read_text()
+    section = facts.split('## Kubernetes "safe" sysctls')[1].split("\n## ")[0]
+    for key in export.K8S_SAFE:
+        short = key.rsplit(".", 1)[1]
+        assert short in section, key
+
+
+def test_docker_flags_and_compose_fragment() -> None:
+    text = exported("client-profile", "docker")
+    run_line = text[text.index("\ndocker run ") + 1 : text.index(" IMAGE")]
+    words = shlex.split(run_line.replace("\\\n", " "))
+    assert words[:2] == ["docker", "run"]
+    pairs = dict(w.split("=", 1) for w in words[2:] if w != "--sysctl")
+    assert words[2::2] == ["--sysctl"] * len(pairs)
+    assert pairs == merged("client-profile")
+    compose = yaml.safe_load(text[text.index("services:") :])
+    assert compose["services"]["app"]["sysctls"] == merged("client-profile")
+
+
+def test_ansible_tasks_shape() -> None:
+    tasks = yaml.safe_load(exported("server-profile", "ansible"))
+    assert isinstance(tasks, list) and len(tasks) == len(merged("server-profile"))
+    for task in tasks:
+        module = task["ansible.posix.sysctl"]
+        assert module["sysctl_file"] == "/etc/sysctl.d/99-tcptune.conf"
+        assert module["state"] == "present" and module["reload"] is True
+        assert merged("server-profile")[module["name"]] == module["value"]
+
+
+def test_ansible_marks_kernel_dependent_keys() -> None:
+    tasks = yaml.safe_load(exported("kernel-defaults", "ansible"))
+    by_key = {t["ansible.posix.sysctl"]["name"]: t for t in tasks}
+    assert by_key["net.ipv4.tcp_tw_recycle"]["ignore_errors"] is True
+    assert "ignore_errors" not in by_key["net.ipv4.tcp_fin_timeout"]
+
+
+def test_sysctl_format_prefixes_kernel_dependent_keys() -> None:
+    text = exported("kernel-defaults", "sysctl")
+    assert "\n-net.ipv4.tcp_tw_recycle = 0\n" in text
+    assert "\n-net.ipv4.tcp_tw_reuse_delay = 1000\n" in text
+    assert "\nnet.ipv4.tcp_fin_timeout = 60\n" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('"net.ipv4.tcp_max_orphans" = 65536', "global, not per network namespace"),
+        ('"net.core.netdev_max_backlog" = 5000', "namespacing unknown"),
+        ('"net.ipv4.tcp_tw_recycle" = 0', "removed in 4.12"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["k8s", "docker"])
+def test_containers_refuse_keys_they_cannot_set(
+    tmp_path: Path, body: str, message: str, fmt: str
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(f'description = "x"\n[sysctl]\n{body}\n')
+    done = run_tcptune("export", str(path), "--format", fmt)
+    assert done.returncode == 2
+    assert message in done.stderr and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+
+
+def test_unknown_format() -> None:
+    done = run_tcptune("export", "server-profile", "--format", "helm")
+    assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+LOAD = """
+import json, subprocess, sys
+conf, keys, loader = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+argv = ["sysctl", "-p", conf] if loader == "procps" else [loader, conf]
+done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+strict = subprocess.run(["sysctl", "-e", "-q", "-p", conf], capture_output=True, text=True, timeout=30)
+values = {}
+for key in keys:
+    out = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, timeout=30).stdout
+    values[key] = " ".join(out.split())
+print(json.dumps({"code": done.returncode, "err": done.stderr, "e_code": strict.returncode, "values": values}))
+"""
+
+SYSTEMD_SYSCTL = next(
+    (
+        p
+        for p in ("/usr/lib/systemd/systemd-sysctl", "/lib/systemd/systemd-sysctl")
+        if os.path.exists(p)
+    ),
+    None,
+)
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("loader", ["procps", "systemd"])
+def test_sysctl_export_loads_with_the_real_loaders(netns, tmp_path: Path, loader: str) -> None:
+    """The export, loaded by the real loader in a private network namespace, gives the profile's
+    values; keys this kernel lacks carry '-' and break nothing else."""
+    command = "procps" if loader == "procps" else SYSTEMD_SYSCTL
+    if command is None:
+        pytest.skip("no systemd-sysctl here") if not os.environ.get("CI") else pytest.fail(
+            "no systemd-sysctl"
+        )
+    for name in ("server-profile", "kernel-defaults"):
+        conf = tmp_path / f"{name}.conf"
+        conf.write_text(exported(name, "sysctl"))
+        present = {
+            k: v
+            for k, v in merged(name).items()
+            if os.path.exists("/proc/sys/" + k.replace(".", "/"))
+        }
+        absent = set(merged(name)) - set(present)
+        done = subprocess.run(
+            [
+                "unshare",
+                "-n",
+                sys.executable,
+                "-c",
+                LOAD,
+                str(conf),
+                json.dumps(list(present)),
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        result = json.loads(done.stdout)
+        assert result["values"] == present
+        assert result["e_code"] == 0, result["err"]
+        if loader == "systemd" or not absent:
+            assert result["code"] == 0, result["err"]
+        else:  # procps reports each absent key, and only those
+            assert result["code"] == 1
+            reported = {
+                line.split("/proc/sys/")[1].split(":")[0].replace("/", ".")
+                for line in result["err"].splitlines()
+            }
+            assert reported == absent
