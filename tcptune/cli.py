@@ -45,7 +45,7 @@ def _root_option(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-COMMANDS = ("check", "explain", "profiles", "apply", "revert", "backups", "export")
+COMMANDS = ("check", "explain", "profiles", "apply", "revert", "backups", "export", "completion")
 
 
 def command_in(argv: Sequence[str]) -> str | None:
@@ -141,6 +141,18 @@ def build_parser(command: str | None = None) -> Parser:
         help="what to print",
     )
     _root_option(export, argparse.SUPPRESS)
+    completion = _sub(
+        sub,
+        command,
+        "completion",
+        help="print a shell completion script",
+        description="Print a bash completion script (zsh: run `autoload -U bashcompinit && "
+        "bashcompinit` first).",
+        epilog="examples:\n  tcptune completion bash > /etc/bash_completion.d/tcptune\n"
+        '  eval "$(tcptune completion bash)"',
+        formatter_class=formatter,
+    )
+    completion.add_argument("shell", choices=("bash",), help="the shell")
     return parser
 
 
@@ -291,6 +303,11 @@ def _apply_parsers(sub: argparse._SubParsersAction, command: str | None, formatt
 
 
 def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
+    if args.command == "completion":
+        from tcptune.completion import bash
+
+        stdout.write(bash(build_parser()))
+        return 0
     from tcptune.system import System, root_from
 
     system = System(root_from(args.root))

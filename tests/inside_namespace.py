@@ -284,6 +284,48 @@ def scenario_read_only_proc_sys() -> dict:
     return {"unprivileged": unprivileged, "root": as_root, "persist_only": persist_only}
 
 
+def scenario_ci_recipe() -> dict:
+    """docs/ci.md's commands as uid 65534 with /proc/sys read-only."""
+    commands = json.loads(sys.argv[2])
+    sh("mount", "--bind", "/proc/sys", "/proc/sys")
+    sh("mount", "-o", "remount,bind,ro", "/proc/sys")
+    source = str(Path(__file__).resolve().parent.parent)
+    expose_to_everyone([sys.base_prefix, sys.prefix, os.path.realpath(sys.executable), source])
+    bindir = Path("/run/tcptune-test/bin")
+    bindir.mkdir()
+    # `tcptune` on PATH, as in the container: this interpreter with this source tree.
+    launcher = bindir / "tcptune"
+    launcher.write_text(f'#!/bin/sh\nexec {sys.executable} -m tcptune "$@"\n')
+    launcher.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
+    env["PATH"] = f"{bindir}:{env.get('PATH', '/usr/bin:/bin')}"
+    read_only = bool(os.statvfs("/proc/sys").f_flag & os.ST_RDONLY)
+    runs = []
+    for command in commands:
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd="/",
+        )
+        uid = int(
+            sh("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "id", "-u").stdout
+        )
+        runs.append(
+            {
+                "command": command,
+                "uid": uid,
+                "proc_sys_read_only": read_only,
+                "code": done.returncode,
+                "out": done.stdout,
+                "err": done.stderr,
+            }
+        )
+    return {"runs": runs}
+
+
 if __name__ == "__main__":
     isolate()
     scenario = {
@@ -291,5 +333,6 @@ if __name__ == "__main__":
         "reject": scenario_kernel_rejects_a_value,
         "precedence": scenario_precedence,
         "read-only": scenario_read_only_proc_sys,
+        "ci-recipe": scenario_ci_recipe,
     }[sys.argv[1]]
     print(json.dumps({"systemd_sysctl": SYSTEMD_SYSCTL, **scenario()}))

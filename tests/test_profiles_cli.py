@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tomllib
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -208,28 +205,3 @@ def test_capture_leaves_out_tw_recycle(old: FakeMachine) -> None:
     path = Path(json.loads(result.out)["path"])
     assert "tcp_tw_recycle" not in path.read_text()
     assert profiles.validate(str(path), old.root)[0] == []
-
-
-def test_wheel_contains_the_profiles(tmp_path: Path) -> None:
-    source = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(tmp_path),
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    (wheel,) = tmp_path.glob("tcptune-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    for profile in ("kernel-defaults", "server-profile", "client-profile", "proxy-profile"):
-        assert f"tcptune/_profiles/{profile}.toml" in names
