@@ -253,29 +253,42 @@ def write_runtime(system: System, key: str, value: str) -> KeyResult:
     return KeyResult(key, WRITTEN)
 
 
-def execute(
-    system: System, plan: Plan, release: str | None, *, lock_wait: float = DEFAULT_LOCK_WAIT
-) -> Outcome:
-    """Apply a plan made by tcptune.plan. The caller checked nothing_to_do and --force."""
+def execute(system: System, plan: Plan, release: str | None) -> Outcome:
+    """Apply a plan made by tcptune.plan, under the lock (see `locked`). The caller checked
+    nothing_to_do and --force, and made the plan while holding the lock."""
     drop_in = system.path(plan.drop_in_path)
     at = now_utc()
-    with locked(system, lock_wait):
-        backup_id = save_backup(system, make_backup(system, plan, drop_in, release, at), at)
-        written = False
-        if plan.persist and plan.drop_in_changes:
-            drop_in.parent.mkdir(parents=True, exist_ok=True)
+    backup_id = save_backup(system, make_backup(system, plan, drop_in, release, at), at)
+    backup_file = system.path(f"{BACKUP_DIR}/{backup_id}.json")
+    written = False
+    if plan.persist and plan.drop_in_changes:
+        drop_in.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(drop_in)
+        try:
             atomic_write(drop_in, plan.new_text.encode(), mode=0o644)
-            written = True
-        results: list[KeyResult] = []
-        failed = False
-        for key in plan.runtime_changes:
-            if failed:
-                results.append(KeyResult(key.key, NOT_REACHED))
-                continue
-            result = write_runtime(system, key.key, key.target)
-            results.append(result)
-            failed = result.outcome == FAILED
+        except BaseException:
+            # Nothing has changed yet: a backup of nothing would only confuse `revert`.
+            backup_file.unlink(missing_ok=True)
+            raise
+        written = True
+    results: list[KeyResult] = []
+    failed = False
+    for key in plan.runtime_changes:
+        if failed:
+            results.append(KeyResult(key.key, NOT_REACHED))
+            continue
+        result = write_runtime(system, key.key, key.target)
+        results.append(result)
+        failed = result.outcome == FAILED
     return Outcome(backup_id, written, results)
+
+
+def remove_stale_temp_files(target: Path) -> None:
+    """Temp files a killed apply left next to the drop-in (never *.conf, so no loader reads
+    them); safe to remove while holding the lock."""
+    for stale in target.parent.glob(f".{target.name}.tcptune-*.tmp"):
+        if not stale.is_symlink():
+            stale.unlink(missing_ok=True)
 
 
 # --- revert -------------------------------------------------------------------------------------

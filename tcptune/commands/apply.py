@@ -7,7 +7,7 @@ import re
 
 from tcptune import plan as planning
 from tcptune import render
-from tcptune.apply import FAILED, MISMATCH, NOT_REACHED, execute, now_utc
+from tcptune.apply import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
 from tcptune.profiles import load as load_profile
@@ -158,7 +158,20 @@ def run(
             write_plan_text(plan, stream, dry_run=True)
         return EXIT_OK
     check_preconditions(system, plan, force)
-    if plan.nothing_to_do:
+    if not plan.nothing_to_do:
+        with locked(system, lock_wait):
+            # Plan again under the lock: another apply may have finished while this one waited.
+            plan = build_plan(
+                system,
+                profile_name,
+                drop_in=drop_in,
+                runtime=not persist_only,
+                persist=not runtime_only,
+            )
+            check_preconditions(system, plan, force)
+            outcome = None if plan.nothing_to_do else execute(system, plan, system.kernel_release())
+    if plan.nothing_to_do or outcome is None:
+        doc = plan_to_json(plan)
         if json_output:
             render.write_json(
                 stream,
@@ -178,7 +191,7 @@ def run(
                 "match. No backup made.\n"
             )
         return EXIT_OK
-    outcome = execute(system, plan, system.kernel_release(), lock_wait=lock_wait)
+    doc = plan_to_json(plan)
     code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
     if json_output:
         render.write_json(
