@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -93,8 +93,9 @@ def locked(system: System, wait: float = DEFAULT_LOCK_WAIT):
                         hint="wait for it to finish, or raise --lock-wait",
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with suppress(OSError):  # the pid is for the message of a waiting apply; a full disk
+            os.ftruncate(fd, 0)  # must not stop this one
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing releases the flock

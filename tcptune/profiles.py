@@ -14,6 +14,7 @@ profile must never be a way to write arbitrary /proc/sys files.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,12 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
     shown = str(path)
     profile = ProfileFile(name=name or path.stem, path=path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        size = info.st_size
+        unsafe = unsafe_for_root(path, info)
+        if unsafe:
+            profile.problems.append(Problem(shown, "", unsafe))
+            return profile
         if size > MAX_PROFILE_BYTES:
             profile.problems.append(
                 Problem(shown, "", f"file is {size} bytes; profiles are limited to 1 MiB")
@@ -198,6 +204,35 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
         return profile
     _validate_document(profile, data, shown)
     return profile
+
+
+def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
+    """When tcptune runs as root, a profile that another user could change is refused, as sudo
+    refuses such a sudoers file: it decides what root writes to the kernel and /etc."""
+    if os.geteuid() != 0:
+        return None
+    import stat
+
+    if stat.S_ISDIR(info.st_mode):
+        return None  # reported as "is a directory" by the caller
+    if info.st_uid != 0:
+        return (
+            f"owned by uid {info.st_uid}, not root; refusing it while running as root "
+            f"(fix: chown root {path})"
+        )
+    if info.st_mode & 0o022:
+        return (
+            f"writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); refusing it "
+            f"while running as root (fix: chmod go-w {path})"
+        )
+    parent = path.parent.stat()
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+        return (
+            f"its directory {path.parent} is writable by group or others, so the file could be "
+            "replaced; refusing it while running as root (move the profile, or chmod go-w the "
+            "directory)"
+        )
+    return None
 
 
 def _validate_document(profile: ProfileFile, data: dict, shown: str) -> None:

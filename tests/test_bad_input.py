@@ -1,0 +1,359 @@
+"""docs/bad-input.md, row by row: each hostile or broken input gets its documented exit code and
+message, one line, no traceback, and every file stays byte-identical."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import modern_machine
+
+from tcptune.cli import main
+
+DOC = Path(__file__).resolve().parent.parent / "docs/bad-input.md"
+PREFIX = 'description = "x"\n[sysctl]\n'
+
+
+def doc_rows() -> dict[str, tuple[int, str]]:
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        if not line.startswith("| ") or line.startswith(("| id ", "|---")):
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        ident, exit_code, message = cells[0], int(cells[3]), cells[4].strip("`")
+        rows[ident] = (exit_code, message.replace("\\|", "|"))
+    return rows
+
+
+class Case:
+    """What a row runs: argv for tcptune, and how (in-process, as uid 65534, or with mounts)."""
+
+    def __init__(self, argv: list[str], runner: str = "in", mount: tuple[str, str] | None = None):
+        self.argv = argv
+        self.runner = runner
+        self.mount = mount  # (kind, relative path) for the "mount" runner
+
+
+SETUPS: dict[str, Callable[[Path], Case]] = {}
+
+
+def setup(ident: str):
+    def register(func: Callable[[Path], Case]) -> Callable[[Path], Case]:
+        SETUPS[ident] = func
+        return func
+
+    return register
+
+
+def profile(root: Path, body: str, name: str = "p.toml", prefix: str = PREFIX) -> str:
+    path = root / "profiles-in" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(prefix + body + "\n")
+    return str(path)
+
+
+def local(root: Path, name: str, text: str) -> None:
+    directory = root / "etc/tcptune/profiles"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.toml").write_text(text)
+
+
+def simple(ident: str, body: str, command: str = "check", prefix: str = PREFIX) -> None:
+    @setup(ident)
+    def _(root: Path) -> Case:
+        path = profile(root, body, prefix=prefix)
+        return Case(["profiles", "validate", path] if command == "validate" else [command, path])
+
+
+simple("toml-malformed", '"net.ipv4.tcp_fin_timeout" = 30\n[sysctl')
+simple("toml-truncated", "", "validate", prefix='description = "cut off')
+simple("toml-line", '"net.ipv4.tcp_fin_timeout" = ', "validate")
+simple("type-string", '"net.ipv4.tcp_fin_timeout" = "soon"')
+simple("type-bool", '"net.ipv4.tcp_fin_timeout" = true')
+simple("type-float", '"net.core.netdev_max_backlog" = 1.5')
+simple("range-high", '"net.ipv4.tcp_keepalive_probes" = 300', "apply")
+simple("range-negative", '"net.ipv4.tcp_fin_timeout" = -5', "apply")
+simple("vector-short", '"net.ipv4.ip_local_port_range" = [1024]', "apply")
+simple("vector-long", '"net.ipv4.tcp_rmem" = [1, 2, 3, 4]', "apply")
+simple("vector-order", '"net.ipv4.ip_local_port_range" = [40000, 30001]', "apply")
+simple("key-kernel", '"kernel.core_pattern" = "|/tmp/x"', "apply")
+simple("key-vm", '"vm.swappiness" = 10', "apply")
+simple("key-dotdot", '"net.ipv4.../../kernel.core_pattern" = 1', "apply")
+simple("key-unknown-net", '"net.core.netdev_max_backlog" = 5000', "validate")
+simple("key-table", "net.ipv4.tcp_fin_timeout = 30", "apply")
+simple("recycle-on", '"net.ipv4.tcp_tw_recycle" = 1', "apply")
+simple("top-level-unknown", "", prefix='description = "x"\ncolour = "blue"\n')
+simple("no-description", '"net.ipv4.tcp_fin_timeout" = 30', prefix="[sysctl]\n")
+
+
+@setup("extends-cycle")
+def _(root: Path) -> Case:
+    local(root, "a", 'description = "a"\nextends = "b"\n')
+    local(root, "b", 'description = "b"\nextends = "a"\n')
+    return Case(["check", "a"])
+
+
+@setup("extends-missing")
+def _(root: Path) -> Case:
+    local(root, "orphan", 'description = "o"\nextends = "nobody-here"\n')
+    return Case(["check", "orphan"])
+
+
+setup("name-dotdot")(lambda root: Case(["profiles", "capture", "../evil"]))
+setup("name-slash")(lambda root: Case(["check", "a/b"]))
+setup("name-nul")(lambda root: Case(["check", "a\x00b"]))
+setup("name-empty")(lambda root: Case(["profiles", "capture", ""]))
+setup("name-long")(lambda root: Case(["profiles", "capture", "a" * 200]))
+setup("name-unknown")(lambda root: Case(["check", "server-profil"]))
+
+
+@setup("not-utf8")
+def _(root: Path) -> Case:
+    path = Path(profile(root, ""))
+    path.write_bytes(b'description = "\xff\xfe"\n')
+    return Case(["check", str(path)])
+
+
+@setup("huge")
+def _(root: Path) -> Case:
+    path = Path(profile(root, ""))
+    with open(path, "r+b") as handle:
+        handle.truncate(50 * 1024 * 1024)  # a 50 MB file (sparse: nothing is read)
+    return Case(["check", str(path)])
+
+
+@setup("directory")
+def _(root: Path) -> Case:
+    path = root / "profiles-in" / "x.toml"
+    path.mkdir(parents=True)
+    return Case(["check", str(path)])
+
+
+@setup("world-writable")
+def _(root: Path) -> Case:
+    path = profile(root, '"net.ipv4.tcp_fin_timeout" = 30')
+    os.chmod(path, 0o666)
+    return Case(["check", path])
+
+
+@setup("not-root-owned")
+def _(root: Path) -> Case:
+    path = profile(root, '"net.ipv4.tcp_fin_timeout" = 30')
+    os.chown(path, 65534, 65534)
+    return Case(["check", path])
+
+
+@setup("dropin-symlink")
+def _(root: Path) -> Case:
+    (root / "etc/sysctl.d/99-tcptune.conf").symlink_to(root / "elsewhere.conf")
+    return Case(["apply", "client-profile"])
+
+
+@setup("backup-symlink")
+def _(root: Path) -> Case:
+    (root / "elsewhere").mkdir()
+    (root / "var/lib/tcptune").mkdir(parents=True)
+    (root / "var/lib/tcptune/backups").symlink_to(root / "elsewhere")
+    return Case(["apply", "client-profile"])
+
+
+@setup("dropin-foreign")
+def _(root: Path) -> Case:
+    (root / "etc/sysctl.d/99-tcptune.conf").write_text("net.ipv4.tcp_fin_timeout = 45\n")
+    return Case(["apply", "client-profile"])
+
+
+setup("dropin-name")(
+    lambda root: Case(["apply", "client-profile", "--drop-in", "../../etc/passwd"])
+)
+
+
+def applied_backup(root: Path) -> Path:
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["--root", str(root), "apply", "client-profile"], stdout=io.StringIO()) == 0
+    (path,) = (root / "var/lib/tcptune/backups").glob("*.json")
+    return path
+
+
+@setup("backup-corrupt")
+def _(root: Path) -> Case:
+    applied_backup(root).write_text("{not json")
+    return Case(["revert"])
+
+
+@setup("backup-edited")
+def _(root: Path) -> Case:
+    (root / "etc/sysctl.d/99-tcptune.conf").write_text("# Managed by tcptune: profile x\n")
+    path = applied_backup(root)
+    data = json.loads(path.read_text())
+    data["drop_in"]["content_b64"] = base64.b64encode(b"# Managed by tcptune: evil\n").decode()
+    path.write_text(json.dumps(data))
+    return Case(["revert", data["id"]])
+
+
+setup("backup-unknown")(lambda root: Case(["revert", "20990101T000000000000Z"]))
+setup("backup-id-path")(lambda root: Case(["revert", "../../etc/shadow"]))
+
+
+@setup("proc-unreadable")
+def _(root: Path) -> Case:
+    path = root / "proc/sys/net/ipv4/tcp_fin_timeout"
+    path.unlink()
+    path.mkdir()
+    return Case(["check", "kernel-defaults", "--json"])
+
+
+setup("proc-read-only")(lambda root: Case(["apply", "client-profile"], "mount", ("ro", "proc/sys")))
+setup("not-root")(lambda root: Case(["--root", "/", "apply", "client-profile"], "nobody"))
+setup("disk-full-backup")(
+    lambda root: Case(["apply", "client-profile"], "mount", ("full", "var/lib/tcptune"))
+)
+setup("disk-full-dropin")(
+    lambda root: Case(["apply", "client-profile"], "mount", ("full", "etc/sysctl.d"))
+)
+setup("root-missing")(lambda root: Case(["--root", "/nonexistent", "check"]))
+
+
+@setup("root-no-proc")
+def _(root: Path) -> Case:
+    empty = root / "empty-root"
+    empty.mkdir()
+    return Case(["--root", str(empty), "check"])
+
+
+setup("key-unknown-explain")(lambda root: Case(["explain", "tcp_tw_reues"]))
+setup("options-exclusive")(
+    lambda root: Case(["apply", "client-profile", "--runtime-only", "--persist-only"])
+)
+setup("option-unknown")(lambda root: Case(["check", "--jsno"]))
+setup("lock-wait-negative")(lambda root: Case(["apply", "client-profile", "--lock-wait", "-1"]))
+
+
+# --- running a case -----------------------------------------------------------------------------
+
+
+def run_in_process(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv, stdout=out)
+        except SystemExit as exit_:  # argparse errors
+            code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def run_as_nobody(argv: list[str]) -> tuple[int, str, str]:
+    import tcptune.commands.apply  # noqa: F401  (loaded before privileges are dropped)
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            code, out, err = run_in_process(argv)
+            os.write(write_end, json.dumps([code, out, err]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        code, out, err = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    return code, out, err
+
+
+MOUNTED = """
+import contextlib, io, json, os, subprocess, sys
+kind, target, argv = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=30)
+run("mount", "--make-rprivate", "/")
+if kind == "ro":
+    run("mount", "--bind", target, target)
+    run("mount", "-o", "remount,bind,ro", target)
+else:  # a full file system: a tiny tmpfs, filled up
+    os.makedirs(target, exist_ok=True)
+    run("mount", "-t", "tmpfs", "-o", "size=16k,nr_inodes=64", "tmpfs", target)
+    fd = os.open(os.path.join(target, ".filler"), os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(fd, b"x" * 1024)
+    os.close(fd)
+from tcptune.cli import main
+out, err = io.StringIO(), io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(argv, stdout=out)
+print(json.dumps([code, out.getvalue(), err.getvalue()]))
+"""
+
+
+def run_mounted(argv: list[str], kind: str, target: Path) -> tuple[int, str, str]:
+    done = subprocess.run(
+        ["unshare", "-m", sys.executable, "-c", MOUNTED, kind, str(target), json.dumps(argv)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    code, out, err = json.loads(done.stdout)
+    return code, out, err
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    result = {}
+    for path in sorted(root.rglob("*")):
+        relative = str(path.relative_to(root))
+        if relative.endswith("var/lib/tcptune/lock"):
+            continue  # tcptune's own lock may be created; nothing else may change
+        if path.is_symlink():
+            result[relative] = (os.readlink(path).encode(), 0, 0)
+        elif path.is_file():
+            info = path.stat()
+            with open(path, "rb") as handle:
+                data = handle.read(1024 * 1024)
+            result[relative] = (data, info.st_mode, info.st_uid)
+    return result
+
+
+ROWS = doc_rows()
+
+
+def test_the_table_has_at_least_30_rows_and_each_has_a_test() -> None:
+    assert len(ROWS) >= 30
+    assert set(ROWS) == set(SETUPS)
+
+
+@pytest.mark.parametrize("ident", list(ROWS))
+def test_bad_input(ident: str, tmp_path: Path, netns) -> None:
+    expected_code, message = ROWS[ident]
+    root = tmp_path / "root"
+    machine = modern_machine(root)
+    (machine.root / "etc/sysctl.d").mkdir(parents=True)
+    case = SETUPS[ident](root)
+    argv = case.argv if "--root" in case.argv else ["--root", str(root), *case.argv]
+    before = snapshot(tmp_path)
+    if case.runner == "nobody":
+        code, out, err = run_as_nobody(argv)
+    elif case.runner == "mount":
+        kind, relative = case.mount  # type: ignore[misc]
+        code, out, err = run_mounted(argv, kind, root / relative)
+    else:
+        code, out, err = run_in_process(argv)
+    assert code == expected_code, (out, err)
+    assert "Traceback" not in out + err
+    assert message in out + err, (out, err)
+    if expected_code == 2 and argv[-2:-1] != ["validate"] and "validate" not in argv:
+        assert err.count("\n") == 1, err  # one line
+    if "--json" not in argv and expected_code == 3:
+        assert err.count("\n") == 1, err
+    assert snapshot(tmp_path) == before
