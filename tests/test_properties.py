@@ -1,0 +1,144 @@
+"""Property tests: any input either parses or yields a clean error, and normalising is idempotent."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tcptune import drift, keys, profiles, sysctld
+from tcptune.system import normalise
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+KEY_NAMES = st.sampled_from(
+    [*keys.KEYS, "net.core.netdev_max_backlog", "kernel.core_pattern", "net..x"]
+)
+TOML_VALUES = st.recursive(
+    st.one_of(
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.text(max_size=30),
+        st.booleans(),
+        st.floats(allow_nan=False),
+    ),
+    lambda children: st.lists(children, max_size=4),
+    max_leaves=8,
+)
+
+
+def toml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return toml_string("".join(c for c in value if c.isprintable()))
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+@SETTINGS
+@given(st.binary(max_size=400))
+def test_any_bytes_parse_or_give_problems(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "p.toml"
+        path.write_bytes(data)
+        result = profiles.read_file(path)
+    for problem in result.problems:
+        assert str(problem).startswith(str(path))
+    if not result.problems:
+        assert result.description
+
+
+@SETTINGS
+@given(st.dictionaries(KEY_NAMES, TOML_VALUES, max_size=6), st.text(max_size=20))
+def test_any_sysctl_table_parses_or_names_the_key(table: dict, description: str) -> None:
+    body = "".join(f"{toml_string(k)} = {toml_value(v)}\n" for k, v in table.items())
+    text = f"description = {toml_value(description)}\n[sysctl]\n{body}"
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "p.toml"
+        path.write_text(text)
+        result = profiles.read_file(path)
+    keys_with_problems = {p.key for p in result.problems}
+    if not any(not p.key for p in result.problems):  # the TOML itself was valid
+        for key in table:
+            assert key in result.sysctl or key in keys_with_problems, key
+    for key, value in result.sysctl.items():
+        assert key.startswith(profiles.NETWORK_PREFIXES)
+        assert value == drift.canonical(value) or "," in value
+
+
+@SETTINGS
+@given(st.sampled_from(list(keys.KEYS.values())), TOML_VALUES)
+def test_normalised_profile_values_are_fixed_points(spec: keys.KeySpec, value: object) -> None:
+    error, normalised = profiles.normalise_for(spec, value)
+    if error:
+        assert normalised == ""
+        return
+    again_error, again = profiles.normalise_for(spec, normalised)
+    assert again_error is None
+    assert again == normalised
+
+
+@SETTINGS
+@given(st.text(max_size=80))
+def test_value_normalisers_are_idempotent(text: str) -> None:
+    assert normalise(normalise(text)) == normalise(text)
+    assert drift.canonical(drift.canonical(text)) == drift.canonical(text)
+    assert drift.same_value(text, normalise(text))
+
+
+@SETTINGS
+@given(st.text(max_size=600))
+def test_sysctl_d_parser_accepts_anything(text: str) -> None:
+    for assignment in sysctld.parse(text, "/etc/sysctl.d/x.conf"):
+        assert assignment.key and "=" not in assignment.key
+        assert assignment.value == normalise(assignment.value)
+        assert (
+            1
+            <= assignment.line
+            <= text.count("\n")
+            + 1
+            + text.count("\r")
+            + text.count("\x0b")
+            + text.count("\x0c")
+            + text.count("\x1c")
+            + text.count("\x1d")
+            + text.count("\x1e")
+            + text.count("\x85")
+            + text.count("\u2028")
+            + text.count("\u2029")
+        )
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(sysctld.DIRS[sysctld.PROCPS] + ("",)),
+            st.sampled_from(["10-a.conf", "50-b.conf", "99-z.conf", "x.conf.bak", "sysctl.conf"]),
+            st.integers(min_value=0, max_value=99),
+        ),
+        max_size=8,
+    )
+)
+def test_boot_value_is_the_last_assignment_of_the_loader_order(layout: list) -> None:
+    files = [
+        sysctld.ConfFile(
+            d, n, f"/{d}/{n}" if d else "/etc/sysctl.conf", f"net.ipv4.tcp_fin_timeout = {v}\n"
+        )
+        for d, n, v in layout
+        if d or n == "sysctl.conf"
+    ]
+    for loader in sysctld.LOADERS:
+        ordered = sysctld.order(files, loader)
+        winner = sysctld.boot_value(files, "net.ipv4.tcp_fin_timeout", loader).winner
+        if ordered:
+            assert winner is not None and winner.path == ordered[-1].path
+        else:
+            assert winner is None
