@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tcptune import keys, profiles, render
 from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem
-from tcptune.system import PRESENT, System
+from tcptune.system import PRESENT, System, atomic_write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -145,31 +144,6 @@ def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], li
     return values, skipped
 
 
-def _atomic_write(path: Path, data: bytes, force: bool) -> None:
-    """Write via a temp file in the same directory, fsync, rename: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink():
-        raise BadInput(f"{path} is a symlink; refusing to write through it", hint="remove the link")
-    if path.exists() and not force:
-        raise BadInput(f"{path} already exists", hint="use --force to overwrite it")
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def run_capture(
     system: System,
     name: str,
@@ -206,7 +180,8 @@ def run_capture(
     # The file must load back as a valid profile before it replaces anything.
     _check_round_trip(data, name)
     try:
-        _atomic_write(path, data, force)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data, mode=0o644)
     except PermissionError as err:
         raise EnvironmentProblem(
             f"cannot write {path}: permission denied", hint="run as root or use --output"
