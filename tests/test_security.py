@@ -1,0 +1,122 @@
+"""The claims of docs/security.md, enforced."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from conftest import FakeMachine, run_cli
+
+from tcptune import profiles
+from tcptune.system import System
+
+
+@pytest.fixture
+def machine(modern: FakeMachine) -> FakeMachine:
+    (modern.root / "etc/sysctl.d").mkdir(parents=True)
+    return modern
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
+def test_file_modes_do_not_depend_on_the_umask(machine: FakeMachine, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        assert run_cli("--root", str(machine.root), "apply", "client-profile").code == 0
+    finally:
+        os.umask(old)
+    assert mode(machine.root / "etc/sysctl.d/99-tcptune.conf") == 0o644
+    backups = machine.root / "var/lib/tcptune/backups"
+    assert mode(backups) == 0o700
+    assert mode(backups.parent) == 0o700
+    assert [mode(p) for p in backups.iterdir()] == [0o600]
+    assert mode(backups.parent / "lock") == 0o600
+
+
+def test_revert_restores_the_drop_in_mode(machine: FakeMachine) -> None:
+    drop_in = machine.root / "etc/sysctl.d/99-tcptune.conf"
+    drop_in.write_text("# Managed by tcptune: profile old\nnet.ipv4.tcp_fin_timeout = 40\n")
+    os.chmod(drop_in, 0o600)
+    assert run_cli("--root", str(machine.root), "apply", "client-profile").code == 0
+    assert mode(drop_in) == 0o644
+    assert run_cli("--root", str(machine.root), "revert").code == 0
+    assert mode(drop_in) == 0o600
+
+
+def test_runtime_writes_never_follow_a_symlink(machine: FakeMachine, tmp_path: Path) -> None:
+    """A planted link in /proc/sys of a fake root must not turn root's write into a write
+    elsewhere."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    key = machine.root / "proc/sys/net/ipv4/tcp_tw_reuse"
+    key.unlink()
+    key.symlink_to(victim)
+    result = run_cli(
+        "--root", str(machine.root), "apply", "client-profile", "--runtime-only", "--json"
+    )
+    assert result.code == 3
+    assert victim.read_text() == "precious\n"
+
+
+def test_writes_never_follow_a_symlinked_directory(machine: FakeMachine, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sysctl_d = machine.root / "etc/sysctl.d"
+    sysctl_d.rmdir()
+    sysctl_d.symlink_to(elsewhere)
+    result = run_cli("--root", str(machine.root), "apply", "client-profile")
+    assert result.code == 2
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_profiles_others_can_change_are_refused_as_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the rule applies to root") if not os.environ.get("CI") else pytest.fail(
+            "CI runs as root"
+        )
+    good = tmp_path / "good.toml"
+    good.write_text('description = "g"\n')
+    assert profiles.read_file(good).problems == []
+    os.chmod(good, 0o620)
+    assert "writable by group or others" in str(profiles.read_file(good).problems[0])
+    os.chmod(good, 0o644)
+    os.chown(good, 1000, 0)
+    assert "not root" in str(profiles.read_file(good).problems[0])
+    os.chown(good, 0, 0)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    planted = shared / "p.toml"
+    planted.write_text('description = "p"\n')
+    assert "could be replaced" in str(profiles.read_file(planted).problems[0])
+    os.chmod(shared, 0o1777)  # sticky, like /tmp: others cannot replace root's file
+    assert profiles.read_file(planted).problems == []
+
+
+def test_backup_contents_are_validated_before_use(machine: FakeMachine) -> None:
+    """A backup is input too: a path or key in it outside what tcptune writes is refused."""
+    import json
+
+    assert run_cli("--root", str(machine.root), "apply", "client-profile").code == 0
+    (path,) = (machine.root / "var/lib/tcptune/backups").glob("*.json")
+    data = json.loads(path.read_text())
+    for field, value, message in [
+        ("drop_in.path", "/etc/sysctl.d/../../root/.ssh/authorized_keys", "plain file name"),
+        ("runtime.key", "kernel.core_pattern", "not a network key"),
+    ]:
+        edited = json.loads(json.dumps(data))
+        if field == "drop_in.path":
+            edited["drop_in"]["path"] = value
+        else:
+            edited["runtime"][0]["key"] = value
+        path.write_text(json.dumps(edited))
+        from tcptune.apply import load_backup
+        from tcptune.errors import BadInput
+
+        with pytest.raises(BadInput, match=message):
+            load_backup(System(machine.root), data["id"])
