@@ -118,6 +118,25 @@ def tcptune_argv() -> list[str]:
     return [sys.executable, "-m", "tcptune", "sockets", "--json"]
 
 
+def struct_dump() -> tuple[float, int]:
+    """tcptune's own reader, timed in-process like pyroute2_dump (time, sockets)."""
+    code = (
+        "import socket, time\n"
+        "from tcptune import sockets\n"
+        "from tcptune.system import System\n"
+        "start = time.perf_counter()\n"
+        "tally = sockets.Tally(sockets.NETLINK, 1024, 65535)\n"
+        "for f in (socket.AF_INET, socket.AF_INET6):\n"
+        "    System('/').sock_diag(f, sockets.ALL_STATES, tally.netlink_feeder(f))\n"
+        "print(time.perf_counter() - start, tally.finish().total)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    seconds, count = done.stdout.split()
+    return float(seconds), int(count)
+
+
 def pyroute2_dump() -> tuple[float, int] | None:
     """One pyroute2 dump of both families (time, sockets), or None without pyroute2."""
     code = (
@@ -179,6 +198,7 @@ def inside(compare_pyroute2: bool) -> int:
         rss.append(maxrss)
         ss_times.append(run(ss_all)[0] + run(ss_close_wait)[0])
     pyroute2 = pyroute2_dump() if compare_pyroute2 else None
+    own = struct_dump() if compare_pyroute2 else None
     tw_left = json.loads(subprocess.run(tcptune, capture_output=True, timeout=120).stdout)
     os.close(release)
     os.waitpid(holder, 0)
@@ -205,11 +225,12 @@ def inside(compare_pyroute2: bool) -> int:
     )
     print(f"TIME_WAIT still present at the end: {tw_left['states']['TIME_WAIT']}")
     if compare_pyroute2:
+        print(f"struct reader, in-process           {own[0] * 1000:7.1f} ms, {own[1]} sockets")
         if pyroute2 is None:
             print("pyroute2: not installed (pip install pyroute2 to compare)")
         else:
             seconds, count = pyroute2
-            print(f"pyroute2 DiagSocket dump, in-process {seconds * 1000:7.1f} ms, {count} sockets")
+            print(f"pyroute2 DiagSocket, in-process     {seconds * 1000:7.1f} ms, {count} sockets")
     return 0 if ok_ratio and ok_rss else 1
 
 

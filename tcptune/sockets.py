@@ -138,9 +138,10 @@ class Tally:
         self.fin_wait2_orphans = 0
         self.interrupted = False
         self._established = [0]  # ESTABLISHED with an ephemeral local port (a cell for closures)
-        # family -> raw group key -> count; keys are decoded once per group in finish()
-        self._groups: dict[int, dict] = {}
-        self._tw_groups: dict[int, dict] = {}
+        # family -> raw group keys, one per socket with an ephemeral local port (and again for
+        # those in TIME_WAIT); finish() counts them in C (Counter) and decodes each group once.
+        self._groups: dict[int, list] = {}
+        self._tw_groups: dict[int, list] = {}
         self.close_wait: list[CloseWait] = []
 
     def _slow(self, family: int, state: int, inode: int, uid: int, local: str, remote: str):
@@ -155,8 +156,8 @@ class Tally:
         """A callable for one family's dump: takes each received buffer, returns True at the
         end of the dump. Raises OSError for an error the kernel reports."""
         states = self.states
-        groups = self._groups.setdefault(family, {})
-        tw_groups = self._tw_groups.setdefault(family, {})
+        group = self._groups.setdefault(family, []).append
+        tw_group = self._tw_groups.setdefault(family, []).append
         low, high = self.port_low, self.port_high
         header = _NLMSG.unpack_from
         u32 = _U32.unpack_from
@@ -167,6 +168,10 @@ class Tally:
         def feed(data: bytes) -> bool:
             offset = 0
             end = len(data)
+            # The kernel flags every message of a batch built while the table changed; the first
+            # message of each buffer is enough to notice.
+            if end > 6 and data[6] & 0x10:  # NLM_F_DUMP_INTR in nlmsg_flags
+                self.interrupted = True
             while offset < end:
                 length, kind = header(data, offset)
                 if kind != SOCK_DIAG_BY_FAMILY or length < _MESSAGE_MIN:
@@ -180,17 +185,15 @@ class Tally:
                         raise OSError(0, f"malformed netlink message of {length} bytes")
                     offset += (length + 3) & ~3
                     continue
-                if data[offset + 6] & 0x10:  # NLM_F_DUMP_INTR in nlmsg_flags
-                    self.interrupted = True
                 state = data[offset + _STATE]
                 states[state] += 1
                 if state != LISTEN:
                     port = data[offset + _SPORT] << 8 | data[offset + _SPORT + 1]
                     if low <= port <= high:
                         key = data[offset + 22 : offset + 56]
-                        groups[key] = groups.get(key, 0) + 1
+                        group(key)
                         if state == TIME_WAIT:
-                            tw_groups[key] = tw_groups.get(key, 0) + 1
+                            tw_group(key)
                         elif state == ESTABLISHED:
                             established[0] += 1
                     if state in slow_states:
@@ -213,8 +216,8 @@ class Tally:
     def feed_proc(self, family: int, lines) -> None:
         """Rows of /proc/net/tcp or /proc/net/tcp6 (the header line included, or not)."""
         states = self.states
-        groups = self._groups.setdefault(family, {})
-        tw_groups = self._tw_groups.setdefault(family, {})
+        group = self._groups.setdefault(family, []).append
+        tw_group = self._tw_groups.setdefault(family, []).append
         low, high = self.port_low, self.port_high
         slow_states = _SLOW_STATES
         established = self._established
@@ -231,9 +234,9 @@ class Tally:
             port = int(local[-4:], 16)
             if low <= port <= high:
                 key = local[:-5] + fields[2]  # local address + remote address:port
-                groups[key] = groups.get(key, 0) + 1
+                group(key)
                 if state == TIME_WAIT:
-                    tw_groups[key] = tw_groups.get(key, 0) + 1
+                    tw_group(key)
                 elif state == ESTABLISHED:
                     established[0] += 1
             if state in slow_states:
@@ -267,8 +270,9 @@ class Tally:
         counts[SYN_RECV] += counts[NEW_SYN_RECV]
         states = {name: counts[code] for code, name in STATE_NAMES.items()}
         groups = []
-        for family, raw in self._groups.items():
-            tw = self._tw_groups.get(family, {})
+        for family, keys in self._groups.items():
+            raw = Counter(keys)
+            tw = Counter(self._tw_groups.get(family, ()))
             label = "ipv4" if family == socket.AF_INET else "ipv6"
             for key, count in raw.items():
                 local, remote, port = self._decode(family, key)
