@@ -118,8 +118,21 @@ def tcptune_argv() -> list[str]:
     return [sys.executable, "-m", "tcptune", "sockets", "--json"]
 
 
-def struct_dump() -> tuple[float, int]:
-    """tcptune's own reader, timed in-process like pyroute2_dump (time, sockets)."""
+def in_process(code: str) -> tuple[float, int, int] | None:
+    """Run a snippet that prints 'seconds sockets'; add its peak RSS (KiB). None if it fails."""
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        return None
+    seconds, count = output.split()
+    return float(seconds), int(count), usage.ru_maxrss
+
+
+def struct_dump() -> tuple[float, int, int] | None:
+    """tcptune's own reader, timed in-process like pyroute2_dump (time, sockets, peak KiB)."""
     code = (
         "import socket, time\n"
         "from tcptune import sockets\n"
@@ -130,15 +143,11 @@ def struct_dump() -> tuple[float, int]:
         "    System('/').sock_diag(f, sockets.ALL_STATES, tally.netlink_feeder(f))\n"
         "print(time.perf_counter() - start, tally.finish().total)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
-    )
-    seconds, count = done.stdout.split()
-    return float(seconds), int(count)
+    return in_process(code)
 
 
-def pyroute2_dump() -> tuple[float, int] | None:
-    """One pyroute2 dump of both families (time, sockets), or None without pyroute2."""
+def pyroute2_dump() -> tuple[float, int, int] | None:
+    """One pyroute2 dump of both families (time, sockets, peak KiB), or None without pyroute2."""
     code = (
         "import socket, time\n"
         "from pyroute2 import DiagSocket\n"
@@ -149,11 +158,7 @@ def pyroute2_dump() -> tuple[float, int] | None:
         "            for f in (socket.AF_INET, socket.AF_INET6))\n"
         "print(time.perf_counter() - start, n)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        return None
-    seconds, count = done.stdout.split()
-    return float(seconds), int(count)
+    return in_process(code)
 
 
 def inside(compare_pyroute2: bool) -> int:
@@ -225,12 +230,15 @@ def inside(compare_pyroute2: bool) -> int:
     )
     print(f"TIME_WAIT still present at the end: {tw_left['states']['TIME_WAIT']}")
     if compare_pyroute2:
-        print(f"struct reader, in-process           {own[0] * 1000:7.1f} ms, {own[1]} sockets")
-        if pyroute2 is None:
-            print("pyroute2: not installed (pip install pyroute2 to compare)")
-        else:
-            seconds, count = pyroute2
-            print(f"pyroute2 DiagSocket, in-process     {seconds * 1000:7.1f} ms, {count} sockets")
+        for name, result in (("struct reader (tcptune)", own), ("pyroute2 DiagSocket", pyroute2)):
+            if result is None:
+                print(f"{name}: not available (pip install pyroute2 to compare)")
+                continue
+            seconds, count, peak = result
+            print(
+                f"{name:<24} in-process {seconds * 1000:8.1f} ms, peak RSS {peak / 1024:6.1f} MiB"
+                f" for {count} sockets"
+            )
     return 0 if ok_ratio and ok_rss else 1
 
 
