@@ -144,13 +144,10 @@ class Tally:
         self._tw_groups: dict[int, list] = {}
         self.close_wait: list[CloseWait] = []
 
-    def _slow(self, family: int, state: int, inode: int, uid: int, local: str, remote: str):
-        if state == CLOSE_WAIT:
-            self.close_wait.append(CloseWait(inode, uid, local, remote))
-        elif inode == 0:
-            self.orphans += 1
-            if state == FIN_WAIT2:
-                self.fin_wait2_orphans += 1
+    def _orphan(self, state: int) -> None:
+        self.orphans += 1
+        if state == FIN_WAIT2:
+            self.fin_wait2_orphans += 1
 
     def netlink_feeder(self, family: int):
         """A callable for one family's dump: takes each received buffer, returns True at the
@@ -163,6 +160,7 @@ class Tally:
         u32 = _U32.unpack_from
         slow_states = _SLOW_STATES
         established = self._established
+        close_wait = self.close_wait.append
         width = 4 if family == socket.AF_INET else 16
 
         def feed(data: bytes) -> bool:
@@ -197,17 +195,21 @@ class Tally:
                         elif state == ESTABLISHED:
                             established[0] += 1
                     if state in slow_states:
-                        src = data[offset + 24 : offset + 24 + width]
-                        dst = data[offset + 40 : offset + 40 + width]
-                        dport = data[offset + 22] << 8 | data[offset + 23]
-                        self._slow(
-                            family,
-                            state,
-                            u32(data, offset + _INODE)[0],
-                            u32(data, offset + _UID)[0],
-                            endpoint(family, src, port),
-                            endpoint(family, dst, dport),
-                        )
+                        inode = u32(data, offset + _INODE)[0]
+                        if state == CLOSE_WAIT:
+                            src = data[offset + 24 : offset + 24 + width]
+                            dst = data[offset + 40 : offset + 40 + width]
+                            dport = data[offset + 22] << 8 | data[offset + 23]
+                            close_wait(
+                                CloseWait(
+                                    inode,
+                                    u32(data, offset + _UID)[0],
+                                    endpoint(family, src, port),
+                                    endpoint(family, dst, dport),
+                                )
+                            )
+                        elif inode == 0:
+                            self._orphan(state)
                 offset += (length + 3) & ~3
             return False
 
@@ -221,6 +223,7 @@ class Tally:
         low, high = self.port_low, self.port_high
         slow_states = _SLOW_STATES
         established = self._established
+        close_wait = self.close_wait.append
         for line in lines:
             fields = line.split()
             # sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ...
@@ -239,16 +242,18 @@ class Tally:
                     tw_group(key)
                 elif state == ESTABLISHED:
                     established[0] += 1
-            if state in slow_states:
+            if state == CLOSE_WAIT:
                 remote = fields[2]
-                self._slow(
-                    family,
-                    state,
-                    int(fields[9]),
-                    int(fields[7]),
-                    endpoint(family, _proc_address(family, local[:-5]), port),
-                    endpoint(family, _proc_address(family, remote[:-5]), int(remote[-4:], 16)),
+                close_wait(
+                    CloseWait(
+                        int(fields[9]),
+                        int(fields[7]),
+                        endpoint(family, _proc_address(family, local[:-5]), port),
+                        endpoint(family, _proc_address(family, remote[:-5]), int(remote[-4:], 16)),
+                    )
                 )
+            elif state in slow_states and fields[9] == "0":
+                self._orphan(state)
 
     def _decode(self, family: int, key: bytes | str) -> tuple[str, str, int]:
         if isinstance(key, bytes):  # netlink: dport (big-endian), src[16], dst[16]

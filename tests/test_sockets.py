@@ -510,6 +510,29 @@ def test_bad_input_is_one_line_exit_2(modern: FakeMachine, argv: list[str], mess
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+def test_help_has_examples_and_exit_codes() -> None:
+    done = run_tcptune("sockets", "--help")
+    assert done.returncode == 0
+    assert "examples:" in done.stdout and "tcptune sockets --watch 2" in done.stdout
+    assert "exit codes:" in done.stdout
+    assert "sockets" in run_tcptune("--help").stdout
+
+
+def test_without_netlink_it_reads_proc_and_says_so(monkeypatch) -> None:
+    """The kernel refusing the dump (a sandbox, no inet_diag) falls back to /proc/net/tcp."""
+    from tcptune import sockdiag
+
+    def refused(family, states, feed):
+        raise sockdiag.Unavailable("cannot open a NETLINK_SOCK_DIAG socket: Permission denied")
+
+    monkeypatch.setattr(sockdiag, "dump", refused)
+    monkeypatch.delenv("TCPTUNE_ROOT", raising=False)
+    doc = json.loads(run_cli("sockets", "--json").out)
+    assert doc["source"] == "proc"
+    assert doc["source_note"].startswith("netlink unavailable (cannot open a NETLINK_SOCK_DIAG")
+    assert run_cli("sockets", "--source", "netlink").code == 3
+
+
 def test_no_socket_table_is_exit_3(modern: FakeMachine) -> None:
     done = run_tcptune("--root", str(modern.root), "sockets")
     assert done.returncode == 3
