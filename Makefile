@@ -37,8 +37,10 @@ format: dev
 test: lint
 	$(BIN)/python -m pytest
 
+# bench_sockets.py needs root: it makes 100k sockets inside a private network namespace.
 bench: install
 	$(BIN)/python bench/bench_check.py
+	$(BIN)/python bench/bench_sockets.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -45,7 +45,17 @@ def _root_option(parser: argparse.ArgumentParser, default: object) -> None:
     )
 
 
-COMMANDS = ("check", "explain", "profiles", "apply", "revert", "backups", "export", "completion")
+COMMANDS = (
+    "check",
+    "explain",
+    "profiles",
+    "apply",
+    "revert",
+    "backups",
+    "export",
+    "completion",
+    "sockets",
+)
 
 
 def command_in(argv: Sequence[str]) -> str | None:
@@ -71,7 +81,7 @@ def build_parser(command: str | None = None) -> Parser:
         epilog="examples:\n  tcptune check\n  tcptune check --json --strict\n"
         "  tcptune explain tcp_tw_reuse\n  tcptune check server-profile\n"
         "  tcptune apply server-profile --dry-run\n  sudo tcptune apply server-profile\n"
-        "  sudo tcptune revert\n\n" + EXIT_CODES_HELP,
+        "  sudo tcptune revert\n  tcptune sockets --top 5\n\n" + EXIT_CODES_HELP,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"tcptune {__version__}")
@@ -153,7 +163,64 @@ def build_parser(command: str | None = None) -> Parser:
         formatter_class=formatter,
     )
     completion.add_argument("shell", choices=("bash",), help="the shell")
+
+    sockets = _sub(
+        sub,
+        command,
+        "sockets",
+        help="TIME_WAIT / CLOSE_WAIT census: states, port pressure, CLOSE_WAIT owners",
+        description="Count TCP sockets per state (IPv4 and IPv6), TIME_WAIT against "
+        "tcp_max_tw_buckets, ephemeral port pressure per destination and the processes that "
+        "hold CLOSE_WAIT sockets, with findings that name the cause and the remedy. Reads the "
+        "kernel over NETLINK_SOCK_DIAG, or /proc/net/tcp and tcp6.",
+        epilog="examples:\n  tcptune sockets\n  tcptune sockets --top 3\n"
+        "  tcptune sockets --json | jq '.close_wait_owners'\n  tcptune sockets --watch 2\n"
+        "  tcptune --root /srv/snapshot sockets --source proc\n\n" + EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    sockets.add_argument("--json", action="store_true", help="print one JSON document")
+    sockets.add_argument(
+        "--top",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="show the N largest port-pressure groups and CLOSE_WAIT owners (default 10)",
+    )
+    sockets.add_argument(
+        "--watch",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="refresh every SECONDS until Ctrl-C",
+    )
+    sockets.add_argument(
+        "--source",
+        choices=("auto", "netlink", "proc"),
+        default="auto",
+        help="where to read the sockets: netlink (the kernel, as ss does), proc "
+        "(/proc/net/tcp and tcp6), or auto: netlink on the live machine, else proc",
+    )
+    _root_option(sockets, argparse.SUPPRESS)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:  # also rejects nan and inf
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 (e.g. 2 or 0.5), got {text!r}")
+    return value
 
 
 PROFILES_HELP = "list, show, validate and capture profiles"
@@ -380,6 +447,17 @@ def dispatch(args: argparse.Namespace, stdout: IO[str]) -> int:
                 stream=stdout,
             )
         raise BadInput("missing action", hint="tcptune profiles list|show|validate|capture")
+    if args.command == "sockets":
+        from tcptune.commands import sockets
+
+        return sockets.run(
+            system,
+            json_output=args.json,
+            top=args.top,
+            watch=args.watch,
+            source=args.source,
+            stream=stdout,
+        )
     raise BadInput(f"unknown command {args.command!r}", hint="see 'tcptune --help'")
 
 

@@ -47,6 +47,7 @@ def need_bash() -> None:
                 "export",
                 "profiles",
                 "revert",
+                "sockets",
             ],
         ),
         ("tcptune ap", ["apply"]),
@@ -55,6 +56,7 @@ def need_bash() -> None:
         ("tcptune profiles capture --f", ["--force"]),
         ("tcptune export x --format ", ["sysctl", "k8s", "docker", "ansible"]),
         ("tcptune --root /srv/x ch", ["check"]),
+        ("tcptune sockets --top 3 --w", ["--watch"]),
     ],
 )
 def test_completes_commands_and_options(line: str, expected: list[str]) -> None:
