@@ -238,6 +238,19 @@ setup("option-unknown")(lambda root: Case(["check", "--jsno"]))
 setup("lock-wait-negative")(lambda root: Case(["apply", "client-profile", "--lock-wait", "-1"]))
 
 
+setup("sockets-top-zero")(lambda root: Case(["sockets", "--top", "0"]))
+setup("sockets-watch-zero")(lambda root: Case(["sockets", "--watch", "0"]))
+setup("sockets-watch-nan")(lambda root: Case(["sockets", "--watch", "nan"]))
+setup("sockets-watch-json")(lambda root: Case(["sockets", "--watch", "1", "--json"]))
+setup("sockets-netlink-root")(lambda root: Case(["sockets", "--source", "netlink"]))
+setup("export-format")(lambda root: Case(["export", "server-profile", "--format", "helm"]))
+
+
+@setup("export-global-key")
+def _(root: Path) -> Case:
+    return Case(["export", profile(root, '"net.ipv4.tcp_max_orphans" = 65536'), "--format", "k8s"])
+
+
 # --- running a case -----------------------------------------------------------------------------
 
 
