@@ -167,3 +167,35 @@ def netns() -> None:
 
 
 ALL_KEYS = list(keys.KEYS)
+
+
+def as_nobody(func):
+    """Run func() in a forked child that has dropped to uid/gid 65534 (a real unprivileged
+    process, so the kernel's own permission checks apply); return its JSON-able result.
+
+    Whatever func needs must be imported before the call: the interpreter's files may not be
+    readable by that user."""
+    import json
+    import traceback
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                payload = {"result": func()}
+            except BaseException:
+                payload = {"error": traceback.format_exc()}
+            os.write(write_end, json.dumps(payload).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        payload = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert "error" not in payload, payload.get("error")
+    return payload["result"]

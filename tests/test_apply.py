@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FakeMachine, run_cli, run_tcptune
+from conftest import FakeMachine, as_nobody, run_cli, run_tcptune
 
 from tcptune import apply as applying
 from tcptune.errors import EnvironmentProblem
@@ -412,29 +412,18 @@ def test_not_root_is_refused_before_anything(tmp_path: Path) -> None:
         pytest.skip("needs root to drop privileges") if not os.environ.get("CI") else pytest.fail(
             "needs root on CI"
         )
+    import contextlib
     import io
 
     import tcptune.commands.apply  # noqa: F401  (imported before dropping privileges)
     from tcptune.cli import main
 
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            err = io.StringIO()
-            import contextlib
+    def attempt() -> dict:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["--root", "/", "apply", "client-profile"], stdout=io.StringIO())
+        return {"code": code, "err": err.getvalue()}
 
-            with contextlib.redirect_stderr(err):
-                code = main(["--root", "/", "apply", "client-profile"], stdout=io.StringIO())
-            os.write(write_end, json.dumps({"code": code, "err": err.getvalue()}).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        result = json.loads(pipe.read())
-    os.waitpid(pid, 0)
+    result = as_nobody(attempt)
     assert result["code"] == 3
     assert "run it as root" in result["err"]

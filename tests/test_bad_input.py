@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import modern_machine
+from conftest import as_nobody, modern_machine
 
 from tcptune.cli import main
 
@@ -267,21 +267,7 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
 def run_as_nobody(argv: list[str]) -> tuple[int, str, str]:
     import tcptune.commands.apply  # noqa: F401  (loaded before privileges are dropped)
 
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            code, out, err = run_in_process(argv)
-            os.write(write_end, json.dumps([code, out, err]).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        code, out, err = json.loads(pipe.read())
-    os.waitpid(pid, 0)
+    code, out, err = as_nobody(lambda: run_in_process(argv))
     return code, out, err
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import FakeMachine
+from conftest import FakeMachine, as_nobody
 
 from tcptune.errors import BadInput, EnvironmentProblem
 from tcptune.system import (
@@ -84,25 +84,8 @@ def test_parsers_read_this_machine() -> None:
 
 
 def read_as_nobody(system: System, key: str) -> tuple[str, str]:
-    """Read a key in a forked child that has dropped to uid/gid 65534: a real EACCES."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            reading = system.read_sysctl(key)
-            os.write(write_end, f"{reading.state}|{reading.error}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    state, _, error = data.partition("|")
-    return state, error
+    reading = as_nobody(lambda: system.read_sysctl(key))
+    return reading[1], reading[3]
 
 
 def test_permission_denied_is_unreadable_for_a_real_unprivileged_reader(tmp_path, modern) -> None:
