@@ -84,8 +84,8 @@ def test_parsers_read_this_machine() -> None:
 
 
 def read_as_nobody(system: System, key: str) -> tuple[str, str]:
-    reading = as_nobody(lambda: system.read_sysctl(key))
-    return reading[1], reading[3]
+    key_, state, _value, error = as_nobody(lambda: system.read_sysctl(key))  # a Reading, as JSON
+    return state, error
 
 
 def test_permission_denied_is_unreadable_for_a_real_unprivileged_reader(tmp_path, modern) -> None:
