@@ -84,7 +84,7 @@ def test_parsers_read_this_machine() -> None:
 
 
 def read_as_nobody(system: System, key: str) -> tuple[str, str]:
-    key_, state, _value, error = as_nobody(lambda: system.read_sysctl(key))  # a Reading, as JSON
+    _key, state, _value, error = as_nobody(lambda: system.read_sysctl(key))  # a Reading, as JSON
     return state, error
 
 
