@@ -199,3 +199,19 @@ def as_nobody(func):
     os.waitpid(pid, 0)
     assert "error" not in payload, payload.get("error")
     return payload["result"]
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The project built as a wheel, once per test session."""
+    out = tmp_path_factory.mktemp("wheel")
+    source = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = out.glob("tcptune-*.whl")
+    return wheel

@@ -258,16 +258,8 @@ def test_summary_over_hosts_with_a_failure(tmp_path: Path) -> None:
     assert summary["broken"]["error"] == failure["msg"]
 
 
-def test_install_from_a_wheel_into_a_virtualenv(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(REPO)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert build.returncode == 0, build.stderr
-    (wheel,) = dist.glob("tcptune-*.whl")
+def test_install_from_a_wheel_into_a_virtualenv(tmp_path: Path, built_wheel: Path) -> None:
+    wheel = built_wheel
     venv = tmp_path / "opt/tcptune"
     root = machine(tmp_path / "root")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import venv
 import zipfile
 from pathlib import Path
@@ -13,22 +12,12 @@ import pytest
 
 from tcptune import __version__
 
-SOURCE = Path(__file__).resolve().parent.parent
 SHIPPED = ("kernel-defaults", "server-profile", "client-profile", "proxy-profile")
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(SOURCE)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    (built,) = out.glob("tcptune-*.whl")
-    return built
+def wheel(built_wheel: Path) -> Path:
+    return built_wheel
 
 
 @pytest.fixture(scope="module")
