@@ -163,22 +163,18 @@ def test_version() -> None:
     assert done.stdout.strip() == f"tcptune {__version__}"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("check",),
-        ("explain",),
-        ("apply",),
-        ("revert",),
-        ("backups",),
-        ("profiles",),
-        ("profiles", "list"),
-        ("profiles", "show"),
-        ("profiles", "validate"),
-        ("profiles", "capture"),
-    ],
-    ids=" ".join,
-)
+def every_command() -> list[tuple[str, ...]]:
+    from tcptune.cli import build_parser
+    from tcptune.completion import _subparsers
+
+    commands = []
+    for name, sub in _subparsers(build_parser()).items():
+        commands.append((name,))
+        commands += [(name, action) for action in _subparsers(sub)]
+    return commands
+
+
+@pytest.mark.parametrize("command", every_command(), ids=" ".join)
 def test_every_command_help_has_an_example(command: tuple[str, ...]) -> None:
     done = run_tcptune(*command, "--help")
     assert done.returncode == 0
