@@ -27,6 +27,7 @@ from tcptune.system import (
     private_dir,
     read_bytes_no_follow,
     remove_file,
+    remove_stale_temp_files,
 )
 
 STATE_DIR = "var/lib/tcptune"
@@ -282,14 +283,6 @@ def execute(system: System, plan: Plan, release: str | None) -> Outcome:
         results.append(result)
         failed = result.outcome == FAILED
     return Outcome(backup_id, written, results)
-
-
-def remove_stale_temp_files(target: Path) -> None:
-    """Temp files a killed apply left next to the drop-in (never *.conf, so no loader reads
-    them); safe to remove while holding the lock."""
-    for stale in target.parent.glob(f".{target.name}.tcptune-*.tmp"):
-        if not stale.is_symlink():
-            stale.unlink(missing_ok=True)
 
 
 # --- revert -------------------------------------------------------------------------------------

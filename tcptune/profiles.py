@@ -150,10 +150,10 @@ def find(argument: str, root: Path) -> Path:
 def available(root: Path) -> dict[str, Path]:
     """name -> file, local profiles shadowing shipped ones of the same name."""
     found: dict[str, Path] = {}
+    from tcptune.system import list_files
+
     for directory in (shipped_dir(), local_dir(root)):
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.glob("*.toml")):
+        for path in list_files(directory, "*.toml"):
             if NAME_RULE.match(path.stem):
                 found[path.stem] = path
     return found
@@ -165,6 +165,8 @@ def available(root: Path) -> dict[str, Path]:
 def read_file(path: Path, name: str | None = None) -> ProfileFile:
     """Parse and validate one file; problems are collected, not raised."""
     import tomllib
+
+    from tcptune.system import read_bytes_limited
 
     shown = str(path)
     profile = ProfileFile(name=name or path.stem, path=path)
@@ -180,7 +182,7 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
                 Problem(shown, "", f"file is {size} bytes; profiles are limited to 1 MiB")
             )
             return profile
-        raw = path.read_bytes()
+        raw = read_bytes_limited(path, MAX_PROFILE_BYTES)
     except IsADirectoryError:
         profile.problems.append(Problem(shown, "", "is a directory, not a profile file"))
         return profile

@@ -439,3 +439,22 @@ def private_dir(path: Path) -> Path:
     refuse_symlink(path)
     os.chmod(path, 0o700)
     return path
+
+
+def list_files(directory: Path, pattern: str) -> list[Path]:
+    """Files matching `pattern` in `directory`, sorted; none if it is not a directory."""
+    return sorted(directory.glob(pattern)) if directory.is_dir() else []
+
+
+def read_bytes_limited(path: Path, limit: int) -> bytes:
+    """At most limit + 1 bytes of a file (so a caller can tell it is too large)."""
+    with open(path, "rb") as handle:
+        return handle.read(limit + 1)
+
+
+def remove_stale_temp_files(target: Path) -> None:
+    """Temp files a killed write left next to `target` (named .NAME.tcptune-PID.tmp, never
+    *.conf, so no loader reads them); safe to remove while holding tcptune's lock."""
+    for stale in target.parent.glob(f".{target.name}.tcptune-*.tmp"):
+        if not stale.is_symlink():
+            stale.unlink(missing_ok=True)
