@@ -6,7 +6,7 @@ is tested on hand-made inputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from tcptune import keys
@@ -71,6 +71,7 @@ class Context(NamedTuple):
     values: Mapping[str, str]  # key -> value, present keys only
     sockstat: Mapping[str, Mapping[str, int]] | None
     netstat: Mapping[str, Mapping[str, int]] | None
+    conf_files: Sequence = ()  # sysctl.d ConfFiles, for what boot will set
 
     def get(self, short: str) -> str | None:
         return self.values.get(_full(short))
@@ -395,8 +396,46 @@ def rule_rfc1337(ctx: Context) -> list[Finding]:
     ]
 
 
+def rule_boot_tw_recycle(ctx: Context) -> list[Finding]:
+    """The blog's advice lives on in sysctl.d files: name the file and line that sets
+    tcp_tw_recycle, which fails at boot on 4.12+ and breaks NAT clients before that."""
+    from tcptune import sysctld
+
+    key = "net.ipv4.tcp_tw_recycle"
+    commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
+    findings = []
+    for conf in ctx.conf_files:
+        for assignment in sysctld.parse(conf.text, conf.path):
+            if assignment.key != key:
+                continue
+            where = f"{assignment.path}:{assignment.line}"
+            if at_least(ctx.version, (4, 12)):
+                findings.append(
+                    Finding(
+                        WARNING,
+                        key,
+                        f"{where} sets tcp_tw_recycle, which this kernel does not have: the "
+                        "loader reports an error at every boot (procps `sysctl --system` exits "
+                        "1). Delete the line.",
+                        _src("tcp_tw_recycle", f"{commit}; probe"),
+                    )
+                )
+            elif assignment.value == "1":
+                findings.append(
+                    Finding(
+                        ERROR,
+                        key,
+                        f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs from "
+                        "clients behind NAT. Delete the line (or set 0).",
+                        _src("tcp_tw_recycle", commit),
+                    )
+                )
+    return findings
+
+
 RULES: tuple[Rule, ...] = (
     rule_tw_recycle,
+    rule_boot_tw_recycle,
     rule_tw_reuse,
     rule_fin_timeout,
     rule_port_range,
@@ -467,11 +506,13 @@ def inspect(
     readings: Mapping[str, Reading],
     sockstat: Mapping[str, Mapping[str, int]] | None,
     netstat: Mapping[str, Mapping[str, int]] | None,
+    conf_files: Sequence = (),
 ) -> Report:
-    """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading."""
+    """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading, and
+    `conf_files` are the sysctl.d files (tcptune.system.read_conf_files)."""
     version = parse_release(release)
     values = {k: r.value for k, r in readings.items() if r.state == PRESENT and r.value is not None}
-    ctx = Context(version, values, sockstat, netstat)
+    ctx = Context(version, values, sockstat, netstat, tuple(conf_files))
 
     per_key: dict[str, list[Finding]] = {name: [] for name in keys.KEYS}
     general: list[Finding] = []

@@ -225,3 +225,30 @@ def test_unknown_kernel_release_skips_version_rules(modern: FakeMachine) -> None
 def test_every_setting_is_reported_once(modern: FakeMachine) -> None:
     report = report_of(modern)
     assert [s.key for s in report.settings] == list(keys.KEYS)
+
+
+def test_sysctl_d_line_setting_tw_recycle_on_a_modern_kernel(modern: FakeMachine) -> None:
+    conf = modern.root / "etc/sysctl.d/10-blog-advice.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(
+        "# from a blog post\nnet.ipv4.tcp_tw_recycle = 1\nnet.ipv4.tcp_fin_timeout = 30\n"
+    )
+    report = report_of(modern)
+    boot = [
+        f for f in findings_for(report, "net.ipv4.tcp_tw_recycle") if "10-blog-advice" in f.message
+    ]
+    assert [f.severity for f in boot] == [rules.WARNING]
+    assert boot[0].message.startswith("/etc/sysctl.d/10-blog-advice.conf:2 sets tcp_tw_recycle")
+    assert exit_code(report, strict=True) == 1
+
+
+def test_sysctl_d_line_setting_tw_recycle_on_an_old_kernel_is_an_error(old: FakeMachine) -> None:
+    (old.root / "etc").mkdir()
+    (old.root / "etc/sysctl.conf").write_text("net.ipv4.tcp_tw_recycle=1\n")
+    report = report_of(old)  # live value is still 0: the danger is the next boot
+    boot = [
+        f for f in findings_for(report, "net.ipv4.tcp_tw_recycle") if "sysctl.conf" in f.message
+    ]
+    assert [f.severity for f in boot] == [rules.ERROR]
+    assert "/etc/sysctl.conf:1 sets tcp_tw_recycle = 1 at every boot" in boot[0].message
+    assert exit_code(report, strict=False) == 1

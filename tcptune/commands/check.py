@@ -18,8 +18,16 @@ if TYPE_CHECKING:
 def gather(system: System) -> rules.Report:
     """Read every watched key, the kernel release and the socket counters, then evaluate."""
     system.require_proc_sys()
+    from tcptune.system import read_conf_files
+
     readings = {name: system.read_sysctl(name) for name in keys.KEYS}
-    report = rules.inspect(system.kernel_release(), readings, system.sockstat(), system.netstat())
+    report = rules.inspect(
+        system.kernel_release(),
+        readings,
+        system.sockstat(),
+        system.netstat(),
+        read_conf_files(system),
+    )
     if report.all_unreadable():
         first = report.settings[0]
         raise EnvironmentProblem(
