@@ -55,6 +55,7 @@ class Report(NamedTuple):
     settings: list[Setting]
     findings: list[Finding]
     tcp_counts: dict[str, int] | None = None
+    conf_files: tuple = ()  # the sysctl.d files the report was made with
 
     def worst(self) -> str | None:
         ranks = [SEVERITY_RANK[f.severity] for f in self.findings]
@@ -571,4 +572,4 @@ def inspect(
         )
     findings = general + [f for s in settings for f in s.findings]
     tcp = dict((sockstat or {}).get("TCP") or {}) or None
-    return Report(release, version, settings, findings, tcp)
+    return Report(release, version, settings, findings, tcp, ctx.conf_files)

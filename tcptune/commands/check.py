@@ -135,11 +135,10 @@ def compare_profile(
     system: System, profile: Profile, report: rules.Report
 ) -> list[drift.Comparison]:
     from tcptune import drift
-    from tcptune.system import read_conf_files
 
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
     comparisons = drift.compare(profile.sysctl, profile.origin, readings, report.version)
-    return drift.with_boot(comparisons, read_conf_files(system))
+    return drift.with_boot(comparisons, list(report.conf_files))  # read once, by gather()
 
 
 def profile_exit_code(
