@@ -215,3 +215,19 @@ def built_wheel(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr
     (wheel,) = out.glob("tcptune-*.whl")
     return wheel
+
+
+def run_in_namespace(flags: list[str], argv: list[str], timeout: int = 300) -> dict:
+    """Run this interpreter under `unshare FLAGS` (a private network, and maybe mount,
+    namespace) with argv; the program prints one JSON document, which is returned."""
+    import json
+
+    done = subprocess.run(
+        ["unshare", *flags, sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

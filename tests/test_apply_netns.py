@@ -4,13 +4,11 @@ tests/inside_namespace.py). The host's sysctls and /etc are never touched."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_in_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -18,15 +16,7 @@ SCRIPT = Path(__file__).resolve().parent / "inside_namespace.py"
 
 
 def run_scenario(name: str) -> dict:
-    done = subprocess.run(
-        ["unshare", "-n", "-m", sys.executable, str(SCRIPT), name],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_in_namespace(["-n", "-m"], [str(SCRIPT), name])
 
 
 def test_apply_then_reboot_loaders_then_revert(netns) -> None:

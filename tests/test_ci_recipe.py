@@ -4,13 +4,11 @@ mount and network namespace, give the outcomes the document promises."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_in_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -32,15 +30,7 @@ def test_the_recipe_names_the_two_commands() -> None:
 
 def test_recipe_as_unprivileged_user_with_read_only_proc_sys(netns) -> None:
     commands = [c.split(" > ")[0] for c in recipe_commands()]
-    done = subprocess.run(
-        ["unshare", "-n", "-m", sys.executable, str(SCRIPT), "ci-recipe", json.dumps(commands)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = run_in_namespace(["-n", "-m"], [str(SCRIPT), "ci-recipe", json.dumps(commands)])
     check, dry_run = result["runs"]
     assert check["uid"] == 65534 and check["proc_sys_read_only"] is True
     # A fresh namespace has kernel defaults: server-profile differs, so check reports drift.

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from conftest import ALL_KEYS
+from conftest import ALL_KEYS, run_in_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -60,15 +58,7 @@ def in_namespace(
     settings: dict[str, str], tw_sockets: int = 0, extra: tuple[str, ...] = ()
 ) -> dict:
     argv = [json.dumps(settings), json.dumps(ALL_KEYS), str(tw_sockets), json.dumps(list(extra))]
-    done = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", INSIDE, *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    result = run_in_namespace(["-n"], ["-c", INSIDE, *argv], timeout=120)
     assert "Traceback" not in result["stderr"], result["stderr"]
     result["doc"] = json.loads(result["check"])
     return result

@@ -7,13 +7,11 @@ child process that holds them. Only the namespace's own sysctls and loopback are
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from conftest import run_in_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -171,15 +169,7 @@ AS_NOBODY = textwrap.dedent(
 
 
 def in_namespace(script: str, close_wait: int) -> dict:
-    done = subprocess.run(
-        ["unshare", "-n", sys.executable, "-c", SETUP + script, "-", str(close_wait)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return run_in_namespace(["-n"], ["-c", SETUP + script, "-", str(close_wait)], timeout=120)
 
 
 def ss_counts(lines: list[str]) -> dict[str, int]:
