@@ -3,6 +3,7 @@ the installed console script (a real process)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -176,16 +177,14 @@ def hold_lock(root: Path) -> int:
     return fd
 
 
-def has_open(pid: int, path: Path, seconds: float = 30) -> bool:
-    """Wait (bounded) until process pid holds `path` open."""
+def waits_on(proc: subprocess.Popen, path: Path, seconds: float = 30) -> bool:
+    """Wait (bounded) until the running process holds `path` open."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
+    while time.monotonic() < deadline and proc.poll() is None:
+        for fd in Path(f"/proc/{proc.pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):
                 if os.readlink(fd) == str(path):
                     return True
-            except OSError:
-                continue
         time.sleep(0.05)
     return False
 
@@ -203,7 +202,7 @@ def test_ctrl_c_exits_130_with_one_line(modern: FakeMachine) -> None:
             text=True,
         )
         try:
-            assert has_open(proc.pid, modern.root / "var/lib/tcptune/lock")
+            assert waits_on(proc, modern.root / "var/lib/tcptune/lock")
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
         finally:
