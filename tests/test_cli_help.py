@@ -124,6 +124,17 @@ def test_help_on_a_terminal_is_rich_and_keeps_the_examples() -> None:
     assert "\n --watch" not in codes  # a wrapped meaning stays under its text
 
 
+@pytest.mark.parametrize("path", list(EXIT_CODES))
+def test_rich_help_of_every_command(path: str) -> None:
+    """On a terminal every help renders (no markup in the texts trips rich) and keeps its
+    examples and exit codes."""
+    out = run_in_pty([str(TCPTUNE), *path.split(), "--help"], terminal_env())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    assert "Traceback" not in text and "─" in text
+    assert "examples:" in text and "exit codes:" in text
+    assert f"tcptune {path}" in text
+
+
 @pytest.mark.parametrize("extra", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
 def test_help_on_a_terminal_is_plain_with_no_color_or_a_dumb_terminal(extra) -> None:
     out = run_in_pty([str(TCPTUNE), "sockets", "--help"], terminal_env(**extra))
