@@ -91,9 +91,7 @@ def check_lock_wait(seconds: float) -> None:
 
 # --- help ---------------------------------------------------------------------------------------
 
-OK = "ok"
 BAD_INPUT = "bad input: the command line or --root"
-ENVIRONMENT = "environment error: cannot read or write what it needs"
 
 
 def epilog(examples: list[str], exit_codes: dict[int, str]) -> str:
