@@ -510,6 +510,7 @@ def complete_zsh(world: World, lines: list[str]) -> list[list[str]]:
     keys = [f"{line}\t\x14" for line in lines]
     text = in_terminal(world, ["zsh", "-f", "-i"], ZSH_SETUP, keys, len(lines))
     records = text.split("<end>\n")[: len(lines)]
+    # the matches as zsh inserts them, quoted (\$HOME, x\ y.txt): unquoted here
     return [
         [re.sub(r"\\(.)", r"\1", r[5:]) for r in record.splitlines() if r.startswith("<hit>")]
         for record in records
@@ -681,3 +682,38 @@ def test_zsh_inserts_the_one_match_and_loads_from_fpath(world: World) -> None:
         "<line>tcptune export x --format=k8s ",
         "<line>tcptune apply golden-box ",
     ]
+
+
+HOSTILE_ANSWER = [
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "*",
+    "a b",
+    "semi;touch PWNED",
+    "quo'te",
+    'dq"x',
+    "back\\slash",
+    "~root",
+    "$HOME",
+    "-rf",
+]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shell_takes_even_a_hostile_answer_as_data(shell: str, world: World) -> None:
+    """tcptune never answers such values (the answering side drops them), but the scripts do not
+    rely on it: a stand-in tcptune that answers them, with hostile help texts, gets them offered
+    literally, and nothing runs or globs."""
+    fake = world.tmp / "fake-bin"
+    fake.mkdir()
+    answer = "".join(f"plain\t{value}\t$(touch PWNED) `touch PWNED`\n" for value in HOSTILE_ANSWER)
+    stand_in = fake / "tcptune"
+    stand_in.write_text(
+        "#!/bin/sh\n"
+        'if [ -z "$_TCPTUNE_COMPLETE" ]; then exec ' + shlex.quote(str(PROGRAM)) + ' "$@"; fi\n'
+        "cat <<'ANSWER'\n" + answer + "ANSWER\n"
+    )
+    stand_in.chmod(0o755)
+    world.env["PATH"] = f"{fake}:{world.env['PATH']}"
+    got = complete(shell, world, ["tcptune "])
+    assert sorted(got["tcptune "]) == sorted(HOSTILE_ANSWER)
