@@ -717,3 +717,21 @@ def test_shell_takes_even_a_hostile_answer_as_data(shell: str, world: World) -> 
     world.env["PATH"] = f"{fake}:{world.env['PATH']}"
     got = complete(shell, world, ["tcptune "])
     assert sorted(got["tcptune "]) == sorted(HOSTILE_ANSWER)
+
+
+def test_fish_loads_the_script_from_its_completions_directory(world: World) -> None:
+    """Installed as ~/.config/fish/completions/tcptune.fish, fish loads it on first use."""
+    need("fish")
+    directory = Path(world.env["XDG_CONFIG_HOME"]) / "fish/completions"
+    directory.mkdir(parents=True)
+    (directory / "tcptune.fish").write_text(run_program("completion", "fish").stdout)
+    done = subprocess.run(
+        ["fish", "-c", 'complete -C "tcptune pro"; complete -C "tcptune apply gol"'],
+        capture_output=True,
+        text=True,
+        cwd=world.cwd,
+        env=world.env,
+        timeout=SESSION_TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [row.split("\t")[0] for row in done.stdout.splitlines()] == ["profiles", "golden-box"]
