@@ -1,10 +1,10 @@
 # `make run`: virtualenv + install + `tcptune check` on this machine.
-# `make test`: dev tools + lint + the whole test suite.   `make bench`: benchmark scripts.
+# `make test`: dev tools, the shells, lint + the whole test suite.   `make bench`: benchmarks.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run install dev test lint format bench clean
+.PHONY: run install dev system-deps test lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ format: dev
 	$(BIN)/ruff format tcptune tests bench
 	$(BIN)/ruff check --fix tcptune tests bench
 
-test: lint
+# The completion tests run the real zsh and fish (Debian packages; bash is always there).
+system-deps:
+	@command -v zsh >/dev/null && command -v fish >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh fish)
+
+test: lint system-deps
 	$(BIN)/python -m pytest
 
 # bench_sockets.py needs root: it makes 100k sockets inside a private network namespace.

@@ -1,3 +1,3 @@
-from tcptune.cli import main
+from tcptune.cli.main import main
 
 raise SystemExit(main())

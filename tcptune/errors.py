@@ -7,15 +7,17 @@ traceback and exits with EXIT_BUG.
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 EXIT_OK = 0
 EXIT_DRIFT = 1  # drift from a profile, error-level findings, or warnings with --strict
 EXIT_BAD_INPUT = 2  # bad command line, unknown key, invalid profile
 EXIT_ENVIRONMENT = 3  # cannot read, permission denied, read-only /proc/sys
 EXIT_BUG = 4  # an unexpected exception: a bug in tcptune
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as shells report it
 
 
 class TcptuneError(Exception):
@@ -40,25 +42,46 @@ class EnvironmentProblem(TcptuneError):
     exit_code = EXIT_ENVIRONMENT
 
 
-def run_guarded(func: Callable[[], int]) -> int:
-    """Run a command body and map what it raises to an exit code."""
+def say(line: str) -> None:
+    """One line on stderr, prefixed with the program's name."""
+    sys.stderr.write(f"tcptune: {line}\n")
+    sys.stderr.flush()
+
+
+@contextmanager
+def error_handler() -> Iterator[None]:
+    """Run a command line under this; what escapes it ends the program with its exit code.
+
+    A TcptuneError prints its one line; Ctrl-C prints one line and exits 130; a reader that
+    went away (`tcptune check | head`) is not an error; anything else is a bug: the traceback,
+    then exit 4. Each ends in SystemExit(code).
+    """
     try:
-        return func()
+        yield
     except TcptuneError as err:
-        print(f"tcptune: error: {err.line()}", file=sys.stderr)
-        return err.exit_code
+        say(f"error: {err.line()}")
+        raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
-        print("tcptune: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        say("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except BrokenPipeError:
-        # `tcptune check | head`: the reader went away; not an error worth a traceback.
-        return EXIT_OK
+        silence_stdout()
+        raise SystemExit(EXIT_OK) from None
     except Exception:
         import traceback
 
         traceback.print_exc()
-        print(
-            "tcptune: internal error (a bug in tcptune); please report it with the traceback above",
-            file=sys.stderr,
-        )
-        return EXIT_BUG
+        say("internal error (a bug in tcptune); please report it with the traceback above")
+        raise SystemExit(EXIT_BUG) from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again on a
+    closed pipe (and print a traceback at exit)."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: nothing is flushed at exit
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)

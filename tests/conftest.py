@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -10,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tcptune import keys
-from tcptune.cli import main
+from tcptune.cli.main import app
 
 # What a fresh 6.18 network namespace reports (read with `sysctl -n` in `unshare -n`), minus keys
 # that depend on the machine; tests override what they care about.
@@ -108,26 +108,31 @@ def old(tmp_path: Path) -> FakeMachine:
 
 
 class Result:
-    def __init__(self, code: int, out: str) -> None:
+    def __init__(self, code: int, out: str, err: str = "") -> None:
         self.code = code
         self.out = out
+        self.err = err
 
 
 def run_cli(*argv: str) -> Result:
-    """Run the CLI in-process, capturing stdout (stderr goes to pytest's capsys)."""
-    stream = io.StringIO()
-    code = main(list(argv), stdout=stream)
-    return Result(code, stream.getvalue())
+    """Run the Typer app in-process (typer.testing.CliRunner), capturing stdout and stderr."""
+    done = CliRunner().invoke(app, list(argv), catch_exceptions=False)
+    return Result(done.exit_code, done.stdout, done.stderr)
+
+
+# The console script the package installs next to this interpreter (`pip install -e .` in .venv).
+TCPTUNE = Path(sys.executable).with_name("tcptune")
 
 
 def run_tcptune(
     *argv: str, env: dict[str, str] | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
-    """Run tcptune as a real process, as a user would."""
+    """Run the installed `tcptune` console script as a real process, as a user would."""
+    assert TCPTUNE.is_file(), f"{TCPTUNE} is missing: install the package (make dev)"
     full_env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tcptune", *argv],
+        [str(TCPTUNE), *argv],
         capture_output=True,
         text=True,
         env=full_env,

@@ -416,7 +416,7 @@ def test_not_root_is_refused_before_anything(tmp_path: Path) -> None:
     import io
 
     import tcptune.commands.apply  # noqa: F401  (imported before dropping privileges)
-    from tcptune.cli import main
+    from tcptune.cli.main import main
 
     def attempt() -> dict:
         err = io.StringIO()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import as_nobody, modern_machine
 
-from tcptune.cli import main
+from tcptune.cli.main import main
 
 DOC = Path(__file__).resolve().parent.parent / "docs/bad-input.md"
 PREFIX = 'description = "x"\n[sysctl]\n'
@@ -287,7 +287,7 @@ else:  # a full file system: a tiny tmpfs, filled up
         while True:
             os.write(fd, b"x" * 1024)
     os.close(fd)
-from tcptune.cli import main
+from tcptune.cli.main import main
 out, err = io.StringIO(), io.StringIO()
 with contextlib.redirect_stderr(err):
     code = main(argv, stdout=out)

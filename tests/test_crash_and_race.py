@@ -59,7 +59,7 @@ KILLER = textwrap.dedent(
                 die()
             return result
         applying.write_runtime = write_runtime
-    from tcptune.cli import main
+    from tcptune.cli.main import main
     sys.exit(main(["--root", root, "apply", "server-profile"]))
     """
 )

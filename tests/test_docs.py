@@ -22,50 +22,14 @@ from pathlib import Path
 import pytest
 from conftest import modern_machine
 
+from tcptune.cli.main import command_paths
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 BACKUP_ID = re.compile(r"\d{8}T\d{12}Z(-\d+)?")
 SHELL_PUNCTUATION = set("();<>|&")
-
-
-# --- the commands -------------------------------------------------------------------------------
-
-
-def _typer_cli_present() -> bool:
-    try:
-        import tcptune.cli.main  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
-
-
-def _transitional_argparse_command_paths() -> list[str]:
-    """TRANSITIONAL: the command paths of the argparse command line, for as long as
-    tcptune.cli.main (the Typer app and its command_paths()) does not exist. Remove this
-    function, its caller's fallback and TRANSITIONAL_NEEDS_TYPER_CLI once it does."""
-    from tcptune.cli import build_parser
-    from tcptune.completion import _subparsers
-
-    paths = []
-    for name, sub in _subparsers(build_parser()).items():
-        paths.append(name)
-        paths += [f"{name} {action}" for action in _subparsers(sub)]
-    return paths
-
-
-# TRANSITIONAL: examples only the Typer command line can run (argparse offers bash only).
-TRANSITIONAL_NEEDS_TYPER_CLI = (("completion", "zsh"), ("completion", "fish"))
-
-
-def command_paths() -> list[str]:
-    """Every command and sub-command, e.g. "check", "profiles list", "completion"."""
-    if not _typer_cli_present():
-        return _transitional_argparse_command_paths()
-    from tcptune.cli.main import command_paths as from_the_app
-
-    return list(from_the_app())
 
 
 # --- the examples -------------------------------------------------------------------------------
@@ -259,10 +223,6 @@ def problem_with(example: Example, code: int, stderr: str) -> str | None:
     return None
 
 
-def runnable(example: Example, typer_cli: bool) -> bool:
-    return typer_cli or example.argv[:2] not in TRANSITIONAL_NEEDS_TYPER_CLI
-
-
 # --- the tests ----------------------------------------------------------------------------------
 
 
@@ -284,12 +244,10 @@ def test_every_command_has_an_example(command: str) -> None:
 )
 def test_every_example_runs_as_shown(doc: Path, tmp_path: Path) -> None:
     root, work = documented_machine(tmp_path)
-    typer_cli = _typer_cli_present()
     problems = []
     for example in examples(doc):
-        if runnable(example, typer_cli):
-            code, stderr = run_example(example, root, work)
-            problems.append(problem_with(example, code, stderr))
+        code, stderr = run_example(example, root, work)
+        problems.append(problem_with(example, code, stderr))
     found = [problem for problem in problems if problem]
     assert not found, "\n\n".join(found)
 

@@ -105,7 +105,7 @@ def test_containers_refuse_keys_they_cannot_set(
 
 def test_unknown_format() -> None:
     done = run_tcptune("export", "server-profile", "--format", "helm")
-    assert done.returncode == 2 and "invalid choice" in done.stderr
+    assert done.returncode == 2 and "'helm' is not one of" in done.stderr
 
 
 LOAD = """

@@ -499,7 +499,7 @@ def test_unreadable_port_range_falls_back_to_the_default(modern: FakeMachine) ->
         (["--watch", "nan"], "--watch: expected seconds > 0"),
         (["--watch", "1", "--json"], "--watch and --json cannot be combined"),
         (["--source", "netlink"], "--source netlink asks the running kernel"),
-        (["--source", "carrier-pigeon"], "invalid choice"),
+        (["--source", "carrier-pigeon"], "'carrier-pigeon' is not one of"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(modern: FakeMachine, argv: list[str], message: str) -> None:

@@ -139,7 +139,7 @@ MEASURE = textwrap.dedent(
 AS_NOBODY = textwrap.dedent(
     """
     import io, shutil, textwrap
-    import tcptune.cli, tcptune.commands.sockets, tcptune.sockdiag, tcptune.system
+    import tcptune.cli.main, tcptune.commands.sockets, tcptune.sockdiag, tcptune.system
     os.environ.pop("TCPTUNE_ROOT", None)
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -150,8 +150,8 @@ AS_NOBODY = textwrap.dedent(
             os.setgid(65534)
             os.setuid(65534)
             as_json, as_text = io.StringIO(), io.StringIO()
-            codes = [tcptune.cli.main(["sockets", "--json"], stdout=as_json),
-                     tcptune.cli.main(["sockets"], stdout=as_text)]
+            codes = [tcptune.cli.main.main(["sockets", "--json"], stdout=as_json),
+                     tcptune.cli.main.main(["sockets"], stdout=as_text)]
             os.write(write_end, json.dumps({"codes": codes, "doc": json.loads(as_json.getvalue()),
                                             "text": as_text.getvalue()}).encode())
         finally:

@@ -1,0 +1,40 @@
+"""`tcptune export PROFILE --format sysctl|k8s|docker|ansible`."""
+
+import sys
+from typing import Annotated, Literal
+
+import typer
+
+from tcptune.cli.options import BAD_INPUT, ProfileArgument, RootOption, epilog, open_system
+
+SHORT_HELP = "a profile as sysctl.d text, a Kubernetes pod snippet, Docker flags or Ansible tasks"
+EPILOG = epilog(
+    [
+        "tcptune export server-profile --format sysctl",
+        "tcptune export client-profile --format k8s",
+        "tcptune export client-profile --format docker",
+        "tcptune export proxy-profile --format ansible > tasks/tcp.yml",
+    ],
+    {
+        0: "ok",
+        2: f"{BAD_INPUT}, an unknown or invalid profile, a key the format cannot carry",
+    },
+)
+
+FormatOption = Annotated[
+    Literal["sysctl", "k8s", "docker", "ansible"],
+    typer.Option("--format", help="what to print", show_default=False),
+]
+
+
+def export(
+    ctx: typer.Context,
+    profile: ProfileArgument,
+    fmt: FormatOption,
+    root: RootOption = None,
+) -> int:
+    """Print a profile for another tool. k8s and docker accept only keys that are per network
+    namespace, and mark the Kubernetes keys the kubelet treats as unsafe."""
+    from tcptune.commands import export as command
+
+    return command.run(open_system(ctx, root), profile, fmt=fmt, stream=sys.stdout)

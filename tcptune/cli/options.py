@@ -1,0 +1,102 @@
+"""Options and arguments shared by several commands, each declared once; the help's epilog.
+
+The commands take these as `Annotated` aliases, e.g. `json_output: JsonOption = False`.
+"""
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tcptune.cli.completion import profile_names
+
+if TYPE_CHECKING:
+    from tcptune.system import System
+
+
+def positive_int(text: str) -> int:
+    """--top N: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise typer.BadParameter(f"expected a whole number >= 1, got {str(text)!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """--watch SECONDS: more than 0, less than a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:  # also rejects nan and inf
+        raise typer.BadParameter(f"expected seconds > 0 (e.g. 2 or 0.5), got {str(text)!r}")
+    return value
+
+
+RootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--root",
+        metavar="DIR",
+        help="read the machine below DIR instead of / (also: TCPTUNE_ROOT)",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+StrictOption = Annotated[
+    bool, typer.Option("--strict", help="exit 1 on warning-level findings too")
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="show what would change; write nothing")
+]
+LockWaitOption = Annotated[
+    float,
+    typer.Option(
+        "--lock-wait",
+        metavar="SECONDS",
+        help="wait this long for another apply or revert to finish",
+    ),
+]
+ProfileArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="PROFILE",
+        help="a profile name, or a path (containing '/' or ending in .toml)",
+        show_default=False,
+        autocompletion=profile_names,
+    ),
+]
+
+
+def open_system(ctx: typer.Context, root: str | None) -> "System":
+    """The machine to read: --root after the command, else before it (`tcptune --root DIR
+    check`, `tcptune profiles --root DIR list`), else TCPTUNE_ROOT, else /."""
+    from tcptune.system import System, root_from
+
+    parent = ctx.parent
+    while root is None and parent is not None:
+        root = parent.params.get("root")
+        parent = parent.parent
+    return System(root_from(root))
+
+
+def check_lock_wait(seconds: float) -> None:
+    from tcptune.errors import BadInput
+
+    if not seconds >= 0:  # also nan
+        raise BadInput("--lock-wait must be 0 or more seconds", hint="e.g. --lock-wait 30")
+
+
+# --- help ---------------------------------------------------------------------------------------
+
+BAD_INPUT = "bad input: the command line or --root"
+
+
+def epilog(examples: list[str], exit_codes: dict[int, str]) -> str:
+    """The end of a command's help: its examples, then the exit codes it can return."""
+    width = max(len(str(code)) for code in exit_codes)
+    lines = ["examples:", *(f"  {example}" for example in examples), "", "exit codes:"]
+    lines += [f"  {code:<{width}}  {meaning}" for code, meaning in sorted(exit_codes.items())]
+    return "\n".join(lines)
