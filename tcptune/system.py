@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import IO
 
-    from tcptune.sockets import Holders
+    from tcptune.census import Holders
 
 # Reading states
 PRESENT = "present"
@@ -153,7 +153,7 @@ class System:
     def socket_holders(self, inodes: set[int]) -> Holders:
         """Which processes hold these socket inodes: one pass over /proc/<pid>/fd, matching
         the links 'socket:[INODE]'. Processes whose fd directory is unreadable are counted."""
-        from tcptune.sockets import Holders
+        from tcptune.census import Holders
 
         wanted = {f"socket:[{inode}]" for inode in inodes}
         by_inode: dict[int, list[int]] = {}

@@ -7,11 +7,11 @@ import re
 
 from tcptune import plan as planning
 from tcptune import render
-from tcptune.apply import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
 from tcptune.profiles import load as load_profile
 from tcptune.system import System, proc_sys_read_only, read_bytes_no_follow, read_conf_files
+from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tcptune import render
-from tcptune.apply import list_backups, load_backup, newest_unreverted, plan_revert, revert
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.system import System
+from tcptune.transaction import list_backups, load_backup, newest_unreverted, plan_revert, revert
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

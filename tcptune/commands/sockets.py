@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from tcptune import render
-from tcptune import sockets as census_mod
+from tcptune import census, render
 from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.rules import ERROR
 from tcptune.sockdiag import Unavailable
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
 AUTO = "auto"
-SOURCES = (AUTO, census_mod.NETLINK, census_mod.PROC)
+SOURCES = (AUTO, census.NETLINK, census.PROC)
 SYSCTLS = (
     "tcp_max_tw_buckets",
     "ip_local_port_range",
@@ -31,23 +30,23 @@ FAMILIES = ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6"))
 
 def read_census(
     system: System, source: str, port_range: tuple[int, int]
-) -> tuple[census_mod.Census, str]:
+) -> tuple[census.Census, str]:
     """Count the sockets over netlink (the live machine) or from /proc/net/tcp{,6}. Returns the
     census and a note on why /proc was read when netlink was wanted."""
     low, high = port_range
     note = ""
     check_source(system, source)
-    if source == census_mod.NETLINK or (source == AUTO and system.live):
-        tally = census_mod.Tally(census_mod.NETLINK, low, high)
+    if source == census.NETLINK or (source == AUTO and system.live):
+        tally = census.Tally(census.NETLINK, low, high)
         try:
             for family, _ in FAMILIES:
-                system.sock_diag(family, census_mod.ALL_STATES, tally.netlink_feeder(family))
+                system.sock_diag(family, census.ALL_STATES, tally.netlink_feeder(family))
             return tally.finish(), note
         except Unavailable as err:
-            if source == census_mod.NETLINK:
+            if source == census.NETLINK:
                 raise EnvironmentProblem(str(err), hint="try --source proc") from err
             note = f"netlink unavailable ({err}); read /proc/net/tcp and /proc/net/tcp6 instead"
-    tally = census_mod.Tally(census_mod.PROC, low, high)
+    tally = census.Tally(census.PROC, low, high)
     found = 0
     for family, name in FAMILIES:
         handle = system.open_proc_net_tcp(name)
@@ -65,7 +64,7 @@ def read_census(
 
 
 def check_source(system: System, source: str) -> None:
-    if source == census_mod.NETLINK and not system.live:
+    if source == census.NETLINK and not system.live:
         raise BadInput(
             f"--source netlink asks the running kernel and cannot read below --root {system.root}",
             hint="drop --root, or use --source proc",
@@ -79,21 +78,19 @@ class Report:
         system.require_proc_sys()
         readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
         self.sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
-        parsed = census_mod.parse_port_range(self.sysctl["ip_local_port_range"])
+        parsed = census.parse_port_range(self.sysctl["ip_local_port_range"])
         self.port_range_assumed = parsed is None
         self.port_range = parsed or DEFAULT_PORT_RANGE
-        self.usable = census_mod.usable_ports(
-            self.port_range, self.sysctl["ip_local_reserved_ports"]
-        )
+        self.usable = census.usable_ports(self.port_range, self.sysctl["ip_local_reserved_ports"])
         self.census, self.source_note = read_census(system, source, self.port_range)
         inodes = {s.inode for s in self.census.close_wait if s.inode}
         self.holders = system.socket_holders(inodes)
-        self.owners = census_mod.close_wait_owners(self.census, self.holders)
+        self.owners = census.close_wait_owners(self.census, self.holders)
         tcpext = (system.netstat() or {}).get("TcpExt")
-        self.counters = {k: tcpext.get(k) for k in census_mod.COUNTERS} if tcpext else None
+        self.counters = {k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None
         tcp = (system.sockstat() or {}).get("TCP") or {}
         self.tw_live = tcp.get("tw")
-        self.ctx = census_mod.Context(
+        self.ctx = census.Context(
             self.census,
             self.owners,
             self.sysctl,
@@ -102,18 +99,18 @@ class Report:
             self.port_range,
             self.usable,
         )
-        self.findings = census_mod.findings(self.ctx)
-        self.profile = census_mod.suggest_profile(self.ctx)
+        self.findings = census.findings(self.ctx)
+        self.profile = census.suggest_profile(self.ctx)
         self.top = top
         self.root = str(system.root)
 
     def exit_code(self) -> int:
-        return EXIT_DRIFT if census_mod.worst(self.findings) == ERROR else EXIT_OK
+        return EXIT_DRIFT if census.worst(self.findings) == ERROR else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         c = self.census
         cap = _int(self.sysctl["tcp_max_tw_buckets"])
-        used = census_mod.tw_buckets_used(self.ctx)
+        used = census.tw_buckets_used(self.ctx)
         unknown = sum(o.count for o in self.owners if o.pid is None)
         return {
             "root": self.root,
@@ -187,7 +184,7 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
     render.write_line(
         stream,
         f"tcptune sockets: {c.total} TCP sockets (IPv4 and IPv6) from "
-        f"{census_mod.SOURCE_TEXT[c.source]}{where}",
+        f"{census.SOURCE_TEXT[c.source]}{where}",
         colour,
         "bold",
     )
