@@ -16,7 +16,7 @@ import sys
 from collections import Counter
 from typing import NamedTuple
 
-from tcptune.rules import ERROR, INFO, WARNING, Finding
+from tcptune.model import ERROR, INFO, WARNING, Finding, Holders, parse_int
 
 # include/net/tcp_states.h
 STATE_NAMES = {
@@ -300,17 +300,6 @@ class Tally:
 # --- owners of ------------------------------------------------------------------------------------
 
 
-class Holders(NamedTuple):
-    """What a scan of /proc/<pid>/fd found: which processes hold which socket inodes."""
-
-    by_inode: dict[int, list[int]]  # inode -> pids holding it
-    commands: dict[int, str]  # pid -> command name (/proc/<pid>/comm)
-    cmdlines: dict[int, str]  # pid -> command line
-    scanned: int  # processes whose fd directory was read
-    denied: int  # processes whose fd directory could not be read (permission)
-    privileged: bool  # running as root
-
-
 class Owner(NamedTuple):
     pid: int | None  # None: no visible process holds these sockets
     command: str | None
@@ -387,31 +376,6 @@ def _top(endpoints) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:ENDPOINTS_SHOWN]
 
 
-# --- sysctl values --------------------------------------------------------------------------------
-
-
-def parse_port_range(value: str | None) -> tuple[int, int] | None:
-    parts = (value or "").split()
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        return None
-    low, high = int(parts[0]), int(parts[1])
-    return (low, high) if low <= high else None
-
-
-def usable_ports(port_range: tuple[int, int], reserved: str | None) -> int:
-    from tcptune.rules import _reserved_ports  # the one parser of ip_local_reserved_ports
-
-    low, high = port_range
-    return max(0, high - low + 1 - _reserved_ports(reserved, low, high))
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 # --- findings -------------------------------------------------------------------------------------
 
 
@@ -444,11 +408,11 @@ def findings(ctx: Context) -> list[Finding]:
     if ctx.census.interrupted:
         found.append(
             Finding(
-                INFO,
-                "sockets",
-                "the kernel flagged the socket dump as interrupted (sockets changed while it "
-                "was read): counts may be off by the sockets that came and went.",
-                "include/uapi/linux/netlink.h (NLM_F_DUMP_INTR)",
+                severity=INFO,
+                key="sockets",
+                message="the kernel flagged the socket dump as interrupted (sockets changed while "
+                "it was read): counts may be off by the sockets that came and went.",
+                source="include/uapi/linux/netlink.h (NLM_F_DUMP_INTR)",
             )
         )
     return found
@@ -480,7 +444,7 @@ def _close_wait_findings(ctx: Context) -> list[Finding]:
                 "close(); no sysctl bounds CLOSE_WAIT."
             )
             source = f"{CLOSE_WAIT_SOURCE}; {OWNERS_SOURCE}"
-        found.append(Finding(severity, "CLOSE_WAIT", message, source))
+        found.append(Finding(severity=severity, key="CLOSE_WAIT", message=message, source=source))
     return found
 
 
@@ -521,10 +485,10 @@ def _pressure_findings(ctx: Context) -> list[Finding]:
     )
     return [
         Finding(
-            severity,
-            key,
-            message,
-            f"{IP_SYSCTL} (ip_local_port_range, tcp_tw_reuse); {TIMEWAIT_LEN}",
+            severity=severity,
+            key=key,
+            message=message,
+            source=f"{IP_SYSCTL} (ip_local_port_range, tcp_tw_reuse); {TIMEWAIT_LEN}",
         )
     ]
 
@@ -566,7 +530,7 @@ def _destination(group: Group) -> str:
 
 def _tw_cap_findings(ctx: Context) -> list[Finding]:
     key = "net.ipv4.tcp_max_tw_buckets"
-    cap = _int(ctx.sysctl.get("tcp_max_tw_buckets"))
+    cap = parse_int(ctx.sysctl.get("tcp_max_tw_buckets"))
     used = tw_buckets_used(ctx)
     found = []
     source = f"{IP_SYSCTL} (tcp_max_tw_buckets); {SOCKSTAT_SOURCE}"
@@ -578,34 +542,34 @@ def _tw_cap_findings(ctx: Context) -> list[Finding]:
     if cap is not None and (cap == 0 or used >= cap):
         found.append(
             Finding(
-                ERROR,
-                key,
-                f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of {cap}: "
-                f"{at_cap}. Find who closes first (the port pressure table), reuse connections, "
-                "or raise the cap (each TIME_WAIT socket costs a few hundred bytes).",
-                source,
+                severity=ERROR,
+                key=key,
+                message=f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of "
+                f"{cap}: {at_cap}. Find who closes first (the port pressure table), reuse "
+                "connections, or raise the cap (each TIME_WAIT socket costs a few hundred bytes).",
+                source=source,
             )
         )
     elif cap and used >= cap * TW_NEAR_CAP:
         found.append(
             Finding(
-                WARNING,
-                key,
-                f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets, {used * 100 // cap}% of the cap "
-                f"of {cap}; {at_cap}.",
-                source,
+                severity=WARNING,
+                key=key,
+                message=f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets, {used * 100 // cap}% of "
+                f"the cap of {cap}; {at_cap}.",
+                source=source,
             )
         )
     overflow = (ctx.counters or {}).get("TCPTimeWaitOverflow")
     if overflow:
         found.append(
             Finding(
-                WARNING,
-                key,
-                f"TCPTimeWaitOverflow = {overflow}: that many sockets already skipped TIME_WAIT "
-                "because the cap was reached (since boot, or since this network namespace was "
-                "created).",
-                NETSTAT_SOURCE,
+                severity=WARNING,
+                key=key,
+                message=f"TCPTimeWaitOverflow = {overflow}: that many sockets already skipped "
+                "TIME_WAIT because the cap was reached (since boot, or since this network "
+                "namespace was created).",
+                source=NETSTAT_SOURCE,
             )
         )
     return found
@@ -619,13 +583,13 @@ def _fin_wait2_findings(ctx: Context) -> list[Finding]:
     severity = WARNING if orphans >= FIN_WAIT2_WARNING else INFO
     return [
         Finding(
-            severity,
-            "net.ipv4.tcp_fin_timeout",
-            f"{orphans} orphaned FIN_WAIT2 sockets: this host closed them and the peer has not "
-            "sent its FIN (often a peer that leaks CLOSE_WAIT). tcp_fin_timeout "
+            severity=severity,
+            key="net.ipv4.tcp_fin_timeout",
+            message=f"{orphans} orphaned FIN_WAIT2 sockets: this host closed them and the peer has "
+            "not sent its FIN (often a peer that leaks CLOSE_WAIT). tcp_fin_timeout "
             f"(now {timeout or '?'} s) is what bounds them, and that is all it governs: it does "
             "not shorten TIME_WAIT.",
-            f"{IP_SYSCTL} (tcp_fin_timeout); {TIMEWAIT_LEN}",
+            source=f"{IP_SYSCTL} (tcp_fin_timeout); {TIMEWAIT_LEN}",
         )
     ]
 
@@ -637,25 +601,25 @@ def _server_findings(ctx: Context) -> list[Finding]:
     if server_tw >= SERVER_TIME_WAIT_NOTE:
         found.append(
             Finding(
-                INFO,
-                "TIME_WAIT",
-                f"{server_tw} TIME_WAIT sockets have a local port outside the ephemeral range: "
-                "this host closed those connections first as a server. They cost a few hundred "
-                "bytes each and harm nothing below tcp_max_tw_buckets; tcp_tw_reuse does not act "
-                "on them (it only helps connect()). Fewer come with keep-alive, or when clients "
-                "close first.",
-                f"{IP_SYSCTL} (tcp_tw_reuse, tcp_max_tw_buckets); {TIMEWAIT_LEN}",
+                severity=INFO,
+                key="TIME_WAIT",
+                message=f"{server_tw} TIME_WAIT sockets have a local port outside the ephemeral "
+                "range: this host closed those connections first as a server. They cost a few "
+                "hundred bytes each and harm nothing below tcp_max_tw_buckets; tcp_tw_reuse does "
+                "not act on them (it only helps connect()). Fewer come with keep-alive, or when "
+                "clients close first.",
+                source=f"{IP_SYSCTL} (tcp_tw_reuse, tcp_max_tw_buckets); {TIMEWAIT_LEN}",
             )
         )
     if states["SYN_RECV"] >= SYN_RECV_WARNING:
         found.append(
             Finding(
-                WARNING,
-                "SYN_RECV",
-                f"{states['SYN_RECV']} half-open connections (SYN_RECV): listeners are under a "
-                "SYN flood or accept too slowly. server-profile raises the SYN and accept "
+                severity=WARNING,
+                key="SYN_RECV",
+                message=f"{states['SYN_RECV']} half-open connections (SYN_RECV): listeners are "
+                "under a SYN flood or accept too slowly. server-profile raises the SYN and accept "
                 "backlogs and keeps SYN cookies on (see 'tcptune check server-profile').",
-                f"{IP_SYSCTL} (tcp_max_syn_backlog, tcp_syncookies)",
+                source=f"{IP_SYSCTL} (tcp_max_syn_backlog, tcp_syncookies)",
             )
         )
     return found

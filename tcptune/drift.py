@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tcptune import keys
+from tcptune import keys, sysctld
 from tcptune.kernel import Version, format_version
-from tcptune.system import MISSING, PRESENT, Reading
+from tcptune.model import MISSING, PRESENT, ConfFile, Reading, same_value
 
 OK = "ok"
 DRIFT = "drift"
@@ -30,16 +30,6 @@ class Comparison:
         if self.status in (OK, DRIFT):
             return self.status == OK
         return None
-
-
-def same_value(live: str, target: str) -> bool:
-    """Compare as the kernel would print them: whitespace and list form normalised."""
-    return canonical(live) == canonical(target)
-
-
-def canonical(value: str) -> str:
-    text = " ".join(value.split())
-    return text.replace(", ", ",").replace(" ,", ",")
 
 
 def _skip_reason(key: str, reading: Reading, version: Version | None) -> str:
@@ -80,13 +70,9 @@ def compare(
     return result
 
 
-def with_boot(comparisons: list[Comparison], conf_files: list) -> list[Comparison]:
+def with_boot(comparisons: list[Comparison], conf_files: list[ConfFile]) -> list[Comparison]:
     """Add what each loader sets at boot; a key that another file overrides at boot is drift
     even when its live value matches (under either loader: which one runs differs by distro)."""
-    from dataclasses import replace
-
-    from tcptune import sysctld
-
     result = []
     for c in comparisons:
         if c.status == MISSING_HERE:

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from tcptune import __version__, drift, sysctld
 from tcptune.kernel import Version
-from tcptune.system import Reading
+from tcptune.model import ConfFile, Reading
 
 DEFAULT_DROP_IN = "99-tcptune.conf"
 DROP_IN_DIR = "etc/sysctl.d"
@@ -90,7 +90,7 @@ def make_plan(
     version: Version | None,
     release: str | None,
     old_text: str | None,
-    conf_files: list[sysctld.ConfFile],
+    conf_files: list[ConfFile],
     drop_in_name: str = DEFAULT_DROP_IN,
     runtime: bool = True,
     persist: bool = True,
@@ -105,7 +105,7 @@ def make_plan(
         after = [
             f for f in conf_files if not (f.directory == DROP_IN_DIR and f.name == drop_in_name)
         ]
-        after.append(sysctld.ConfFile(DROP_IN_DIR, drop_in_name, path, new_text))
+        after.append(ConfFile(directory=DROP_IN_DIR, name=drop_in_name, path=path, text=new_text))
     keys = []
     for c in comparisons:
         if c.status == drift.MISSING_HERE:

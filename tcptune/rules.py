@@ -11,12 +11,19 @@ from typing import NamedTuple
 
 from tcptune import keys
 from tcptune.kernel import Version, at_least, format_version, parse_release
-from tcptune.system import MISSING, PRESENT, UNREADABLE, Reading
-
-INFO = "info"
-WARNING = "warning"
-ERROR = "error"
-SEVERITY_RANK = {INFO: 0, WARNING: 1, ERROR: 2}
+from tcptune.model import (
+    ERROR,
+    INFO,
+    MISSING,
+    PRESENT,
+    SEVERITY_RANK,
+    UNREADABLE,
+    WARNING,
+    ConfFile,
+    Finding,
+    Reading,
+    reserved_ports,
+)
 
 # Setting statuses
 OK = "ok"
@@ -30,13 +37,6 @@ TW_BUCKETS_NEAR_CAP = 0.8
 
 SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
 NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
-
-
-class Finding(NamedTuple):
-    severity: str
-    key: str
-    message: str
-    source: str
 
 
 class Setting(NamedTuple):
@@ -55,7 +55,7 @@ class Report(NamedTuple):
     settings: list[Setting]
     findings: list[Finding]
     tcp_counts: dict[str, int] | None = None
-    conf_files: tuple = ()  # the sysctl.d files the report was made with
+    conf_files: tuple[ConfFile, ...] = ()  # the sysctl.d files the report was made with
 
     def worst(self) -> str | None:
         ranks = [SEVERITY_RANK[f.severity] for f in self.findings]
@@ -72,7 +72,7 @@ class Context(NamedTuple):
     values: Mapping[str, str]  # key -> value, present keys only
     sockstat: Mapping[str, Mapping[str, int]] | None
     netstat: Mapping[str, Mapping[str, int]] | None
-    conf_files: Sequence = ()  # sysctl.d ConfFiles, for what boot will set
+    conf_files: Sequence[ConfFile] = ()  # the sysctl.d files, for what boot will set
 
     def get(self, short: str) -> str | None:
         return self.values.get(_full(short))
@@ -115,11 +115,11 @@ def rule_tw_recycle(ctx: Context) -> list[Finding]:
         if at_least(ctx.version, (4, 12)):
             return [
                 Finding(
-                    INFO,
-                    key,
-                    "removed in 4.12: nothing to tune. A sysctl.d line that sets it now fails at "
-                    "boot; delete any you find.",
-                    _src("tcp_tw_recycle", commit),
+                    severity=INFO,
+                    key=key,
+                    message="removed in 4.12: nothing to tune. A sysctl.d line that sets it now "
+                    "fails at boot; delete any you find.",
+                    source=_src("tcp_tw_recycle", commit),
                 )
             ]
         return []
@@ -134,15 +134,17 @@ def rule_tw_recycle(ctx: Context) -> list[Finding]:
                 " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs"
                 " from any client."
             )
-        return [Finding(ERROR, key, message, _src("tcp_tw_recycle", commit))]
+        return [
+            Finding(severity=ERROR, key=key, message=message, source=_src("tcp_tw_recycle", commit))
+        ]
     if value == "0":
         return [
             Finding(
-                INFO,
-                key,
-                "0 is the only safe value; the key is removed in 4.12, so drop it from sysctl.d "
-                "before upgrading.",
-                _src("tcp_tw_recycle", commit),
+                severity=INFO,
+                key=key,
+                message="0 is the only safe value; the key is removed in 4.12, so drop it from "
+                "sysctl.d before upgrading.",
+                source=_src("tcp_tw_recycle", commit),
             )
         ]
     return []
@@ -162,16 +164,18 @@ def rule_tw_reuse(ctx: Context) -> list[Finding]:
             message += (
                 " It only helps this host's outgoing connect(); a server's TIME_WAIT is untouched."
             )
-        findings.append(Finding(INFO, key, message, _src("tcp_tw_reuse")))
+        findings.append(
+            Finding(severity=INFO, key=key, message=message, source=_src("tcp_tw_reuse"))
+        )
     timestamps = ctx.get("tcp_timestamps")
     if value in ("1", "2") and timestamps == "0":
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"tcp_tw_reuse={value} has no effect while net.ipv4.tcp_timestamps=0: reuse is "
-                "only allowed when timestamps prove it safe. Turn timestamps back on (1).",
-                _src("tcp_tw_reuse"),
+                severity=WARNING,
+                key=key,
+                message=f"tcp_tw_reuse={value} has no effect while net.ipv4.tcp_timestamps=0: "
+                "reuse is only allowed when timestamps prove it safe. Turn timestamps back on (1).",
+                source=_src("tcp_tw_reuse"),
             )
         )
     return findings
@@ -193,23 +197,14 @@ def rule_fin_timeout(ctx: Context) -> list[Finding]:
             "governs orphaned FIN_WAIT2 sockets only; it does not shorten TIME_WAIT, which is "
             f"fixed at {TIME_WAIT_SECONDS} s (TCP_TIMEWAIT_LEN)."
         )
-    return [Finding(INFO, key, message, _src("tcp_fin_timeout", "include/net/tcp.h; probe"))]
-
-
-def _reserved_ports(text: str | None, low: int, high: int) -> int:
-    """How many ports of [low, high] ip_local_reserved_ports takes away ('8080,9000-9100')."""
-    if not text:
-        return 0
-    taken: set[int] = set()
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        start, end = _as_int(first), _as_int(last or first)
-        if start is None or end is None:
-            continue
-        taken.update(range(max(start, low), min(end, high) + 1))
-    return len(taken)
+    return [
+        Finding(
+            severity=INFO,
+            key=key,
+            message=message,
+            source=_src("tcp_fin_timeout", "include/net/tcp.h; probe"),
+        )
+    ]
 
 
 def rule_port_range(ctx: Context) -> list[Finding]:
@@ -219,54 +214,62 @@ def rule_port_range(ctx: Context) -> list[Finding]:
         return []
     parts = [_as_int(p) for p in value.split()]
     if len(parts) != 2 or None in parts:
-        return [Finding(WARNING, key, f"cannot parse {value!r} as 'low high'", _src(key))]
+        return [
+            Finding(
+                severity=WARNING,
+                key=key,
+                message=f"cannot parse {value!r} as 'low high'",
+                source=_src(key),
+            )
+        ]
     low, high = parts  # type: ignore[misc]
     assert low is not None and high is not None
     findings = []
-    reserved = _reserved_ports(ctx.get("ip_local_reserved_ports"), low, high)
+    reserved = reserved_ports(ctx.get("ip_local_reserved_ports"), low, high)
     usable = max(0, high - low + 1 - reserved)
     reserved_note = f" ({reserved} of them reserved)" if reserved else ""
     per_second = usable // TIME_WAIT_SECONDS
     if usable < NARROW_PORT_RANGE:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"only {usable} usable ephemeral ports{reserved_note}: a client making short "
-                "connections to one destination (address and port) can open at most about "
+                severity=WARNING,
+                key=key,
+                message=f"only {usable} usable ephemeral ports{reserved_note}: a client making "
+                "short connections to one destination (address and port) can open at most about "
                 f"{per_second} per second before TIME_WAIT holds them all and connect() fails "
                 "with EADDRNOTAVAIL. Widen the range, e.g. '10240 65535'.",
-                _src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
+                source=_src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
             )
         )
     elif usable < DEFAULT_PORT_RANGE_SIZE:
         findings.append(
             Finding(
-                INFO,
-                key,
-                f"{usable} usable ephemeral ports{reserved_note}, fewer than the default "
+                severity=INFO,
+                key=key,
+                message=f"{usable} usable ephemeral ports{reserved_note}, fewer than the default "
                 f"{DEFAULT_PORT_RANGE_SIZE}.",
-                _src(key),
+                source=_src(key),
             )
         )
     if low < 1024:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"the range starts at {low}, below 1024: outgoing connections can take ports "
-                "that privileged services expect to bind.",
-                _src(key),
+                severity=WARNING,
+                key=key,
+                message=f"the range starts at {low}, below 1024: outgoing connections can take "
+                "ports that privileged services expect to bind.",
+                source=_src(key),
             )
         )
     if low % 2 == high % 2 and low != high:
         findings.append(
             Finding(
-                INFO,
-                key,
-                f"low ({low}) and high ({high}) have the same parity; the kernel logs a warning, "
-                "since connect() and bind() prefer ports of different parity. Make them differ.",
-                _src(key),
+                severity=INFO,
+                key=key,
+                message=f"low ({low}) and high ({high}) have the same parity; the kernel logs a "
+                "warning, since connect() and bind() prefer ports of different parity. Make them "
+                "differ.",
+                source=_src(key),
             )
         )
     return findings
@@ -283,53 +286,53 @@ def rule_tw_buckets(ctx: Context) -> list[Finding]:
     if live is None:
         findings.append(
             Finding(
-                INFO,
-                key,
-                "could not read the live TIME_WAIT count from /proc/net/sockstat",
-                SOCKSTAT_SOURCE,
+                severity=INFO,
+                key=key,
+                message="could not read the live TIME_WAIT count from /proc/net/sockstat",
+                source=SOCKSTAT_SOURCE,
             )
         )
     elif cap == 0 or live >= cap:
         findings.append(
             Finding(
-                ERROR,
-                key,
-                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of {cap}: "
-                "closing sockets now skip TIME_WAIT and are destroyed at once, losing its "
+                severity=ERROR,
+                key=key,
+                message=f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of "
+                f"{cap}: closing sockets now skip TIME_WAIT and are destroyed at once, losing its "
                 "protection against stale segments. Find who creates them (tcptune sockets) "
                 "or raise the cap.",
-                f"{_src(key)}; {SOCKSTAT_SOURCE}",
+                source=f"{_src(key)}; {SOCKSTAT_SOURCE}",
             )
         )
     elif live >= cap * TW_BUCKETS_NEAR_CAP:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets, {live * 100 // cap}% of the cap "
-                f"of {cap}: past it, closing sockets skip TIME_WAIT.",
-                f"{_src(key)}; {SOCKSTAT_SOURCE}",
+                severity=WARNING,
+                key=key,
+                message=f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets, {live * 100 // cap}% of "
+                f"the cap of {cap}: past it, closing sockets skip TIME_WAIT.",
+                source=f"{_src(key)}; {SOCKSTAT_SOURCE}",
             )
         )
     else:
         findings.append(
             Finding(
-                INFO,
-                key,
-                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets now, of a cap of {cap}.",
-                SOCKSTAT_SOURCE,
+                severity=INFO,
+                key=key,
+                message=f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets now, of a cap of {cap}.",
+                source=SOCKSTAT_SOURCE,
             )
         )
     overflow = ((ctx.netstat or {}).get("TcpExt") or {}).get("TCPTimeWaitOverflow")
     if overflow:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"TCPTimeWaitOverflow = {overflow}: that many sockets have skipped TIME_WAIT "
-                "because the cap was reached (since boot, or since this network namespace was "
-                "created). Nothing is logged to dmesg for this.",
-                f"{NETSTAT_SOURCE}; probe",
+                severity=WARNING,
+                key=key,
+                message=f"TCPTimeWaitOverflow = {overflow}: that many sockets have skipped "
+                "TIME_WAIT because the cap was reached (since boot, or since this network "
+                "namespace was created). Nothing is logged to dmesg for this.",
+                source=f"{NETSTAT_SOURCE}; probe",
             )
         )
     return findings
@@ -340,11 +343,11 @@ def rule_timestamps(ctx: Context) -> list[Finding]:
         return []
     return [
         Finding(
-            WARNING,
-            "net.ipv4.tcp_timestamps",
-            "timestamps are off: no PAWS protection against old duplicate segments, worse RTT "
-            "estimates, and tcp_tw_reuse cannot work. Set it to 1.",
-            _src("tcp_timestamps"),
+            severity=WARNING,
+            key="net.ipv4.tcp_timestamps",
+            message="timestamps are off: no PAWS protection against old duplicate segments, worse "
+            "RTT estimates, and tcp_tw_reuse cannot work. Set it to 1.",
+            source=_src("tcp_timestamps"),
         )
     ]
 
@@ -354,11 +357,11 @@ def rule_syncookies(ctx: Context) -> list[Finding]:
         return []
     return [
         Finding(
-            WARNING,
-            "net.ipv4.tcp_syncookies",
-            "SYN cookies are off: a SYN flood fills the SYN queue and real clients are refused. "
-            "Set it to 1.",
-            _src("tcp_syncookies"),
+            severity=WARNING,
+            key="net.ipv4.tcp_syncookies",
+            message="SYN cookies are off: a SYN flood fills the SYN queue and real clients are "
+            "refused. Set it to 1.",
+            source=_src("tcp_syncookies"),
         )
     ]
 
@@ -373,11 +376,11 @@ def rule_buffer_order(ctx: Context) -> list[Finding]:
         if len(numbers) == 3 and None not in numbers and not numbers[0] <= numbers[1] <= numbers[2]:  # type: ignore[operator]
             findings.append(
                 Finding(
-                    WARNING,
-                    _full(short),
-                    f"{value!r} is not in 'min default max' order; the kernel does not check it, "
-                    "and autotuning then behaves unexpectedly.",
-                    _src(short),
+                    severity=WARNING,
+                    key=_full(short),
+                    message=f"{value!r} is not in 'min default max' order; the kernel does not "
+                    "check it, and autotuning then behaves unexpectedly.",
+                    source=_src(short),
                 )
             )
     return findings
@@ -388,11 +391,12 @@ def rule_rfc1337(ctx: Context) -> list[Finding]:
         return []
     return [
         Finding(
-            INFO,
-            "net.ipv4.tcp_rfc1337",
-            "0: an in-window RST kills a TIME_WAIT socket at once (TIME-WAIT assassination); 1 "
-            "ignores such RSTs. The kernel documentation's wording reads the other way round.",
-            _src("tcp_rfc1337", "net/ipv4/tcp_minisocks.c"),
+            severity=INFO,
+            key="net.ipv4.tcp_rfc1337",
+            message="0: an in-window RST kills a TIME_WAIT socket at once (TIME-WAIT "
+            "assassination); 1 ignores such RSTs. The kernel documentation's wording reads the "
+            "other way round.",
+            source=_src("tcp_rfc1337", "net/ipv4/tcp_minisocks.c"),
         )
     ]
 
@@ -400,35 +404,33 @@ def rule_rfc1337(ctx: Context) -> list[Finding]:
 def rule_boot_tw_recycle(ctx: Context) -> list[Finding]:
     """The blog's advice lives on in sysctl.d files: name the file and line that sets
     tcp_tw_recycle, which fails at boot on 4.12+ and breaks NAT clients before that."""
-    from tcptune import sysctld
-
     key = "net.ipv4.tcp_tw_recycle"
     commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
     findings = []
     for conf in ctx.conf_files:
-        for assignment in sysctld.parse(conf.text, conf.path):
+        for assignment in conf.assignments():
             if assignment.key != key:
                 continue
             where = f"{assignment.path}:{assignment.line}"
             if at_least(ctx.version, (4, 12)):
                 findings.append(
                     Finding(
-                        WARNING,
-                        key,
-                        f"{where} sets tcp_tw_recycle, which this kernel does not have: the "
-                        "loader reports an error at every boot (procps `sysctl --system` exits "
+                        severity=WARNING,
+                        key=key,
+                        message=f"{where} sets tcp_tw_recycle, which this kernel does not have: "
+                        "the loader reports an error at every boot (procps `sysctl --system` exits "
                         "1). Delete the line.",
-                        _src("tcp_tw_recycle", f"{commit}; probe"),
+                        source=_src("tcp_tw_recycle", f"{commit}; probe"),
                     )
                 )
             elif assignment.value == "1":
                 findings.append(
                     Finding(
-                        ERROR,
-                        key,
-                        f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs from "
-                        "clients behind NAT. Delete the line (or set 0).",
-                        _src("tcp_tw_recycle", commit),
+                        severity=ERROR,
+                        key=key,
+                        message=f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs "
+                        "from clients behind NAT. Delete the line (or set 0).",
+                        source=_src("tcp_tw_recycle", commit),
                     )
                 )
     return findings
@@ -453,12 +455,20 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
     if spec.type in (keys.BOOL, keys.ENUM) and spec.values and value not in spec.values:
         allowed = ", ".join(spec.values)
         return Finding(
-            WARNING, spec.name, f"{value!r} is not a documented value ({allowed})", spec.sources[0]
+            severity=WARNING,
+            key=spec.name,
+            message=f"{value!r} is not a documented value ({allowed})",
+            source=spec.sources[0],
         )
     if spec.type in (keys.INT, keys.ENUM, keys.INT_VECTOR):
         numbers = [_as_int(p) for p in value.split()]
         if None in numbers:
-            return Finding(WARNING, spec.name, f"{value!r} is not numeric", spec.sources[0])
+            return Finding(
+                severity=WARNING,
+                key=spec.name,
+                message=f"{value!r} is not numeric",
+                source=spec.sources[0],
+            )
         for number in numbers:
             assert number is not None
             if (spec.minimum is not None and number < spec.minimum) or (
@@ -468,10 +478,10 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
                 high = spec.maximum if spec.maximum is not None else "inf"
                 bounds = f"{low}..{high}"
                 return Finding(
-                    WARNING,
-                    spec.name,
-                    f"{number} is outside the documented range {bounds}",
-                    spec.sources[0],
+                    severity=WARNING,
+                    key=spec.name,
+                    message=f"{number} is outside the documented range {bounds}",
+                    source=spec.sources[0],
                 )
     return None
 
@@ -490,16 +500,23 @@ def _missing_finding(
             assert spec.removed is not None
             why = f"removed in {format_version(spec.removed)}"
             source = spec.removed_source or spec.sources[0]
-        return Finding(INFO, spec.name, f"not on this kernel: {why}.", source)
+        return Finding(
+            severity=INFO, key=spec.name, message=f"not on this kernel: {why}.", source=source
+        )
     if spec.per_netns == "no":
         return Finding(
-            INFO,
-            spec.name,
-            "absent here: this key is global and is not shown inside a network namespace "
+            severity=INFO,
+            key=spec.name,
+            message="absent here: this key is global and is not shown inside a network namespace "
             "(e.g. a container). Read it on the host.",
-            spec.netns_source or spec.sources[0],
+            source=spec.netns_source or spec.sources[0],
         )
-    return Finding(INFO, spec.name, f"not present: {reading.error}.", spec.sources[0])
+    return Finding(
+        severity=INFO,
+        key=spec.name,
+        message=f"not present: {reading.error}.",
+        source=spec.sources[0],
+    )
 
 
 def inspect(
@@ -507,7 +524,7 @@ def inspect(
     readings: Mapping[str, Reading],
     sockstat: Mapping[str, Mapping[str, int]] | None,
     netstat: Mapping[str, Mapping[str, int]] | None,
-    conf_files: Sequence = (),
+    conf_files: Sequence[ConfFile] = (),
 ) -> Report:
     """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading, and
     `conf_files` are the sysctl.d files (tcptune.system.read_conf_files)."""
@@ -520,15 +537,15 @@ def inspect(
     if version is None:
         general.append(
             Finding(
-                WARNING,
-                "kernel.osrelease",
-                f"kernel release unknown ({release!r}): version-specific rules are skipped",
-                "/proc/sys/kernel/osrelease",
+                severity=WARNING,
+                key="kernel.osrelease",
+                message=f"kernel release unknown ({release!r}): version-specific rules are skipped",
+                source="/proc/sys/kernel/osrelease",
             )
         )
 
     for name, spec in keys.KEYS.items():
-        reading = readings.get(name) or Reading(name, MISSING, error="not read")
+        reading = readings.get(name) or Reading(key=name, state=MISSING, error="not read")
         if reading.state == PRESENT and reading.value is not None:
             finding = _range_finding(spec, reading.value)
             if finding:
@@ -540,7 +557,10 @@ def inspect(
         else:
             per_key[name].append(
                 Finding(
-                    WARNING, name, f"could not read the live value: {reading.error}", "/proc/sys"
+                    severity=WARNING,
+                    key=name,
+                    message=f"could not read the live value: {reading.error}",
+                    source="/proc/sys",
                 )
             )
 
@@ -550,7 +570,7 @@ def inspect(
 
     settings = []
     for name, spec in keys.KEYS.items():
-        reading = readings.get(name) or Reading(name, MISSING, error="not read")
+        reading = readings.get(name) or Reading(key=name, state=MISSING, error="not read")
         found = per_key[name]
         if reading.state == MISSING:
             status = STATUS_MISSING

@@ -17,61 +17,7 @@ from __future__ import annotations
 import fnmatch
 from typing import NamedTuple
 
-PROCPS = "procps"  # sysctl --system
-SYSTEMD = "systemd"  # systemd-sysctl
-LOADERS = (PROCPS, SYSTEMD)
-
-COMMON_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
-DIRS = {PROCPS: (*COMMON_DIRS, "lib/sysctl.d"), SYSTEMD: COMMON_DIRS}
-SYSCTL_CONF = "etc/sysctl.conf"
-
-
-class ConfFile(NamedTuple):
-    """One configuration file as found below the root."""
-
-    directory: str  # e.g. "etc/sysctl.d", or "" for etc/sysctl.conf
-    name: str  # file name, e.g. "99-tcptune.conf"
-    path: str  # as shown to the user, e.g. "/etc/sysctl.d/99-tcptune.conf"
-    text: str  # empty for a /dev/null mask
-
-
-class Assignment(NamedTuple):
-    key: str  # dotted, as written (may be a glob)
-    value: str  # whitespace-normalised
-    path: str
-    line: int
-    ignore_failure: bool  # a leading '-'
-
-
-def canonical_key(raw: str) -> str:
-    """'net/ipv4/tcp_fin_timeout' -> 'net.ipv4.tcp_fin_timeout' (the first separator decides)."""
-    raw = raw.strip()
-    for char in raw:
-        if char == "/":
-            return raw.replace("/", ".")
-        if char == ".":
-            return raw
-    return raw
-
-
-def parse(text: str, path: str) -> list[Assignment]:
-    """sysctl.conf syntax: '#' or ';' comments, 'key = value', a leading '-' ignores failures."""
-    result = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        key, sep, value = stripped.partition("=")
-        if not sep:
-            continue  # both loaders warn and skip a line without '='
-        key = key.strip()
-        ignore = key.startswith("-")
-        if ignore:
-            key = key[1:].strip()
-        if not key:
-            continue
-        result.append(Assignment(canonical_key(key), " ".join(value.split()), path, number, ignore))
-    return result
+from tcptune.model import DIRS, LOADERS, PROCPS, Assignment, ConfFile, same_value
 
 
 def order(files: list[ConfFile], loader: str) -> list[ConfFile]:
@@ -107,7 +53,7 @@ class Outcome(NamedTuple):
 def boot_value(files: list[ConfFile], key: str, loader: str) -> Outcome:
     winner = None
     for conf in order(files, loader):
-        for assignment in parse(conf.text, conf.path):
+        for assignment in conf.assignments():
             if _matches(assignment.key, key):
                 winner = assignment
     return Outcome(loader, winner)
@@ -130,8 +76,6 @@ class Persistence(NamedTuple):
 
 
 def persistence(files: list[ConfFile], key: str, target: str) -> list[Persistence]:
-    from tcptune.drift import same_value
-
     result = []
     for loader in LOADERS:
         outcome = boot_value(files, key, loader)

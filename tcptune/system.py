@@ -10,36 +10,28 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.model import (
+    DIRS,
+    MISSING,
+    PRESENT,
+    SYSCTL_CONF,
+    UNREADABLE,
+    ConfFile,
+    Holders,
+    Reading,
+    normalise,
+    parse_int,
+)
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import IO
 
-    from tcptune.census import Holders
-
-# Reading states
-PRESENT = "present"
-MISSING = "missing"
-UNREADABLE = "unreadable"
-
 # A /proc/sys value is a few bytes; refuse to slurp something huge from a hand-made tree.
 _MAX_VALUE_BYTES = 64 * 1024
-
-
-class Reading(NamedTuple):
-    key: str
-    state: str  # PRESENT, MISSING or UNREADABLE
-    value: str | None = None  # whitespace-normalised, as `sysctl -n` prints it with single spaces
-    error: str = ""
-
-
-def normalise(text: str) -> str:
-    """Collapse the kernel's tabs and newlines: '32768\\t60999\\n' -> '32768 60999'."""
-    return " ".join(text.split())
 
 
 def root_from(option: str | None) -> Path:
@@ -80,23 +72,23 @@ class System:
             with open(path, "rb") as handle:
                 data = handle.read(_MAX_VALUE_BYTES + 1)
         except FileNotFoundError:
-            return Reading(key, MISSING, error="no such key on this kernel")
+            return Reading(key=key, state=MISSING, error="no such key on this kernel")
         except NotADirectoryError:
-            return Reading(key, MISSING, error="no such key on this kernel")
+            return Reading(key=key, state=MISSING, error="no such key on this kernel")
         except PermissionError:
-            return Reading(key, UNREADABLE, error="permission denied")
+            return Reading(key=key, state=UNREADABLE, error="permission denied")
         except OSError as err:
             reason = os.strerror(err.errno) if err.errno else str(err)
             if err.errno == errno.EISDIR:
                 reason = "is a directory, not a value"
-            return Reading(key, UNREADABLE, error=reason.lower())
+            return Reading(key=key, state=UNREADABLE, error=reason.lower())
         if len(data) > _MAX_VALUE_BYTES:
-            return Reading(key, UNREADABLE, error="value larger than 64 KiB")
+            return Reading(key=key, state=UNREADABLE, error="value larger than 64 KiB")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return Reading(key, UNREADABLE, error="value is not UTF-8 text")
-        return Reading(key, PRESENT, normalise(text))
+            return Reading(key=key, state=UNREADABLE, error="value is not UTF-8 text")
+        return Reading(key=key, state=PRESENT, value=normalise(text))
 
     def write_sysctl(self, key: str, value: str) -> None:
         _write_sysctl(self, key, value)
@@ -153,8 +145,6 @@ class System:
     def socket_holders(self, inodes: set[int]) -> Holders:
         """Which processes hold these socket inodes: one pass over /proc/<pid>/fd, matching
         the links 'socket:[INODE]'. Processes whose fd directory is unreadable are counted."""
-        from tcptune.census import Holders
-
         wanted = {f"socket:[{inode}]" for inode in inodes}
         by_inode: dict[int, list[int]] = {}
         commands: dict[int, str] = {}
@@ -191,7 +181,14 @@ class System:
                 commands[pid] = (self._read_text(f"proc/{name}/comm") or "?").strip()
                 raw = self._read_text(f"proc/{name}/cmdline") or ""
                 cmdlines[pid] = " ".join(raw.split("\0")).strip()
-        return Holders(by_inode, commands, cmdlines, scanned, denied, os.geteuid() == 0)
+        return Holders(
+            by_inode=by_inode,
+            commands=commands,
+            cmdlines=cmdlines,
+            scanned=scanned,
+            denied=denied,
+            privileged=os.geteuid() == 0,
+        )
 
 
 def parse_sockstat(text: str) -> dict[str, dict[str, int]]:
@@ -199,16 +196,9 @@ def parse_sockstat(text: str) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     for line in text.splitlines():
         section, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        words = rest.split()
-        pairs: dict[str, int] = {}
-        for name, value in zip(words[::2], words[1::2], strict=False):
-            try:
-                pairs[name] = int(value)
-            except ValueError:
-                continue
-        result[section.strip()] = pairs
+        if sep:
+            words = rest.split()
+            result[section.strip()] = _counters(words[::2], words[1::2])
     return result
 
 
@@ -219,16 +209,19 @@ def parse_netstat(text: str) -> dict[str, dict[str, int]]:
     for names_line, values_line in zip(lines[::2], lines[1::2], strict=False):
         section, _, names = names_line.partition(":")
         section_v, _, values = values_line.partition(":")
-        if section != section_v:
-            continue
-        pairs: dict[str, int] = {}
-        for name, value in zip(names.split(), values.split(), strict=False):
-            try:
-                pairs[name] = int(value)
-            except ValueError:
-                continue
-        result[section.strip()] = pairs
+        if section == section_v:
+            result[section.strip()] = _counters(names.split(), values.split())
     return result
+
+
+def _counters(names: list[str], values: list[str]) -> dict[str, int]:
+    """Counter names paired with their values; a value that is not a number is left out."""
+    pairs: dict[str, int] = {}
+    for name, value in zip(names, values, strict=False):
+        number = parse_int(value)
+        if number is not None:
+            pairs[name] = number
+    return pairs
 
 
 # --- writing: the only place tcptune changes the machine -----------------------------------------
@@ -284,10 +277,8 @@ def proc_sys_read_only(system: System) -> bool:
         return False
 
 
-def read_conf_files(system: System) -> list:
+def read_conf_files(system: System) -> list[ConfFile]:
     """Every sysctl.d file and /etc/sysctl.conf below the root, for tcptune.sysctld."""
-    from tcptune.sysctld import DIRS, SYSCTL_CONF, ConfFile
-
     files = []
     directories = dict.fromkeys(d for loader_dirs in DIRS.values() for d in loader_dirs)
     for directory in directories:
@@ -301,10 +292,12 @@ def read_conf_files(system: System) -> list:
                 continue
             text = read_text_under_root(system, f"{directory}/{name}")
             if text is not None:
-                files.append(ConfFile(directory, name, f"/{directory}/{name}", text))
+                files.append(
+                    ConfFile(directory=directory, name=name, path=f"/{directory}/{name}", text=text)
+                )
     text = read_text_under_root(system, SYSCTL_CONF)
     if text is not None:
-        files.append(ConfFile("", "sysctl.conf", "/" + SYSCTL_CONF, text))
+        files.append(ConfFile(directory="", name="sysctl.conf", path="/" + SYSCTL_CONF, text=text))
     return files
 
 

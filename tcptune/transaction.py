@@ -18,9 +18,9 @@ from typing import Any, NamedTuple
 
 from tcptune import __version__
 from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.model import PRESENT, same_value
 from tcptune.plan import Plan
 from tcptune.system import (
-    PRESENT,
     SysctlWriteError,
     System,
     atomic_write,
@@ -242,8 +242,6 @@ def newest_unreverted(system: System) -> dict[str, Any]:
 
 
 def write_runtime(system: System, key: str, value: str) -> KeyResult:
-    from tcptune.drift import same_value
-
     try:
         system.write_sysctl(key, value)
     except SysctlWriteError as err:

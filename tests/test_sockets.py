@@ -20,7 +20,8 @@ import pytest
 from conftest import FakeMachine, run_cli, run_tcptune
 
 from tcptune import census
-from tcptune.census import Holders, Tally
+from tcptune.census import Tally
+from tcptune.model import Holders, parse_port_range, usable_ports
 from tcptune.rules import ERROR, INFO, WARNING
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
@@ -228,9 +229,9 @@ def holders(by_inode=None, denied=0, privileged=True) -> Holders:
     by_inode = by_inode or {}
     pids = {pid for pids in by_inode.values() for pid in pids}
     return Holders(
-        by_inode,
-        {pid: f"prog{pid}" for pid in pids},
-        {pid: f"/usr/bin/prog{pid} --serve" for pid in pids},
+        by_inode=by_inode,
+        commands={pid: f"prog{pid}" for pid in pids},
+        cmdlines={pid: f"/usr/bin/prog{pid} --serve" for pid in pids},
         scanned=len(pids),
         denied=denied,
         privileged=privileged,
@@ -275,8 +276,8 @@ LIVE = {
 
 def context(counted, owners=(), sysctl=None, counters=None, tw_live=None) -> census.Context:
     values = {**LIVE, **(sysctl or {})}
-    port_range = census.parse_port_range(values["ip_local_port_range"])
-    usable = census.usable_ports(port_range, values["ip_local_reserved_ports"])
+    port_range = parse_port_range(values["ip_local_port_range"])
+    usable = usable_ports(port_range, values["ip_local_reserved_ports"])
     return census.Context(counted, list(owners), values, counters, tw_live, port_range, usable)
 
 

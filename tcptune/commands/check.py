@@ -5,7 +5,7 @@ from __future__ import annotations
 from tcptune import keys, render, rules
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.kernel import format_version
-from tcptune.system import System
+from tcptune.system import System, read_conf_files
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
 if TYPE_CHECKING:
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 def gather(system: System) -> rules.Report:
     """Read every watched key, the kernel release and the socket counters, then evaluate."""
     system.require_proc_sys()
-    from tcptune.system import read_conf_files
-
     readings = {name: system.read_sysctl(name) for name in keys.KEYS}
     report = rules.inspect(
         system.kernel_release(),

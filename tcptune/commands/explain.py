@@ -7,7 +7,8 @@ import textwrap
 from tcptune import keys, render
 from tcptune.errors import EXIT_OK, BadInput
 from tcptune.kernel import format_version, parse_release
-from tcptune.system import PRESENT, System
+from tcptune.model import PRESENT
+from tcptune.system import System
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from tcptune import keys, profiles, render
 from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem
-from tcptune.system import PRESENT, System, atomic_write
+from tcptune.model import PRESENT
+from tcptune.system import System, atomic_write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import asdict
 
 from tcptune import census, render
 from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
-from tcptune.rules import ERROR
+from tcptune.model import ERROR, PRESENT, parse_int, parse_port_range, usable_ports
 from tcptune.sockdiag import Unavailable
-from tcptune.system import PRESENT, System
+from tcptune.system import System
 
 TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
 if TYPE_CHECKING:
@@ -78,10 +79,10 @@ class Report:
         system.require_proc_sys()
         readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
         self.sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
-        parsed = census.parse_port_range(self.sysctl["ip_local_port_range"])
+        parsed = parse_port_range(self.sysctl["ip_local_port_range"])
         self.port_range_assumed = parsed is None
         self.port_range = parsed or DEFAULT_PORT_RANGE
-        self.usable = census.usable_ports(self.port_range, self.sysctl["ip_local_reserved_ports"])
+        self.usable = usable_ports(self.port_range, self.sysctl["ip_local_reserved_ports"])
         self.census, self.source_note = read_census(system, source, self.port_range)
         inodes = {s.inode for s in self.census.close_wait if s.inode}
         self.holders = system.socket_holders(inodes)
@@ -109,7 +110,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         c = self.census
-        cap = _int(self.sysctl["tcp_max_tw_buckets"])
+        cap = parse_int(self.sysctl["tcp_max_tw_buckets"])
         used = census.tw_buckets_used(self.ctx)
         unknown = sum(o.count for o in self.owners if o.pid is None)
         return {
@@ -164,13 +165,9 @@ class Report:
             "suggested_profile": (
                 {"name": self.profile[0], "reason": self.profile[1]} if self.profile else None
             ),
-            "findings": [f._asdict() for f in self.findings],
+            "findings": [asdict(f) for f in self.findings],
             "exit_code": self.exit_code(),
         }
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
 
 
 def _percent(part: int, whole: int | None) -> float | None:
