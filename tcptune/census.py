@@ -14,7 +14,7 @@ import socket
 import struct
 import sys
 from collections import Counter
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from tcptune.model import ERROR, INFO, WARNING, Finding, Holders, parse_int
 
@@ -97,14 +97,20 @@ def _proc_address(family: int, text: str) -> bytes:
     )
 
 
-class CloseWait(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CloseWait:
+    """One CLOSE_WAIT socket: the peer closed, the program holding it has not."""
+
     inode: int
     uid: int
     local: str
     remote: str
 
 
-class Group(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Group:
+    """Sockets with an ephemeral local port towards one destination."""
+
     family: str  # "ipv4" or "ipv6"
     local_address: str
     remote_address: str
@@ -113,7 +119,10 @@ class Group(NamedTuple):
     time_wait: int
 
 
-class Census(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Census:
+    """The counts of one look at the socket tables, whichever source was read."""
+
     source: str
     states: dict[str, int]  # every name of STATE_NAMES, in kernel order
     total: int
@@ -142,7 +151,8 @@ class Tally:
         # those in TIME_WAIT); finish() counts them in C (Counter) and decodes each group once.
         self._groups: dict[int, list] = {}
         self._tw_groups: dict[int, list] = {}
-        self.close_wait: list[CloseWait] = []
+        # (inode, uid, local, remote) per CLOSE_WAIT socket; finish() makes them CloseWait records
+        self._close_wait: list[tuple[int, int, str, str]] = []
 
     def _orphan(self, state: int) -> None:
         self.orphans += 1
@@ -160,7 +170,7 @@ class Tally:
         u32 = _U32.unpack_from
         slow_states = _SLOW_STATES
         established = self._established
-        close_wait = self.close_wait.append
+        close_wait = self._close_wait.append
         width = 4 if family == socket.AF_INET else 16
 
         def feed(data: bytes) -> bool:
@@ -201,7 +211,7 @@ class Tally:
                             dst = data[offset + 40 : offset + 40 + width]
                             dport = data[offset + 22] << 8 | data[offset + 23]
                             close_wait(
-                                CloseWait(
+                                (
                                     inode,
                                     u32(data, offset + _UID)[0],
                                     endpoint(family, src, port),
@@ -223,7 +233,7 @@ class Tally:
         low, high = self.port_low, self.port_high
         slow_states = _SLOW_STATES
         established = self._established
-        close_wait = self.close_wait.append
+        close_wait = self._close_wait.append
         for line in lines:
             fields = line.split()
             # sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ...
@@ -245,7 +255,7 @@ class Tally:
             if state == CLOSE_WAIT:
                 remote = fields[2]
                 close_wait(
-                    CloseWait(
+                    (
                         int(fields[9]),
                         int(fields[7]),
                         endpoint(family, _proc_address(family, local[:-5]), port),
@@ -281,7 +291,16 @@ class Tally:
             label = "ipv4" if family == socket.AF_INET else "ipv6"
             for key, count in raw.items():
                 local, remote, port = self._decode(family, key)
-                groups.append(Group(label, local, remote, port, count, tw.get(key, 0)))
+                groups.append(
+                    Group(
+                        family=label,
+                        local_address=local,
+                        remote_address=remote,
+                        remote_port=port,
+                        sockets=count,
+                        time_wait=tw.get(key, 0),
+                    )
+                )
         groups.sort(key=lambda g: (-g.sockets, g.family, g.local_address, g.remote_address))
         return Census(
             source=self.source,
@@ -292,7 +311,10 @@ class Tally:
             ephemeral=sum(g.sockets for g in groups),
             established_ephemeral=self._established[0],
             groups=groups,
-            close_wait=sorted(self.close_wait),
+            close_wait=[
+                CloseWait(inode=inode, uid=uid, local=local, remote=remote)
+                for inode, uid, local, remote in sorted(self._close_wait)
+            ],
             interrupted=self.interrupted,
         )
 
@@ -300,7 +322,10 @@ class Tally:
 # --- owners of ------------------------------------------------------------------------------------
 
 
-class Owner(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Owner:
+    """CLOSE_WAIT sockets of one process, or of one uid when no visible process holds them."""
+
     pid: int | None  # None: no visible process holds these sockets
     command: str | None
     cmdline: str | None
@@ -343,27 +368,27 @@ def close_wait_owners(census: Census, holders: Holders) -> list[Owner]:
             unknown.setdefault(sock.uid, []).append(sock)
     owners = [
         Owner(
-            pid,
-            holders.commands.get(pid),
-            holders.cmdlines.get(pid),
-            socks[0].uid,
-            len(socks),
-            _top(s.local for s in socks),
-            _top(s.remote for s in socks),
+            pid=pid,
+            command=holders.commands.get(pid),
+            cmdline=holders.cmdlines.get(pid),
+            uid=socks[0].uid,
+            count=len(socks),
+            local=_top(s.local for s in socks),
+            remote=_top(s.remote for s in socks),
         )
         for pid, socks in per_pid.items()
     ]
     reason = unknown_reason(holders) if unknown else ""
     owners += [
         Owner(
-            None,
-            None,
-            None,
-            uid,
-            len(socks),
-            _top(s.local for s in socks),
-            _top(s.remote for s in socks),
-            reason,
+            pid=None,
+            command=None,
+            cmdline=None,
+            uid=uid,
+            count=len(socks),
+            local=_top(s.local for s in socks),
+            remote=_top(s.remote for s in socks),
+            reason=reason,
         )
         for uid, socks in unknown.items()
     ]
@@ -379,7 +404,8 @@ def _top(endpoints) -> list[tuple[str, int]]:
 # --- findings -------------------------------------------------------------------------------------
 
 
-class Context(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CensusInput:
     """Everything the findings look at, gathered by the command."""
 
     census: Census
@@ -391,14 +417,14 @@ class Context(NamedTuple):
     usable: int | None
 
 
-def tw_buckets_used(ctx: Context) -> int:
+def tw_buckets_used(ctx: CensusInput) -> int:
     """The count tcp_max_tw_buckets caps: sockstat's tw when readable, else an estimate."""
     if ctx.tw_live is not None:
         return ctx.tw_live
     return ctx.census.states["TIME_WAIT"] + ctx.census.fin_wait2_orphans
 
 
-def findings(ctx: Context) -> list[Finding]:
+def findings(ctx: CensusInput) -> list[Finding]:
     found: list[Finding] = []
     found += _close_wait_findings(ctx)
     found += _pressure_findings(ctx)
@@ -418,7 +444,7 @@ def findings(ctx: Context) -> list[Finding]:
     return found
 
 
-def _close_wait_findings(ctx: Context) -> list[Finding]:
+def _close_wait_findings(ctx: CensusInput) -> list[Finding]:
     found = []
     for owner in ctx.owners:
         if owner.count >= CLOSE_WAIT_ERROR:
@@ -448,7 +474,7 @@ def _close_wait_findings(ctx: Context) -> list[Finding]:
     return found
 
 
-def _outbound_profile(ctx: Context) -> str:
+def _outbound_profile(ctx: CensusInput) -> str:
     """The shipped profile for a host whose outbound connections run short of ports: a proxy
     when it also serves many inbound connections, else a client."""
     inbound = ctx.census.states["ESTABLISHED"] - ctx.census.established_ephemeral
@@ -456,7 +482,7 @@ def _outbound_profile(ctx: Context) -> str:
     return "proxy-profile" if serving else "client-profile"
 
 
-def _pressure_findings(ctx: Context) -> list[Finding]:
+def _pressure_findings(ctx: CensusInput) -> list[Finding]:
     if not ctx.census.groups or not ctx.usable:
         return []
     top = ctx.census.groups[0]
@@ -493,13 +519,13 @@ def _pressure_findings(ctx: Context) -> list[Finding]:
     ]
 
 
-def _outbound_values_live(ctx: Context) -> bool:
+def _outbound_values_live(ctx: CensusInput) -> bool:
     """Are client-profile's outbound values (or wider) already in effect?"""
     low, high = ctx.port_range or (65535, 0)
     return ctx.sysctl.get("tcp_tw_reuse") == "1" and low <= 10240 and high >= 65535
 
 
-def suggest_profile(ctx: Context) -> tuple[str, str] | None:
+def suggest_profile(ctx: CensusInput) -> tuple[str, str] | None:
     """The shipped profile that fits what the census shows, with why; None when none does
     (CLOSE_WAIT, for one, is fixed in the program, not by any profile)."""
     groups = ctx.census.groups
@@ -528,7 +554,7 @@ def _destination(group: Group) -> str:
     return f"{group.local_address} -> {group.remote_address}:{group.remote_port}"
 
 
-def _tw_cap_findings(ctx: Context) -> list[Finding]:
+def _tw_cap_findings(ctx: CensusInput) -> list[Finding]:
     key = "net.ipv4.tcp_max_tw_buckets"
     cap = parse_int(ctx.sysctl.get("tcp_max_tw_buckets"))
     used = tw_buckets_used(ctx)
@@ -575,7 +601,7 @@ def _tw_cap_findings(ctx: Context) -> list[Finding]:
     return found
 
 
-def _fin_wait2_findings(ctx: Context) -> list[Finding]:
+def _fin_wait2_findings(ctx: CensusInput) -> list[Finding]:
     orphans = ctx.census.fin_wait2_orphans
     if not orphans:
         return []
@@ -594,7 +620,7 @@ def _fin_wait2_findings(ctx: Context) -> list[Finding]:
     ]
 
 
-def _server_findings(ctx: Context) -> list[Finding]:
+def _server_findings(ctx: CensusInput) -> list[Finding]:
     found = []
     states = ctx.census.states
     server_tw = states["TIME_WAIT"] - sum(g.time_wait for g in ctx.census.groups)
@@ -623,10 +649,3 @@ def _server_findings(ctx: Context) -> list[Finding]:
             )
         )
     return found
-
-
-def worst(found: list[Finding]) -> str | None:
-    for severity in (ERROR, WARNING, INFO):
-        if any(f.severity == severity for f in found):
-            return severity
-    return None

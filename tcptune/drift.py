@@ -6,21 +6,20 @@ from dataclasses import dataclass, replace
 
 from tcptune import keys, sysctld
 from tcptune.kernel import Version, format_version
-from tcptune.model import MISSING, PRESENT, ConfFile, Reading, same_value
+from tcptune.model import MISSING, OK, PRESENT, UNREADABLE, ConfFile, Reading, same_value
 
-OK = "ok"
-DRIFT = "drift"
-MISSING_HERE = "missing"
-UNREADABLE = "unreadable"
+DRIFT = "drift"  # the status of a key whose live value (or boot value) is not the target
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Comparison:
+    """One profile key against the machine."""
+
     key: str
     value: str | None  # live, normalised
     target: str
     origin: str  # the profile in the extends chain that set the target
-    status: str  # OK, DRIFT, MISSING_HERE, UNREADABLE
+    status: str  # OK, DRIFT, MISSING (skipped here) or UNREADABLE
     reason: str = ""  # why a key is skipped or unreadable
     boot: tuple[str, ...] = ()  # per loader: what happens to this key at boot
     boot_summary: str = ""
@@ -56,17 +55,26 @@ def compare(
         spec = keys.KEYS.get(key)
         needs = spec.value_since.get(target) if spec else None
         if reading.state == MISSING:
-            status, reason = MISSING_HERE, _skip_reason(key, reading, version)
+            status, reason = MISSING, _skip_reason(key, reading, version)
         elif reading.state != PRESENT or reading.value is None:
             status, reason = UNREADABLE, reading.error
         elif needs and version and version[:2] < needs[:2]:
-            status = MISSING_HERE
+            status = MISSING
             reason = f"value {target} needs kernel {format_version(needs)} or later; skipped"
         else:
             status = OK if same_value(reading.value, target) else DRIFT
             reason = ""
         value = reading.value if reading.state == PRESENT else None
-        result.append(Comparison(key, value, target, origin.get(key, ""), status, reason))
+        result.append(
+            Comparison(
+                key=key,
+                value=value,
+                target=target,
+                origin=origin.get(key, ""),
+                status=status,
+                reason=reason,
+            )
+        )
     return result
 
 
@@ -75,7 +83,7 @@ def with_boot(comparisons: list[Comparison], conf_files: list[ConfFile]) -> list
     even when its live value matches (under either loader: which one runs differs by distro)."""
     result = []
     for c in comparisons:
-        if c.status == MISSING_HERE:
+        if c.status == MISSING:
             result.append(c)
             continue
         checks = sysctld.persistence(conf_files, c.key, c.target)

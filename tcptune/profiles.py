@@ -34,7 +34,7 @@ RECYCLE_SOURCE = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Problem:
     path: str
     key: str  # "" for the file as a whole
@@ -46,7 +46,7 @@ class Problem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ProfileFile:
     """One TOML file, parsed and validated on its own."""
 
@@ -59,7 +59,7 @@ class ProfileFile:
     warnings: list[Problem] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Profile:
     """A profile with its extends chain merged: the child's values win."""
 
@@ -164,37 +164,51 @@ def available(root: Path) -> dict[str, Path]:
 
 def read_file(path: Path, name: str | None = None) -> ProfileFile:
     """Parse and validate one file; problems are collected, not raised."""
-    import tomllib
-
     from tcptune.system import read_bytes_limited
 
     shown = str(path)
-    profile = ProfileFile(name=name or path.stem, path=path)
+    name = name or path.stem
     try:
         info = path.stat()
         size = info.st_size
         unsafe = unsafe_for_root(path, info)
         if unsafe:
-            profile.problems.append(Problem(shown, "", unsafe))
-            return profile
+            return _unusable(name, path, Problem(path=shown, key="", message=unsafe))
         if size > MAX_PROFILE_BYTES:
-            profile.problems.append(
-                Problem(shown, "", f"file is {size} bytes; profiles are limited to 1 MiB")
+            return _unusable(
+                name,
+                path,
+                Problem(
+                    path=shown,
+                    key="",
+                    message=f"file is {size} bytes; profiles are limited to 1 MiB",
+                ),
             )
-            return profile
         raw = read_bytes_limited(path, MAX_PROFILE_BYTES)
     except IsADirectoryError:
-        profile.problems.append(Problem(shown, "", "is a directory, not a profile file"))
-        return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message="is a directory, not a profile file")
+        )
     except OSError as err:
-        profile.problems.append(Problem(shown, "", f"cannot read: {err.strerror or err}"))
-        return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message=f"cannot read: {err.strerror or err}")
+        )
+    return parse(raw, path, name)
+
+
+def parse(raw: bytes, path: Path, name: str | None = None) -> ProfileFile:
+    """Parse and validate a profile's bytes, as read from `path`; problems are collected."""
+    import tomllib
+
+    shown = str(path)
+    name = name or path.stem
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        profile.problems.append(Problem(shown, "", "not UTF-8 text", line))
-        return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message="not UTF-8 text", line=line)
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -202,10 +216,14 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
         match = re.search(r"\(at line (\d+), column \d+\)", message)
         line = int(match.group(1)) if match else None
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-        profile.problems.append(Problem(shown, "", f"invalid TOML: {reason}", line))
-        return profile
-    _validate_document(profile, data, shown)
-    return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message=f"invalid TOML: {reason}", line=line)
+        )
+    return _validate_document(name, path, data)
+
+
+def _unusable(name: str, path: Path, problem: Problem) -> ProfileFile:
+    return ProfileFile(name=name, path=path, problems=[problem])
 
 
 def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
@@ -237,47 +255,76 @@ def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
     return None
 
 
-def _validate_document(profile: ProfileFile, data: dict, shown: str) -> None:
-    problems = profile.problems
+def _validate_document(name: str, path: Path, data: dict) -> ProfileFile:
+    shown = str(path)
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    sysctl: dict[str, str] = {}
     for unknown in sorted(set(data) - TOP_LEVEL):
         problems.append(
             Problem(
-                shown, unknown, "unknown top-level key (allowed: description, extends, [sysctl])"
+                path=shown,
+                key=unknown,
+                message="unknown top-level key (allowed: description, extends, [sysctl])",
             )
         )
     description = data.get("description")
     if description is None:
-        problems.append(Problem(shown, "description", "missing: every profile needs a description"))
+        problems.append(
+            Problem(
+                path=shown, key="description", message="missing: every profile needs a description"
+            )
+        )
+        description = ""
     elif not isinstance(description, str) or not description.strip():
-        problems.append(Problem(shown, "description", "must be a non-empty string"))
+        problems.append(
+            Problem(path=shown, key="description", message="must be a non-empty string")
+        )
+        description = ""
     else:
-        profile.description = description.strip()
+        description = description.strip()
     extends = data.get("extends")
     if extends is not None:
         if not isinstance(extends, str) or not extends:
-            problems.append(Problem(shown, "extends", "must be a profile name (a string)"))
+            problems.append(
+                Problem(path=shown, key="extends", message="must be a profile name (a string)")
+            )
+            extends = None
         elif not is_path(extends) and not NAME_RULE.match(extends):
-            problems.append(Problem(shown, "extends", f"{extends!r} is not a valid profile name"))
-        else:
-            profile.extends = extends
-    table = data.get("sysctl", {})
-    if not isinstance(table, dict):
-        problems.append(Problem(shown, "sysctl", "must be a table: [sysctl]"))
-        return
-    for key, value in table.items():
-        if isinstance(value, dict):
             problems.append(
                 Problem(
-                    shown,
-                    key,
-                    'is a table: quote dotted keys, e.g. "net.ipv4.tcp_fin_timeout" = 30',
+                    path=shown, key="extends", message=f"{extends!r} is not a valid profile name"
                 )
             )
-            continue
-        normalised = check_value(key, value, shown, problems, profile.warnings)
-        if normalised is not None:
-            profile.sysctl[key] = normalised
-    problems.extend(cross_key_problems(profile.sysctl, shown))
+            extends = None
+    table = data.get("sysctl", {})
+    if not isinstance(table, dict):
+        problems.append(Problem(path=shown, key="sysctl", message="must be a table: [sysctl]"))
+    else:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                problems.append(
+                    Problem(
+                        path=shown,
+                        key=key,
+                        message="is a table: quote dotted keys, "
+                        'e.g. "net.ipv4.tcp_fin_timeout" = 30',
+                    )
+                )
+                continue
+            normalised = check_value(key, value, shown, problems, warnings)
+            if normalised is not None:
+                sysctl[key] = normalised
+        problems.extend(cross_key_problems(sysctl, shown))
+    return ProfileFile(
+        name=name,
+        path=path,
+        description=description,
+        extends=extends,
+        sysctl=sysctl,
+        problems=problems,
+        warnings=warnings,
+    )
 
 
 def check_value(
@@ -286,13 +333,13 @@ def check_value(
     """Validate one entry; return the normalised value (as the kernel prints it) or None."""
     if not KEY_RULE.match(key) or ".." in key:
         if key.startswith(NETWORK_PREFIXES) or "/" in key or ".." in key:
-            problems.append(Problem(shown, key, "not a valid sysctl key name"))
+            problems.append(Problem(path=shown, key=key, message="not a valid sysctl key name"))
         else:
             problems.append(
                 Problem(
-                    shown,
-                    key,
-                    "only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed",
+                    path=shown,
+                    key=key,
+                    message="only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed",
                 )
             )
         return None
@@ -301,24 +348,32 @@ def check_value(
         normalised = _normalise_unknown(value)
         if normalised is None:
             problems.append(
-                Problem(shown, key, "value must be an integer, a string, or a list of integers")
+                Problem(
+                    path=shown,
+                    key=key,
+                    message="value must be an integer, a string, or a list of integers",
+                )
             )
             return None
         warnings.append(
-            Problem(shown, key, "not in tcptune's knowledge base: accepted, but not range-checked")
+            Problem(
+                path=shown,
+                key=key,
+                message="not in tcptune's knowledge base: accepted, but not range-checked",
+            )
         )
         return normalised
     error, normalised = normalise_for(spec, value)
     if error:
-        problems.append(Problem(shown, key, error))
+        problems.append(Problem(path=shown, key=key, message=error))
         return None
     if key == "net.ipv4.tcp_tw_recycle" and normalised == "1":
         problems.append(
             Problem(
-                shown,
-                key,
-                "1 is refused: it drops SYNs from clients behind NAT and the key is gone since "
-                f"4.12 (source: {RECYCLE_SOURCE}); use 0 or leave it out",
+                path=shown,
+                key=key,
+                message="1 is refused: it drops SYNs from clients behind NAT and the key is gone "
+                f"since 4.12 (source: {RECYCLE_SOURCE}); use 0 or leave it out",
             )
         )
         return None
@@ -427,23 +482,28 @@ def cross_key_problems(sysctl: dict[str, str], shown: str) -> list[Problem]:
         low, high = (int(p) for p in port_range.split())
         if low > high:
             problems.append(
-                Problem(shown, "net.ipv4.ip_local_port_range", f"low {low} is above high {high}")
+                Problem(
+                    path=shown,
+                    key="net.ipv4.ip_local_port_range",
+                    message=f"low {low} is above high {high}",
+                )
             )
         if low < 1024:
             problems.append(
                 Problem(
-                    shown,
-                    "net.ipv4.ip_local_port_range",
-                    f"low {low} is below 1024: ephemeral ports would take privileged ports",
+                    path=shown,
+                    key="net.ipv4.ip_local_port_range",
+                    message=f"low {low} is below 1024: ephemeral ports would take privileged ports",
                 )
             )
     reuse = sysctl.get("net.ipv4.tcp_tw_reuse")
     if reuse in ("1", "2") and sysctl.get("net.ipv4.tcp_timestamps") == "0":
         problems.append(
             Problem(
-                shown,
-                "net.ipv4.tcp_tw_reuse",
-                f"tcp_tw_reuse = {reuse} needs tcp_timestamps != 0, but this profile sets it to 0",
+                path=shown,
+                key="net.ipv4.tcp_tw_reuse",
+                message=f"tcp_tw_reuse = {reuse} needs tcp_timestamps != 0, but this profile sets "
+                "it to 0",
             )
         )
     for key in ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"):
@@ -451,7 +511,9 @@ def cross_key_problems(sysctl: dict[str, str], shown: str) -> list[Problem]:
         if value:
             numbers = [int(p) for p in value.split()]
             if not numbers[0] <= numbers[1] <= numbers[2]:
-                problems.append(Problem(shown, key, "must be in 'min default max' order"))
+                problems.append(
+                    Problem(path=shown, key=key, message="must be in 'min default max' order")
+                )
     return problems
 
 
@@ -477,7 +539,13 @@ def load(argument: str, root: Path) -> Profile:
         if resolved in seen:
             names = [f.name for f in files] + [current.stem]
             raise ProfileError(
-                [Problem(str(files[-1].path), "extends", "cycle: " + " -> ".join(names))]
+                [
+                    Problem(
+                        path=str(files[-1].path),
+                        key="extends",
+                        message="cycle: " + " -> ".join(names),
+                    )
+                ]
             )
         seen.append(resolved)
         file = read_file(current, name if not files else None)
@@ -491,11 +559,23 @@ def load(argument: str, root: Path) -> Profile:
             current = _resolve_parent(file.extends, current, root)
         except BadInput as err:
             raise ProfileError(
-                [Problem(str(current), "extends", f"parent {file.extends!r}: {err.line()}")]
+                [
+                    Problem(
+                        path=str(current),
+                        key="extends",
+                        message=f"parent {file.extends!r}: {err.line()}",
+                    )
+                ]
             ) from None
         if not current.is_file():
             raise ProfileError(
-                [Problem(str(file.path), "extends", f"parent {file.extends!r} does not exist")]
+                [
+                    Problem(
+                        path=str(file.path),
+                        key="extends",
+                        message=f"parent {file.extends!r} does not exist",
+                    )
+                ]
             )
     merged: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -526,5 +606,5 @@ def validate(argument: str, root: Path) -> tuple[list[Problem], list[Problem]]:
     except ProfileError as err:
         return err.problems, []
     except BadInput as err:
-        return [Problem(argument, "", err.line())], []
+        return [Problem(path=argument, key="", message=err.line())], []
     return [], profile.warnings

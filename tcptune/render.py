@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from typing import IO, Any
 
 from tcptune import __version__
-
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
-if TYPE_CHECKING:
-    from typing import IO, Any
+from tcptune.model import SEVERITY_RANK, Finding
 
 SCHEMA_VERSION = 1
 
@@ -107,13 +105,12 @@ def _escape(text: str) -> str:
 
 
 def write_findings(
-    stream: IO[str], findings: list[Any], colour: bool, heading: str = "Findings"
+    stream: IO[str], findings: list[Finding], colour: bool, heading: str = "Findings"
 ) -> None:
     """Findings as readable paragraphs: severity and key, the message, then the source."""
     if not findings:
         return
-    order = {"error": 0, "warning": 1, "info": 2}
-    findings = sorted(findings, key=lambda f: order.get(f.severity, 3))
+    findings = sorted(findings, key=lambda f: -SEVERITY_RANK.get(f.severity, -1))  # worst first
     if colour:
         from rich.console import Console
         from rich.table import Table as RichTable

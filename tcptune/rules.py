@@ -1,13 +1,13 @@
 """The checks behind `tcptune check`: pure rules over what was read from the machine.
 
-inspect() takes readings (from tcptune.system) and returns a Report; it does no I/O, so every rule
-is tested on hand-made inputs.
+inspect() takes readings (from tcptune.system) and returns a CheckReport; it does no I/O, so every
+rule is tested on hand-made inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from tcptune import keys
 from tcptune.kernel import Version, at_least, format_version, parse_release
@@ -15,20 +15,16 @@ from tcptune.model import (
     ERROR,
     INFO,
     MISSING,
+    OK,
     PRESENT,
-    SEVERITY_RANK,
     UNREADABLE,
     WARNING,
     ConfFile,
     Finding,
     Reading,
     reserved_ports,
+    worst,
 )
-
-# Setting statuses
-OK = "ok"
-STATUS_MISSING = "missing"
-STATUS_UNREADABLE = "unreadable"
 
 TIME_WAIT_SECONDS = 60  # TCP_TIMEWAIT_LEN, include/net/tcp.h
 DEFAULT_PORT_RANGE_SIZE = 60999 - 32768 + 1
@@ -39,17 +35,23 @@ SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
 NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
 
 
-class Setting(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Setting:
+    """One watched key: its live value, its default here, and what the rules found."""
+
     key: str
     value: str | None
     default: str | None
     default_note: str
-    status: str
+    status: str  # OK, WARNING or ERROR (the worst finding); MISSING or UNREADABLE
     error: str
     findings: list[Finding]
 
 
-class Report(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckReport:
+    """Every watched key and every finding, as `tcptune check` shows them."""
+
     release: str | None
     version: Version | None
     settings: list[Setting]
@@ -58,16 +60,16 @@ class Report(NamedTuple):
     conf_files: tuple[ConfFile, ...] = ()  # the sysctl.d files the report was made with
 
     def worst(self) -> str | None:
-        ranks = [SEVERITY_RANK[f.severity] for f in self.findings]
-        if not ranks:
-            return None
-        return next(s for s, r in SEVERITY_RANK.items() if r == max(ranks))
+        return worst(self.findings)
 
     def all_unreadable(self) -> bool:
-        return bool(self.settings) and all(s.status == STATUS_UNREADABLE for s in self.settings)
+        return bool(self.settings) and all(s.status == UNREADABLE for s in self.settings)
 
 
-class Context(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuleInput:
+    """What the rules look at: the live values and the kernel's counters and files."""
+
     version: Version | None
     values: Mapping[str, str]  # key -> value, present keys only
     sockstat: Mapping[str, Mapping[str, int]] | None
@@ -77,7 +79,7 @@ class Context(NamedTuple):
     def get(self, short: str) -> str | None:
         return self.values.get(_full(short))
 
-    def int(self, short: str) -> int | None:
+    def number(self, short: str) -> int | None:
         return _as_int(self.get(short))
 
 
@@ -101,13 +103,13 @@ def _src(spec_short: str, extra: str = "") -> str:
     return f"{base}; {extra}" if extra else base
 
 
-Rule = Callable[[Context], list[Finding]]
+Rule = Callable[[RuleInput], list[Finding]]
 
 
 # --- rules -------------------------------------------------------------------------------------
 
 
-def rule_tw_recycle(ctx: Context) -> list[Finding]:
+def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.tcp_tw_recycle"
     value = ctx.get("tcp_tw_recycle")
     commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
@@ -150,7 +152,7 @@ def rule_tw_recycle(ctx: Context) -> list[Finding]:
     return []
 
 
-def rule_tw_reuse(ctx: Context) -> list[Finding]:
+def rule_tw_reuse(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.tcp_tw_reuse"
     value = ctx.get("tcp_tw_reuse")
     if value is None:
@@ -181,9 +183,9 @@ def rule_tw_reuse(ctx: Context) -> list[Finding]:
     return findings
 
 
-def rule_fin_timeout(ctx: Context) -> list[Finding]:
+def rule_fin_timeout(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.tcp_fin_timeout"
-    value = ctx.int("tcp_fin_timeout")
+    value = ctx.number("tcp_fin_timeout")
     if value is None:
         return []
     if value < 60:
@@ -207,7 +209,7 @@ def rule_fin_timeout(ctx: Context) -> list[Finding]:
     ]
 
 
-def rule_port_range(ctx: Context) -> list[Finding]:
+def rule_port_range(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.ip_local_port_range"
     value = ctx.get("ip_local_port_range")
     if value is None:
@@ -275,9 +277,9 @@ def rule_port_range(ctx: Context) -> list[Finding]:
     return findings
 
 
-def rule_tw_buckets(ctx: Context) -> list[Finding]:
+def rule_tw_buckets(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.tcp_max_tw_buckets"
-    cap = ctx.int("tcp_max_tw_buckets")
+    cap = ctx.number("tcp_max_tw_buckets")
     if cap is None:
         return []
     findings = []
@@ -338,7 +340,7 @@ def rule_tw_buckets(ctx: Context) -> list[Finding]:
     return findings
 
 
-def rule_timestamps(ctx: Context) -> list[Finding]:
+def rule_timestamps(ctx: RuleInput) -> list[Finding]:
     if ctx.get("tcp_timestamps") != "0":
         return []
     return [
@@ -352,7 +354,7 @@ def rule_timestamps(ctx: Context) -> list[Finding]:
     ]
 
 
-def rule_syncookies(ctx: Context) -> list[Finding]:
+def rule_syncookies(ctx: RuleInput) -> list[Finding]:
     if ctx.get("tcp_syncookies") != "0":
         return []
     return [
@@ -366,7 +368,7 @@ def rule_syncookies(ctx: Context) -> list[Finding]:
     ]
 
 
-def rule_buffer_order(ctx: Context) -> list[Finding]:
+def rule_buffer_order(ctx: RuleInput) -> list[Finding]:
     findings = []
     for short in ("tcp_rmem", "tcp_wmem"):
         value = ctx.get(short)
@@ -386,7 +388,7 @@ def rule_buffer_order(ctx: Context) -> list[Finding]:
     return findings
 
 
-def rule_rfc1337(ctx: Context) -> list[Finding]:
+def rule_rfc1337(ctx: RuleInput) -> list[Finding]:
     if ctx.get("tcp_rfc1337") != "0":
         return []
     return [
@@ -401,7 +403,7 @@ def rule_rfc1337(ctx: Context) -> list[Finding]:
     ]
 
 
-def rule_boot_tw_recycle(ctx: Context) -> list[Finding]:
+def rule_boot_tw_recycle(ctx: RuleInput) -> list[Finding]:
     """The blog's advice lives on in sysctl.d files: name the file and line that sets
     tcp_tw_recycle, which fails at boot on 4.12+ and breaks NAT clients before that."""
     key = "net.ipv4.tcp_tw_recycle"
@@ -525,12 +527,18 @@ def inspect(
     sockstat: Mapping[str, Mapping[str, int]] | None,
     netstat: Mapping[str, Mapping[str, int]] | None,
     conf_files: Sequence[ConfFile] = (),
-) -> Report:
+) -> CheckReport:
     """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading, and
     `conf_files` are the sysctl.d files (tcptune.system.read_conf_files)."""
     version = parse_release(release)
     values = {k: r.value for k, r in readings.items() if r.state == PRESENT and r.value is not None}
-    ctx = Context(version, values, sockstat, netstat, tuple(conf_files))
+    ctx = RuleInput(
+        version=version,
+        values=values,
+        sockstat=sockstat,
+        netstat=netstat,
+        conf_files=tuple(conf_files),
+    )
 
     per_key: dict[str, list[Finding]] = {name: [] for name in keys.KEYS}
     general: list[Finding] = []
@@ -573,12 +581,12 @@ def inspect(
         reading = readings.get(name) or Reading(key=name, state=MISSING, error="not read")
         found = per_key[name]
         if reading.state == MISSING:
-            status = STATUS_MISSING
+            status = MISSING
         elif reading.state == UNREADABLE:
-            status = STATUS_UNREADABLE
+            status = UNREADABLE
         else:
-            worst = max((SEVERITY_RANK[f.severity] for f in found), default=0)
-            status = {0: OK, 1: WARNING, 2: ERROR}[worst]
+            highest = worst(found)
+            status = highest if highest in (WARNING, ERROR) else OK
         settings.append(
             Setting(
                 key=name,
@@ -592,4 +600,11 @@ def inspect(
         )
     findings = general + [f for s in settings for f in s.findings]
     tcp = dict((sockstat or {}).get("TCP") or {}) or None
-    return Report(release, version, settings, findings, tcp, ctx.conf_files)
+    return CheckReport(
+        release=release,
+        version=version,
+        settings=settings,
+        findings=findings,
+        tcp_counts=tcp,
+        conf_files=ctx.conf_files,
+    )

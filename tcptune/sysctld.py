@@ -15,7 +15,7 @@ Pure: the files are read by tcptune.system and handed in. The rules (docs/kernel
 from __future__ import annotations
 
 import fnmatch
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from tcptune.model import DIRS, LOADERS, PROCPS, Assignment, ConfFile, same_value
 
@@ -43,23 +43,25 @@ def _matches(pattern: str, key: str) -> bool:
     return pattern == key
 
 
-class Outcome(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BootValue:
     """What a loader leaves a key at boot: the winning assignment, or None if no file sets it."""
 
     loader: str
     winner: Assignment | None
 
 
-def boot_value(files: list[ConfFile], key: str, loader: str) -> Outcome:
+def boot_value(files: list[ConfFile], key: str, loader: str) -> BootValue:
     winner = None
     for conf in order(files, loader):
         for assignment in conf.assignments():
             if _matches(assignment.key, key):
                 winner = assignment
-    return Outcome(loader, winner)
+    return BootValue(loader=loader, winner=winner)
 
 
-class Persistence(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Persistence:
     """Will `target` survive a reboot under `loader`?"""
 
     loader: str
@@ -80,7 +82,7 @@ def persistence(files: list[ConfFile], key: str, target: str) -> list[Persistenc
     for loader in LOADERS:
         outcome = boot_value(files, key, loader)
         survives = outcome.winner is not None and same_value(outcome.winner.value, target)
-        result.append(Persistence(loader, survives, outcome.winner))
+        result.append(Persistence(loader=loader, survives=survives, winner=outcome.winner))
     return result
 
 

@@ -12,9 +12,10 @@ import json
 import os
 import time
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from tcptune import __version__
 from tcptune.errors import BadInput, EnvironmentProblem
@@ -45,13 +46,19 @@ NOT_REACHED = "not reached"  # an earlier key failed, so this one was not attemp
 RESTORED = "restored"
 
 
-class KeyResult(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeyResult:
+    """What a runtime write (or restore) of one key did."""
+
     key: str
     outcome: str
     detail: str = ""
 
 
-class Outcome(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransactionResult:
+    """What an apply or a revert did."""
+
     backup_id: str | None
     drop_in_written: bool
     results: list[KeyResult]
@@ -245,15 +252,17 @@ def write_runtime(system: System, key: str, value: str) -> KeyResult:
     try:
         system.write_sysctl(key, value)
     except SysctlWriteError as err:
-        return KeyResult(key, FAILED, err.reason)
+        return KeyResult(key=key, outcome=FAILED, detail=err.reason)
     reading = system.read_sysctl(key)
     if reading.state != PRESENT or reading.value is None or not same_value(reading.value, value):
         seen = reading.value if reading.state == PRESENT else reading.error
-        return KeyResult(key, MISMATCH, f"wrote {value!r}, the kernel reads back {seen!r}")
-    return KeyResult(key, WRITTEN)
+        return KeyResult(
+            key=key, outcome=MISMATCH, detail=f"wrote {value!r}, the kernel reads back {seen!r}"
+        )
+    return KeyResult(key=key, outcome=WRITTEN)
 
 
-def execute(system: System, plan: Plan, release: str | None) -> Outcome:
+def execute(system: System, plan: Plan, release: str | None) -> TransactionResult:
     """Apply a plan made by tcptune.plan, under the lock (see `locked`). The caller checked
     nothing_to_do and --force, and made the plan while holding the lock."""
     drop_in = system.path(plan.drop_in_path)
@@ -275,18 +284,21 @@ def execute(system: System, plan: Plan, release: str | None) -> Outcome:
     failed = False
     for key in plan.runtime_changes:
         if failed:
-            results.append(KeyResult(key.key, NOT_REACHED))
+            results.append(KeyResult(key=key.key, outcome=NOT_REACHED))
             continue
         result = write_runtime(system, key.key, key.target)
         results.append(result)
         failed = result.outcome == FAILED
-    return Outcome(backup_id, written, results)
+    return TransactionResult(backup_id=backup_id, drop_in_written=written, results=results)
 
 
 # --- revert -------------------------------------------------------------------------------------
 
 
-class RevertPlan(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RevertPlan:
+    """What a revert will put back, and what each key reads now."""
+
     backup: dict[str, Any]
     drop_in_action: str  # "restore", "remove", or "keep"
     runtime: list[tuple[str, str | None, str | None]]  # key, value now, value to restore
@@ -302,10 +314,12 @@ def plan_revert(system: System, backup: dict[str, Any]) -> RevertPlan:
     for item in backup["runtime"]:
         now = system.read_sysctl(item["key"])
         runtime.append((item["key"], now.value if now.state == PRESENT else None, item["previous"]))
-    return RevertPlan(backup, action, runtime)
+    return RevertPlan(backup=backup, drop_in_action=action, runtime=runtime)
 
 
-def revert(system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_WAIT) -> Outcome:
+def revert(
+    system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_WAIT
+) -> TransactionResult:
     backup = plan.backup
     drop_in = system.path(backup["drop_in"]["path"])
     with locked(system, lock_wait):
@@ -321,12 +335,16 @@ def revert(system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_
         results = []
         for key, _now, previous in plan.runtime:
             if previous is None:
-                results.append(KeyResult(key, RESTORED, "had no readable value before; left as is"))
+                results.append(
+                    KeyResult(
+                        key=key, outcome=RESTORED, detail="had no readable value before; left as is"
+                    )
+                )
                 continue
             result = write_runtime(system, key, previous)
             results.append(
-                result._replace(outcome=RESTORED) if result.outcome == WRITTEN else result
+                replace(result, outcome=RESTORED) if result.outcome == WRITTEN else result
             )
         if all(r.outcome == RESTORED for r in results):
             mark_reverted(system, backup, now_utc())
-    return Outcome(backup["id"], written, results)
+    return TransactionResult(backup_id=backup["id"], drop_in_written=written, results=results)

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import astuple, replace
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,7 @@ TABLE = [
 def test_netlink_and_proc_parsers_give_the_same_census() -> None:
     from_netlink = via_netlink(TABLE, 40000, 40999)
     from_proc = via_proc(TABLE, 40000, 40999)
-    assert from_netlink._replace(source="") == from_proc._replace(source="")
+    assert replace(from_netlink, source="") == replace(from_proc, source="")
     c = from_netlink
     assert c.states == {
         "ESTABLISHED": 2,
@@ -152,7 +153,7 @@ def test_netlink_and_proc_parsers_give_the_same_census() -> None:
     }
     assert c.total == len(TABLE)
     assert (c.orphans, c.fin_wait2_orphans) == (3, 1)  # FIN_WAIT1, LAST_ACK, one FIN_WAIT2
-    assert [tuple(g) for g in c.groups] == [
+    assert [astuple(g) for g in c.groups] == [
         ("ipv4", "10.0.0.1", "10.0.0.9", 5432, 10, 7),  # 7 TIME_WAIT, 2 ESTAB, 1 SYN_SENT
         ("ipv6", "2001:db8::1", "2001:db8::9", 443, 5, 5),
         ("ipv4", "10.0.0.2", "10.0.0.9", 5432, 3, 3),
@@ -160,9 +161,11 @@ def test_netlink_and_proc_parsers_give_the_same_census() -> None:
     ]
     assert c.ephemeral == 20 and c.established_ephemeral == 2
     assert c.close_wait == [
-        census.CloseWait(300, 33, "10.0.0.1:80", "192.0.2.8:50001"),
-        census.CloseWait(301, 33, "10.0.0.1:80", "192.0.2.8:50002"),
-        census.CloseWait(302, 1000, "[2001:db8::1]:8443", "[2001:db8::7]:50003"),
+        census.CloseWait(inode=300, uid=33, local="10.0.0.1:80", remote="192.0.2.8:50001"),
+        census.CloseWait(inode=301, uid=33, local="10.0.0.1:80", remote="192.0.2.8:50002"),
+        census.CloseWait(
+            inode=302, uid=1000, local="[2001:db8::1]:8443", remote="[2001:db8::7]:50003"
+        ),
     ]
 
 
@@ -201,8 +204,10 @@ def test_proc_rows_as_the_kernel_prints_them() -> None:
     )
     c = tally.finish()
     assert (c.states["LISTEN"], c.states["CLOSE_WAIT"], c.states["TIME_WAIT"]) == (1, 1, 1)
-    assert c.close_wait == [census.CloseWait(31337, 1000, "127.0.0.1:40000", "127.0.0.1:8080")]
-    assert [tuple(g) for g in c.groups] == [
+    assert c.close_wait == [
+        census.CloseWait(inode=31337, uid=1000, local="127.0.0.1:40000", remote="127.0.0.1:8080")
+    ]
+    assert [astuple(g) for g in c.groups] == [
         ("ipv4", "127.0.0.1", "127.0.0.1", 8080, 1, 0),
         ("ipv6", "::1", "::1", 80, 1, 1),
     ]
@@ -274,11 +279,19 @@ LIVE = {
 }
 
 
-def context(counted, owners=(), sysctl=None, counters=None, tw_live=None) -> census.Context:
+def context(counted, owners=(), sysctl=None, counters=None, tw_live=None) -> census.CensusInput:
     values = {**LIVE, **(sysctl or {})}
     port_range = parse_port_range(values["ip_local_port_range"])
     usable = usable_ports(port_range, values["ip_local_reserved_ports"])
-    return census.Context(counted, list(owners), values, counters, tw_live, port_range, usable)
+    return census.CensusInput(
+        census=counted,
+        owners=list(owners),
+        sysctl=values,
+        counters=counters,
+        tw_live=tw_live,
+        port_range=port_range,
+        usable=usable,
+    )
 
 
 def clients(n: int, local="10.0.0.1", state="TIME_WAIT", start=40000) -> list[Sock]:
@@ -336,7 +349,7 @@ def test_pressure_on_a_host_that_also_serves_suggests_the_proxy_profile() -> Non
 def test_pressure_when_the_profile_values_are_already_live() -> None:
     counted = via_netlink(clients(600, start=40000), 10240, 65535)
     ctx = context(counted, sysctl={"ip_local_port_range": "10240 65535", "tcp_tw_reuse": "1"})
-    ctx = ctx._replace(usable=1000)  # as if ip_local_reserved_ports left only 1000
+    ctx = replace(ctx, usable=1000)  # as if ip_local_reserved_ports left only 1000
     (finding,) = [f for f in census.findings(ctx) if f.key.endswith("ip_local_port_range")]
     assert "client-profile" not in finding.message and "reuse connections" in finding.message
     assert census.suggest_profile(ctx) is None

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from tcptune import formats
 from tcptune.errors import EXIT_OK
 from tcptune.profiles import load
 from tcptune.system import System
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO
 
 
 def run(system: System, profile_name: str, *, fmt: str, stream: IO[str]) -> int:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO, Any
 
 from tcptune import keys, profiles, render
 from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.model import PRESENT
 from tcptune.system import System, atomic_write
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO, Any
 
 
 def run_list(system: System, *, json_output: bool, stream: IO[str]) -> int:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from typing import IO
+
 from tcptune import render
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.system import System
 from tcptune.transaction import list_backups, load_backup, newest_unreverted, plan_revert, revert
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO
 
 
 def run_revert(

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from typing import IO, Any
 
 from tcptune import census, render
 from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
-from tcptune.model import ERROR, PRESENT, parse_int, parse_port_range, usable_ports
+from tcptune.model import (
+    ERROR,
+    PRESENT,
+    Finding,
+    Holders,
+    parse_int,
+    parse_port_range,
+    usable_ports,
+    worst,
+)
 from tcptune.sockdiag import Unavailable
 from tcptune.system import System
-
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
-if TYPE_CHECKING:
-    from typing import IO, Any
 
 AUTO = "auto"
 SOURCES = (AUTO, census.NETLINK, census.PROC)
@@ -72,47 +78,28 @@ def check_source(system: System, source: str) -> None:
         )
 
 
-class Report:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SocketsReport:
     """What one look at the machine found, ready to render."""
 
-    def __init__(self, system: System, source: str, top: int) -> None:
-        system.require_proc_sys()
-        readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
-        self.sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
-        parsed = parse_port_range(self.sysctl["ip_local_port_range"])
-        self.port_range_assumed = parsed is None
-        self.port_range = parsed or DEFAULT_PORT_RANGE
-        self.usable = usable_ports(self.port_range, self.sysctl["ip_local_reserved_ports"])
-        self.census, self.source_note = read_census(system, source, self.port_range)
-        inodes = {s.inode for s in self.census.close_wait if s.inode}
-        self.holders = system.socket_holders(inodes)
-        self.owners = census.close_wait_owners(self.census, self.holders)
-        tcpext = (system.netstat() or {}).get("TcpExt")
-        self.counters = {k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None
-        tcp = (system.sockstat() or {}).get("TCP") or {}
-        self.tw_live = tcp.get("tw")
-        self.ctx = census.Context(
-            self.census,
-            self.owners,
-            self.sysctl,
-            self.counters,
-            self.tw_live,
-            self.port_range,
-            self.usable,
-        )
-        self.findings = census.findings(self.ctx)
-        self.profile = census.suggest_profile(self.ctx)
-        self.top = top
-        self.root = str(system.root)
+    root: str
+    facts: census.CensusInput  # the census, its owners and the sysctls the findings looked at
+    port_range_assumed: bool  # ip_local_port_range was unreadable: the kernel default is assumed
+    source_note: str  # why /proc was read when netlink was wanted
+    holders: Holders
+    findings: list[Finding]
+    profile: tuple[str, str] | None  # a shipped profile that fits, and why
+    top: int  # rows shown per table
 
     def exit_code(self) -> int:
-        return EXIT_DRIFT if census.worst(self.findings) == ERROR else EXIT_OK
+        return EXIT_DRIFT if worst(self.findings) == ERROR else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
-        c = self.census
-        cap = parse_int(self.sysctl["tcp_max_tw_buckets"])
-        used = census.tw_buckets_used(self.ctx)
-        unknown = sum(o.count for o in self.owners if o.pid is None)
+        facts = self.facts
+        c = facts.census
+        cap = parse_int(facts.sysctl["tcp_max_tw_buckets"])
+        used = census.tw_buckets_used(facts)
+        unknown = sum(o.count for o in facts.owners if o.pid is None)
         return {
             "root": self.root,
             "source": c.source,
@@ -124,18 +111,18 @@ class Report:
             "time_wait": {
                 "count": c.states["TIME_WAIT"],
                 "buckets_used": used,
-                "buckets_used_from": "sockstat" if self.tw_live is not None else "estimate",
+                "buckets_used_from": "sockstat" if facts.tw_live is not None else "estimate",
                 "max_tw_buckets": cap,
                 "percent": _percent(used, cap),
             },
             "port_pressure": {
-                "range": list(self.port_range),
+                "range": list(facts.port_range),
                 "range_assumed": self.port_range_assumed,
-                "usable": self.usable,
+                "usable": facts.usable,
                 "sockets": c.ephemeral,
                 "groups": len(c.groups),
                 "top": [
-                    {**g._asdict(), "percent": _percent(g.sockets, self.usable)}
+                    {**asdict(g), "percent": _percent(g.sockets, facts.usable)}
                     for g in c.groups[: self.top]
                 ],
             },
@@ -151,17 +138,17 @@ class Report:
                     "remote_endpoints": [{"endpoint": e, "count": n} for e, n in o.remote],
                     "reason": o.reason or None,
                 }
-                for o in self.owners[: self.top]
+                for o in facts.owners[: self.top]
             ],
-            "close_wait_owner_count": len(self.owners),
+            "close_wait_owner_count": len(facts.owners),
             "close_wait_unknown": unknown,
             "owner_scan": {
                 "processes_read": self.holders.scanned,
                 "processes_denied": self.holders.denied,
                 "root": self.holders.privileged,
             },
-            "counters": self.counters,
-            "sysctl": {f"net.ipv4.{k}": v for k, v in self.sysctl.items()},
+            "counters": facts.counters,
+            "sysctl": {f"net.ipv4.{k}": v for k, v in facts.sysctl.items()},
             "suggested_profile": (
                 {"name": self.profile[0], "reason": self.profile[1]} if self.profile else None
             ),
@@ -170,13 +157,46 @@ class Report:
         }
 
 
+def look(system: System, source: str, top: int) -> SocketsReport:
+    """Read the sockets, their owners and the sysctls that bound them; make the findings."""
+    system.require_proc_sys()
+    readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
+    sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
+    parsed = parse_port_range(sysctl["ip_local_port_range"])
+    port_range = parsed or DEFAULT_PORT_RANGE
+    usable = usable_ports(port_range, sysctl["ip_local_reserved_ports"])
+    counted, source_note = read_census(system, source, port_range)
+    holders = system.socket_holders({s.inode for s in counted.close_wait if s.inode})
+    tcpext = (system.netstat() or {}).get("TcpExt")
+    tcp = (system.sockstat() or {}).get("TCP") or {}
+    facts = census.CensusInput(
+        census=counted,
+        owners=census.close_wait_owners(counted, holders),
+        sysctl=sysctl,
+        counters={k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None,
+        tw_live=tcp.get("tw"),
+        port_range=port_range,
+        usable=usable,
+    )
+    return SocketsReport(
+        root=str(system.root),
+        facts=facts,
+        port_range_assumed=parsed is None,
+        source_note=source_note,
+        holders=holders,
+        findings=census.findings(facts),
+        profile=census.suggest_profile(facts),
+        top=top,
+    )
+
+
 def _percent(part: int, whole: int | None) -> float | None:
-    return round(part * 100 / whole, 1) if whole else None
+    return round(part * 100 / whole, 1) if whole and whole > 0 else None
 
 
-def write_text(report: Report, stream: IO[str], colour: bool) -> None:
+def write_text(report: SocketsReport, stream: IO[str], colour: bool) -> None:
     doc = report.to_json()
-    c = report.census
+    c = report.facts.census
     where = "" if report.root == "/" else f", root {report.root}"
     render.write_line(
         stream,
@@ -202,8 +222,9 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
         f"\nTIME_WAIT: {tw['count']}; tw buckets in use {tw['buckets_used']} of "
         f"tcp_max_tw_buckets {cap if cap is not None else '?'}{share}\n"
     )
-    if report.counters is not None:
-        parts = ", ".join(f"{k} {v if v is not None else '?'}" for k, v in report.counters.items())
+    counters = report.facts.counters
+    if counters is not None:
+        parts = ", ".join(f"{k} {v if v is not None else '?'}" for k, v in counters.items())
         stream.write(f"TcpExt since boot (or namespace creation): {parts}\n")
     pressure = doc["port_pressure"]
     low, high = pressure["range"]
@@ -228,11 +249,12 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
         if pressure["groups"] > len(pressure["top"]):
             stream.write(f"({pressure['groups'] - len(pressure['top'])} more groups; --top N)\n")
     stream.write(f"\nCLOSE_WAIT owners ({doc['close_wait']} sockets)\n")
-    if report.owners:
-        owners = render.Table(["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"])
-        for o in report.owners[: report.top]:
+    owners = report.facts.owners
+    if owners:
+        table = render.Table(["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"])
+        for o in owners[: report.top]:
             local = ", ".join(f"{e} ({n})" for e, n in o.local)
-            owners.add(
+            table.add(
                 [
                     str(o.pid) if o.pid is not None else "?",
                     o.command or "unknown",
@@ -242,8 +264,8 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
                 ],
                 [None, None if o.pid is not None else "dim", None, "bold", None],
             )
-        owners.write(stream, colour)
-        reasons = {o.reason for o in report.owners if o.reason}
+        table.write(stream, colour)
+        reasons = {o.reason for o in owners if o.reason}
         for reason in sorted(reasons):
             stream.write(f"unknown owners: {reason}\n")
     else:
@@ -268,7 +290,7 @@ def run(
         if json_output:
             raise BadInput("--watch and --json cannot be combined", hint="run --json in a loop")
         return run_watch(system, top=top, seconds=watch, source=source, stream=stream)
-    report = Report(system, source, top)
+    report = look(system, source, top)
     if json_output:
         render.write_json(stream, "sockets", report.to_json())
     else:
@@ -286,7 +308,7 @@ def run_watch(system: System, *, top: int, seconds: float, source: str, stream: 
         if not render.wants_colour(stream):
             while True:
                 buffer = io.StringIO()
-                write_text(Report(system, source, top), buffer, colour=False)
+                write_text(look(system, source, top), buffer, colour=False)
                 stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{buffer.getvalue()}")
                 stream.flush()
                 time.sleep(seconds)
@@ -298,7 +320,7 @@ def run_watch(system: System, *, top: int, seconds: float, source: str, stream: 
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
                 buffer = io.StringIO()
-                write_text(Report(system, source, top), buffer, colour=False)
+                write_text(look(system, source, top), buffer, colour=False)
                 header = Text(
                     f"every {seconds:g} s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop",
                     style="dim",
