@@ -16,7 +16,9 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
+from tcptune.keys import IP_SYSCTL_DOC
 from tcptune.model import ERROR, INFO, WARNING, Finding, Holders, parse_int
+from tcptune.rules import TIME_WAIT_SECONDS, tw_cap_findings
 
 # include/net/tcp_states.h
 STATE_NAMES = {
@@ -70,16 +72,12 @@ CLOSE_WAIT_WARNING = 10  # a few come and go as programs read the last data; ten
 CLOSE_WAIT_ERROR = 1000
 PRESSURE_WARNING = 0.5  # share of the usable ephemeral ports held towards one destination
 PRESSURE_ERROR = 0.9
-TW_NEAR_CAP = 0.8
 FIN_WAIT2_WARNING = 1000
 SYN_RECV_WARNING = 128
 SERVER_TIME_WAIT_NOTE = 10000
 PROXY_INBOUND = 100  # established connections to local listeners that make a host a proxy
 
-IP_SYSCTL = "Documentation/networking/ip-sysctl.rst"
 TIMEWAIT_LEN = "include/net/tcp.h (TCP_TIMEWAIT_LEN)"
-NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
-SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
 CLOSE_WAIT_SOURCE = "RFC 9293 section 3.3.2 (CLOSE-WAIT waits for the local close)"
 OWNERS_SOURCE = "/proc/<pid>/fd (socket:[inode])"
 COUNTERS = ("TW", "TWKilled", "TWRecycled", "TCPTimeWaitOverflow")
@@ -428,7 +426,12 @@ def findings(ctx: CensusInput) -> list[Finding]:
     found: list[Finding] = []
     found += _close_wait_findings(ctx)
     found += _pressure_findings(ctx)
-    found += _tw_cap_findings(ctx)
+    found += tw_cap_findings(
+        parse_int(ctx.sysctl.get("tcp_max_tw_buckets")),
+        tw_buckets_used(ctx),
+        (ctx.counters or {}).get("TCPTimeWaitOverflow"),
+        census=True,
+    )
     found += _fin_wait2_findings(ctx)
     found += _server_findings(ctx)
     if ctx.census.interrupted:
@@ -504,8 +507,8 @@ def _pressure_findings(ctx: CensusInput) -> list[Finding]:
     remedies.append(f"add source addresses: each local address has its own {ctx.usable} ports")
     message = (
         f"{destination} holds {top.sockets} of the {ctx.usable} usable ephemeral ports "
-        f"({share:.0%}; {top.time_wait} in TIME_WAIT, which holds a port for 60 s). When all "
-        "are taken, connect() to this destination fails with EADDRNOTAVAIL. Remedies: "
+        f"({share:.0%}; {top.time_wait} in TIME_WAIT, which holds a port for {TIME_WAIT_SECONDS} "
+        "s). When all are taken, connect() to this destination fails with EADDRNOTAVAIL. Remedies: "
         + "; ".join(remedies)
         + "."
     )
@@ -514,7 +517,7 @@ def _pressure_findings(ctx: CensusInput) -> list[Finding]:
             severity=severity,
             key=key,
             message=message,
-            source=f"{IP_SYSCTL} (ip_local_port_range, tcp_tw_reuse); {TIMEWAIT_LEN}",
+            source=f"{IP_SYSCTL_DOC} (ip_local_port_range, tcp_tw_reuse); {TIMEWAIT_LEN}",
         )
     ]
 
@@ -554,53 +557,6 @@ def _destination(group: Group) -> str:
     return f"{group.local_address} -> {group.remote_address}:{group.remote_port}"
 
 
-def _tw_cap_findings(ctx: CensusInput) -> list[Finding]:
-    key = "net.ipv4.tcp_max_tw_buckets"
-    cap = parse_int(ctx.sysctl.get("tcp_max_tw_buckets"))
-    used = tw_buckets_used(ctx)
-    found = []
-    source = f"{IP_SYSCTL} (tcp_max_tw_buckets); {SOCKSTAT_SOURCE}"
-    at_cap = (
-        "past it, a closing socket skips TIME_WAIT and is destroyed at once "
-        "(TCPTimeWaitOverflow rises, nothing is logged to dmesg): a delayed segment of the old "
-        "connection can then land in a new one with the same addresses and ports"
-    )
-    if cap is not None and (cap == 0 or used >= cap):
-        found.append(
-            Finding(
-                severity=ERROR,
-                key=key,
-                message=f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of "
-                f"{cap}: {at_cap}. Find who closes first (the port pressure table), reuse "
-                "connections, or raise the cap (each TIME_WAIT socket costs a few hundred bytes).",
-                source=source,
-            )
-        )
-    elif cap and used >= cap * TW_NEAR_CAP:
-        found.append(
-            Finding(
-                severity=WARNING,
-                key=key,
-                message=f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets, {used * 100 // cap}% of "
-                f"the cap of {cap}; {at_cap}.",
-                source=source,
-            )
-        )
-    overflow = (ctx.counters or {}).get("TCPTimeWaitOverflow")
-    if overflow:
-        found.append(
-            Finding(
-                severity=WARNING,
-                key=key,
-                message=f"TCPTimeWaitOverflow = {overflow}: that many sockets already skipped "
-                "TIME_WAIT because the cap was reached (since boot, or since this network "
-                "namespace was created).",
-                source=NETSTAT_SOURCE,
-            )
-        )
-    return found
-
-
 def _fin_wait2_findings(ctx: CensusInput) -> list[Finding]:
     orphans = ctx.census.fin_wait2_orphans
     if not orphans:
@@ -615,7 +571,7 @@ def _fin_wait2_findings(ctx: CensusInput) -> list[Finding]:
             "not sent its FIN (often a peer that leaks CLOSE_WAIT). tcp_fin_timeout "
             f"(now {timeout or '?'} s) is what bounds them, and that is all it governs: it does "
             "not shorten TIME_WAIT.",
-            source=f"{IP_SYSCTL} (tcp_fin_timeout); {TIMEWAIT_LEN}",
+            source=f"{IP_SYSCTL_DOC} (tcp_fin_timeout); {TIMEWAIT_LEN}",
         )
     ]
 
@@ -634,7 +590,7 @@ def _server_findings(ctx: CensusInput) -> list[Finding]:
                 "hundred bytes each and harm nothing below tcp_max_tw_buckets; tcp_tw_reuse does "
                 "not act on them (it only helps connect()). Fewer come with keep-alive, or when "
                 "clients close first.",
-                source=f"{IP_SYSCTL} (tcp_tw_reuse, tcp_max_tw_buckets); {TIMEWAIT_LEN}",
+                source=f"{IP_SYSCTL_DOC} (tcp_tw_reuse, tcp_max_tw_buckets); {TIMEWAIT_LEN}",
             )
         )
     if states["SYN_RECV"] >= SYN_RECV_WARNING:
@@ -645,7 +601,7 @@ def _server_findings(ctx: CensusInput) -> list[Finding]:
                 message=f"{states['SYN_RECV']} half-open connections (SYN_RECV): listeners are "
                 "under a SYN flood or accept too slowly. server-profile raises the SYN and accept "
                 "backlogs and keeps SYN cookies on (see 'tcptune check server-profile').",
-                source=f"{IP_SYSCTL} (tcp_max_syn_backlog, tcp_syncookies)",
+                source=f"{IP_SYSCTL_DOC} (tcp_max_syn_backlog, tcp_syncookies)",
             )
         )
     return found

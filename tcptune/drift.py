@@ -88,23 +88,11 @@ def with_boot(comparisons: list[Comparison], conf_files: list[ConfFile]) -> list
             continue
         checks = sysctld.persistence(conf_files, c.key, c.target)
         notes = tuple(p.describe(c.target) for p in checks)
-        over = sysctld.overridden(checks)
-        summary = boot_summary(checks, over)
-        if over and c.status == OK:
-            reason = "live value matches, but at boot " + "; ".join(
-                p.describe(c.target) for p in over
-            )
+        summary = sysctld.boot_summary(checks, c.target)
+        if sysctld.overridden(checks) and c.status == OK:
+            at_boot = sysctld.boot_summary(checks, c.target, detailed=True)
+            reason = f"live value matches, but at boot {at_boot}"
             result.append(replace(c, status=DRIFT, reason=reason, boot=notes, boot_summary=summary))
         else:
             result.append(replace(c, boot=notes, boot_summary=summary))
     return result
-
-
-def boot_summary(checks: list, over: list) -> str:
-    if over:
-        return "overridden (" + ", ".join(p.loader for p in over) + ")"
-    if all(p.survives for p in checks):
-        return "survives reboot"
-    if any(p.survives for p in checks):
-        return "survives under " + ", ".join(p.loader for p in checks if p.survives)
-    return "not persisted"

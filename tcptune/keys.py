@@ -53,6 +53,7 @@ class KeySpec:
     netns_source: str = ""
     misconceptions: tuple[str, ...] = ()
     value_since: Mapping[str, Version] = field(default_factory=dict)  # value -> first kernel
+    refused: Mapping[str, str] = field(default_factory=dict)  # value no profile may set -> why
 
     @property
     def short_name(self) -> str:
@@ -119,6 +120,7 @@ _KEYS: tuple[KeySpec, ...] = (
         ),
         defaults=((None, "0"),),
         values={"0": "off (the only safe value)", "1": "on: breaks clients behind NAT"},
+        refused={"1": "it drops SYNs from clients behind NAT and the key is gone since 4.12"},
         removed=(4, 12, 0),
         removed_source='commit 4396e46187ca "tcp: remove tcp_tw_recycle"',
         per_netns="4.11 only",

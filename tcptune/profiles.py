@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tcptune import keys
 from tcptune.errors import BadInput
+from tcptune.model import parse_int
 
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")
@@ -29,9 +30,6 @@ KEY_RULE = re.compile(r"^net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_\-]+)+$")
 MAX_PROFILE_BYTES = 1024 * 1024
 MAX_NAME_LENGTH = 64
 TOP_LEVEL = {"description", "extends", "sysctl"}
-RECYCLE_SOURCE = (
-    'Documentation/networking/ip-sysctl.rst; commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
-)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -367,13 +365,16 @@ def check_value(
     if error:
         problems.append(Problem(path=shown, key=key, message=error))
         return None
-    if key == "net.ipv4.tcp_tw_recycle" and normalised == "1":
+    why = spec.refused.get(normalised)
+    if why:
+        source = "; ".join(s for s in (spec.sources[0], spec.removed_source) if s)
+        allowed = " or ".join(v for v in spec.values if v not in spec.refused)
         problems.append(
             Problem(
                 path=shown,
                 key=key,
-                message="1 is refused: it drops SYNs from clients behind NAT and the key is gone "
-                f"since 4.12 (source: {RECYCLE_SOURCE}); use 0 or leave it out",
+                message=f"{normalised} is refused: {why} (source: {source}); use {allowed} or "
+                "leave it out",
             )
         )
         return None
@@ -395,11 +396,10 @@ def _normalise_unknown(value: object) -> str | None:
 
 
 def _parse_int(value: object) -> int | None:
+    """A TOML integer, or a string holding one as the kernel prints it."""
     if _is_int(value):
         return value  # type: ignore[return-value]
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    return None
+    return parse_int(value) if isinstance(value, str) else None
 
 
 def normalise_for(spec: keys.KeySpec, value: object) -> tuple[str | None, str]:

@@ -22,6 +22,7 @@ from tcptune.model import (
     ConfFile,
     Finding,
     Reading,
+    parse_int,
     reserved_ports,
     worst,
 )
@@ -80,20 +81,11 @@ class RuleInput:
         return self.values.get(_full(short))
 
     def number(self, short: str) -> int | None:
-        return _as_int(self.get(short))
+        return parse_int(self.get(short))
 
 
 def _full(short: str) -> str:
     return short if "." in short else f"net.ipv4.{short}"
-
-
-def _as_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value, 0) if value.lower().startswith("0x") else int(value)
-    except ValueError:
-        return None
 
 
 def _src(spec_short: str, extra: str = "") -> str:
@@ -110,21 +102,15 @@ Rule = Callable[[RuleInput], list[Finding]]
 
 
 def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
-    key = "net.ipv4.tcp_tw_recycle"
-    value = ctx.get("tcp_tw_recycle")
-    commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
-    if value is None:
-        if at_least(ctx.version, (4, 12)):
-            return [
-                Finding(
-                    severity=INFO,
-                    key=key,
-                    message="removed in 4.12: nothing to tune. A sysctl.d line that sets it now "
-                    "fails at boot; delete any you find.",
-                    source=_src("tcp_tw_recycle", commit),
-                )
-            ]
-        return []
+    """tcp_tw_recycle=1 breaks clients behind NAT, and the advice to set it lives on in sysctl.d
+    files: judge the live value, and name each file and line that sets it, since such a line fails
+    at every boot once the kernel has dropped the key. (A missing key is _missing_finding's.)"""
+    spec = keys.KEYS["net.ipv4.tcp_tw_recycle"]
+    assert spec.removed is not None
+    key, removed = spec.name, format_version(spec.removed)
+    source = _src(key, spec.removed_source)
+    findings = []
+    value = ctx.get(key)
     if value == "1":
         message = (
             "tcp_tw_recycle=1 drops SYNs from clients behind NAT (their timestamps are not "
@@ -136,20 +122,44 @@ def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
                 " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs"
                 " from any client."
             )
-        return [
-            Finding(severity=ERROR, key=key, message=message, source=_src("tcp_tw_recycle", commit))
-        ]
-    if value == "0":
-        return [
+        findings.append(Finding(severity=ERROR, key=key, message=message, source=source))
+    elif value == "0":
+        findings.append(
             Finding(
                 severity=INFO,
                 key=key,
-                message="0 is the only safe value; the key is removed in 4.12, so drop it from "
-                "sysctl.d before upgrading.",
-                source=_src("tcp_tw_recycle", commit),
+                message=f"0 is the only safe value; the key is removed in {removed}, so drop it "
+                "from sysctl.d before upgrading.",
+                source=source,
             )
-        ]
-    return []
+        )
+    for conf in ctx.conf_files:
+        for assignment in conf.assignments():
+            if assignment.key != key:
+                continue
+            where = f"{assignment.path}:{assignment.line}"
+            if at_least(ctx.version, spec.removed[:2]):
+                findings.append(
+                    Finding(
+                        severity=WARNING,
+                        key=key,
+                        message=f"{where} sets tcp_tw_recycle, which this kernel does not have: "
+                        "the loader reports an error at every boot (procps `sysctl --system` exits "
+                        "1). Delete the line.",
+                        source=_src(key, f"{spec.removed_source}; probe"),
+                    )
+                )
+            elif assignment.value == "1":
+                findings.append(
+                    Finding(
+                        severity=ERROR,
+                        key=key,
+                        message=f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs "
+                        "from clients behind NAT. Delete the line (or set 0).",
+                        source=source,
+                    )
+                )
+    return findings
 
 
 def rule_tw_reuse(ctx: RuleInput) -> list[Finding]:
@@ -214,7 +224,7 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
     value = ctx.get("ip_local_port_range")
     if value is None:
         return []
-    parts = [_as_int(p) for p in value.split()]
+    parts = [parse_int(p) for p in value.split()]
     if len(parts) != 2 or None in parts:
         return [
             Finding(
@@ -278,14 +288,49 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
 
 
 def rule_tw_buckets(ctx: RuleInput) -> list[Finding]:
-    key = "net.ipv4.tcp_max_tw_buckets"
     cap = ctx.number("tcp_max_tw_buckets")
     if cap is None:
         return []
-    findings = []
     tcp = (ctx.sockstat or {}).get("TCP")
-    live = tcp.get("tw") if tcp else None
-    if live is None:
+    overflow = ((ctx.netstat or {}).get("TcpExt") or {}).get("TCPTimeWaitOverflow")
+    return tw_cap_findings(cap, tcp.get("tw") if tcp else None, overflow, census=False)
+
+
+# What happens past tcp_max_tw_buckets, as `tcptune sockets` explains it.
+PAST_THE_CAP = (
+    "past it, a closing socket skips TIME_WAIT and is destroyed at once (TCPTimeWaitOverflow "
+    "rises, nothing is logged to dmesg): a delayed segment of the old connection can then land in "
+    "a new one with the same addresses and ports"
+)
+
+
+def tw_cap_findings(
+    cap: int | None, used: int | None, overflow: int | None, *, census: bool
+) -> list[Finding]:
+    """The TIME_WAIT + orphaned FIN_WAIT2 sockets that tcp_max_tw_buckets caps (`used`: sockstat's
+    tw, or the census's estimate; None when unknown) against the cap, and TCPTimeWaitOverflow.
+    `check` says it briefly and names `tcptune sockets`; the census (census=True) explains what
+    happens at the cap and points at its own tables."""
+    key = "net.ipv4.tcp_max_tw_buckets"
+    if census:
+        at_cap = (
+            f"{PAST_THE_CAP}. Find who closes first (the port pressure table), reuse connections, "
+            "or raise the cap (each TIME_WAIT socket costs a few hundred bytes)."
+        )
+        near_cap = f"; {PAST_THE_CAP}."
+        skipped, logged, overflow_source = "already skipped", "", NETSTAT_SOURCE
+    else:
+        at_cap = (
+            "closing sockets now skip TIME_WAIT and are destroyed at once, losing its protection "
+            "against stale segments. Find who creates them (tcptune sockets) or raise the cap."
+        )
+        near_cap = ": past it, closing sockets skip TIME_WAIT."
+        skipped, logged = "have skipped", " Nothing is logged to dmesg for this."
+        overflow_source = f"{NETSTAT_SOURCE}; probe"
+    sockets = "TIME_WAIT + orphaned FIN_WAIT2 sockets"
+    source = f"{_src(key)}; {SOCKSTAT_SOURCE}"
+    findings = []
+    if used is None:
         findings.append(
             Finding(
                 severity=INFO,
@@ -294,78 +339,70 @@ def rule_tw_buckets(ctx: RuleInput) -> list[Finding]:
                 source=SOCKSTAT_SOURCE,
             )
         )
-    elif cap == 0 or live >= cap:
+    elif cap is not None and (cap == 0 or used >= cap):
         findings.append(
             Finding(
                 severity=ERROR,
                 key=key,
-                message=f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of "
-                f"{cap}: closing sockets now skip TIME_WAIT and are destroyed at once, losing its "
-                "protection against stale segments. Find who creates them (tcptune sockets) "
-                "or raise the cap.",
-                source=f"{_src(key)}; {SOCKSTAT_SOURCE}",
+                message=f"{used} {sockets} have reached the cap of {cap}: {at_cap}",
+                source=source,
             )
         )
-    elif live >= cap * TW_BUCKETS_NEAR_CAP:
+    elif cap is not None and used >= cap * TW_BUCKETS_NEAR_CAP:
         findings.append(
             Finding(
                 severity=WARNING,
                 key=key,
-                message=f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets, {live * 100 // cap}% of "
-                f"the cap of {cap}: past it, closing sockets skip TIME_WAIT.",
-                source=f"{_src(key)}; {SOCKSTAT_SOURCE}",
+                message=f"{used} {sockets}, {used * 100 // cap}% of the cap of {cap}{near_cap}",
+                source=source,
             )
         )
-    else:
+    elif cap is not None and not census:
         findings.append(
             Finding(
                 severity=INFO,
                 key=key,
-                message=f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets now, of a cap of {cap}.",
+                message=f"{used} {sockets} now, of a cap of {cap}.",
                 source=SOCKSTAT_SOURCE,
             )
         )
-    overflow = ((ctx.netstat or {}).get("TcpExt") or {}).get("TCPTimeWaitOverflow")
     if overflow:
         findings.append(
             Finding(
                 severity=WARNING,
                 key=key,
-                message=f"TCPTimeWaitOverflow = {overflow}: that many sockets have skipped "
-                "TIME_WAIT because the cap was reached (since boot, or since this network "
-                "namespace was created). Nothing is logged to dmesg for this.",
-                source=f"{NETSTAT_SOURCE}; probe",
+                message=f"TCPTimeWaitOverflow = {overflow}: that many sockets {skipped} TIME_WAIT "
+                "because the cap was reached (since boot, or since this network namespace was "
+                f"created).{logged}",
+                source=overflow_source,
             )
         )
     return findings
 
 
-def rule_timestamps(ctx: RuleInput) -> list[Finding]:
-    if ctx.get("tcp_timestamps") != "0":
+def _switched_off(ctx: RuleInput, short: str, message: str) -> list[Finding]:
+    """A warning when a protection that is on by default reads 0."""
+    if ctx.get(short) != "0":
         return []
-    return [
-        Finding(
-            severity=WARNING,
-            key="net.ipv4.tcp_timestamps",
-            message="timestamps are off: no PAWS protection against old duplicate segments, worse "
-            "RTT estimates, and tcp_tw_reuse cannot work. Set it to 1.",
-            source=_src("tcp_timestamps"),
-        )
-    ]
+    return [Finding(severity=WARNING, key=_full(short), message=message, source=_src(short))]
+
+
+def rule_timestamps(ctx: RuleInput) -> list[Finding]:
+    return _switched_off(
+        ctx,
+        "tcp_timestamps",
+        "timestamps are off: no PAWS protection against old duplicate segments, worse RTT "
+        "estimates, and tcp_tw_reuse cannot work. Set it to 1.",
+    )
 
 
 def rule_syncookies(ctx: RuleInput) -> list[Finding]:
-    if ctx.get("tcp_syncookies") != "0":
-        return []
-    return [
-        Finding(
-            severity=WARNING,
-            key="net.ipv4.tcp_syncookies",
-            message="SYN cookies are off: a SYN flood fills the SYN queue and real clients are "
-            "refused. Set it to 1.",
-            source=_src("tcp_syncookies"),
-        )
-    ]
+    return _switched_off(
+        ctx,
+        "tcp_syncookies",
+        "SYN cookies are off: a SYN flood fills the SYN queue and real clients are refused. Set "
+        "it to 1.",
+    )
 
 
 def rule_buffer_order(ctx: RuleInput) -> list[Finding]:
@@ -374,7 +411,7 @@ def rule_buffer_order(ctx: RuleInput) -> list[Finding]:
         value = ctx.get(short)
         if value is None:
             continue
-        numbers = [_as_int(p) for p in value.split()]
+        numbers = [parse_int(p) for p in value.split()]
         if len(numbers) == 3 and None not in numbers and not numbers[0] <= numbers[1] <= numbers[2]:  # type: ignore[operator]
             findings.append(
                 Finding(
@@ -403,44 +440,8 @@ def rule_rfc1337(ctx: RuleInput) -> list[Finding]:
     ]
 
 
-def rule_boot_tw_recycle(ctx: RuleInput) -> list[Finding]:
-    """The blog's advice lives on in sysctl.d files: name the file and line that sets
-    tcp_tw_recycle, which fails at boot on 4.12+ and breaks NAT clients before that."""
-    key = "net.ipv4.tcp_tw_recycle"
-    commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
-    findings = []
-    for conf in ctx.conf_files:
-        for assignment in conf.assignments():
-            if assignment.key != key:
-                continue
-            where = f"{assignment.path}:{assignment.line}"
-            if at_least(ctx.version, (4, 12)):
-                findings.append(
-                    Finding(
-                        severity=WARNING,
-                        key=key,
-                        message=f"{where} sets tcp_tw_recycle, which this kernel does not have: "
-                        "the loader reports an error at every boot (procps `sysctl --system` exits "
-                        "1). Delete the line.",
-                        source=_src("tcp_tw_recycle", f"{commit}; probe"),
-                    )
-                )
-            elif assignment.value == "1":
-                findings.append(
-                    Finding(
-                        severity=ERROR,
-                        key=key,
-                        message=f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs "
-                        "from clients behind NAT. Delete the line (or set 0).",
-                        source=_src("tcp_tw_recycle", commit),
-                    )
-                )
-    return findings
-
-
 RULES: tuple[Rule, ...] = (
     rule_tw_recycle,
-    rule_boot_tw_recycle,
     rule_tw_reuse,
     rule_fin_timeout,
     rule_port_range,
@@ -463,7 +464,7 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
             source=spec.sources[0],
         )
     if spec.type in (keys.INT, keys.ENUM, keys.INT_VECTOR):
-        numbers = [_as_int(p) for p in value.split()]
+        numbers = [parse_int(p) for p in value.split()]
         if None in numbers:
             return Finding(
                 severity=WARNING,
@@ -491,19 +492,24 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
 def _missing_finding(
     spec: keys.KeySpec, version: Version | None, reading: Reading
 ) -> Finding | None:
-    if spec.name == "net.ipv4.tcp_tw_recycle":
-        return None  # its own rule explains the removal
-    expected = spec.exists_on(version)
-    if expected is False:
-        if spec.added and version is not None and version[:2] < spec.added[:2]:
-            why = f"added in {format_version(spec.added)}; this kernel is older"
-            source = spec.added_source or spec.sources[0]
-        else:
-            assert spec.removed is not None
-            why = f"removed in {format_version(spec.removed)}"
-            source = spec.removed_source or spec.sources[0]
+    if spec.removed is not None:
+        if not at_least(version, spec.removed[:2]):
+            return None  # absent before its removal: nothing to say that tcptune knows
         return Finding(
-            severity=INFO, key=spec.name, message=f"not on this kernel: {why}.", source=source
+            severity=INFO,
+            key=spec.name,
+            message=f"removed in {format_version(spec.removed)}: nothing to tune. A sysctl.d line "
+            "that sets it now fails at boot; delete any you find.",
+            source=_src(spec.name, spec.removed_source),
+        )
+    if spec.exists_on(version) is False:  # added in a later kernel
+        assert spec.added is not None
+        return Finding(
+            severity=INFO,
+            key=spec.name,
+            message=f"not on this kernel: added in {format_version(spec.added)}; this kernel is "
+            "older.",
+            source=spec.added_source or spec.sources[0],
         )
     if spec.per_netns == "no":
         return Finding(

@@ -89,3 +89,18 @@ def persistence(files: list[ConfFile], key: str, target: str) -> list[Persistenc
 def overridden(checks: list[Persistence]) -> list[Persistence]:
     """The loaders under which another file sets a different value at boot."""
     return [p for p in checks if p.winner is not None and not p.survives]
+
+
+def boot_summary(checks: list[Persistence], target: str, *, detailed: bool = False) -> str:
+    """What happens to `target` at boot, in a few words: it survives, is not persisted, survives
+    under some loaders only, or is overridden; `detailed` names the overriding file and line."""
+    over = overridden(checks)
+    if over and detailed:
+        return "; ".join(p.describe(target) for p in over)
+    if over:
+        return "overridden (" + ", ".join(p.loader for p in over) + ")"
+    if all(p.survives for p in checks):
+        return "survives reboot"
+    if any(p.survives for p in checks):
+        return "survives under " + ", ".join(p.loader for p in checks if p.survives)
+    return "not persisted"

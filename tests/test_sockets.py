@@ -22,8 +22,8 @@ from conftest import FakeMachine, run_cli, run_tcptune
 
 from tcptune import census
 from tcptune.census import Tally
-from tcptune.model import Holders, parse_port_range, usable_ports
-from tcptune.rules import ERROR, INFO, WARNING
+from tcptune.model import ERROR, INFO, WARNING, Holders, parse_port_range, usable_ports
+from tcptune.rules import NETSTAT_SOURCE
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
 ST = {name: code for code, name in census.STATE_NAMES.items()}
@@ -379,7 +379,7 @@ def test_overflow_counter_is_reported() -> None:
     counters = {"TW": 5, "TWKilled": 0, "TWRecycled": 0, "TCPTimeWaitOverflow": 42}
     found = census.findings(context(counted, counters=counters, tw_live=0))
     (finding,) = [f for f in found if "TCPTimeWaitOverflow = 42" in f.message]
-    assert finding.severity == WARNING and finding.source == census.NETSTAT_SOURCE
+    assert finding.severity == WARNING and finding.source == NETSTAT_SOURCE
 
 
 @pytest.mark.parametrize(("orphans", "severity"), [(1, INFO), (1000, WARNING)])

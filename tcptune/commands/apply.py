@@ -9,7 +9,8 @@ from typing import IO, Any
 from tcptune import profiles, render
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
-from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, KeyPlan, Plan, make_plan
+from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, make_plan
+from tcptune.sysctld import boot_summary
 from tcptune.system import System, proc_sys_read_only, read_bytes_no_follow, read_conf_files
 from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 
@@ -86,17 +87,6 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def boot_note(key: KeyPlan, persist: bool) -> str:
-    if key.action == SKIP:
-        return ""
-    overridden = [p for p in key.persistence if p.winner is not None and not p.survives]
-    if overridden:
-        return "; ".join(p.describe(key.target) for p in overridden)
-    if all(p.survives for p in key.persistence):
-        return "survives reboot"
-    return "not persisted" if not persist else "survives reboot (some loaders)"
-
-
 def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
     colour = render.wants_colour(stream)
     title = "plan (dry run: nothing is written)" if dry_run else "plan"
@@ -108,8 +98,9 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
         if k.action == CHANGE and not plan.runtime:
             action = "drop-in only"
         style = {"change": "yellow", "unchanged": "green", "skip": "dim"}.get(k.action)
+        at_boot = "" if k.action == SKIP else boot_summary(k.persistence, k.target, detailed=True)
         table.add(
-            [k.key, live, k.target or '""', action, boot_note(k, plan.persist)],
+            [k.key, live, k.target or '""', action, at_boot],
             [None, None, None, style, None],
         )
     table.write(stream, colour)

@@ -114,17 +114,14 @@ def run_validate(system: System, paths: list[str], *, json_output: bool, stream:
 
 # --- capture ------------------------------------------------------------------------------------
 
-# Never captured: a key that is gone or harmful, whose value would not validate anyway.
-NOT_CAPTURED = {"net.ipv4.tcp_tw_recycle"}
-
 
 def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], list[str]]:
     """Live values of the knowledge-base keys, typed for TOML; and what was left out, with why."""
     values: dict[str, int | str | list[int]] = {}
     skipped = []
     for name, spec in keys.KEYS.items():
-        if name in NOT_CAPTURED:
-            continue
+        if spec.removed is not None:
+            continue  # gone from current kernels: a profile holding it would fail there
         reading = system.read_sysctl(name)
         if reading.state != PRESENT or reading.value is None:
             skipped.append(f"{name}: {reading.state} ({reading.error})")
