@@ -22,6 +22,16 @@ from pathlib import Path
 from tcptune import keys
 from tcptune.errors import BadInput
 from tcptune.model import parse_int
+from tcptune.system import (
+    exists,
+    is_dir,
+    is_file,
+    list_files,
+    read_bytes_limited,
+    real_path,
+    running_as_root,
+    stat_path,
+)
 
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")
@@ -88,9 +98,9 @@ class ProfileError(BadInput):
 
 def shipped_dir() -> Path:
     """Profiles shipped with tcptune: inside the wheel, or the source tree's profiles/."""
-    package = Path(__file__).resolve().parent
+    package = real_path(Path(__file__)).parent
     bundled = package / "_profiles"
-    return bundled if bundled.is_dir() else package.parent / "profiles"
+    return bundled if is_dir(bundled) else package.parent / "profiles"
 
 
 def local_dir(root: Path) -> Path:
@@ -127,15 +137,15 @@ def find(argument: str, root: Path) -> Path:
         raise BadInput("profile argument contains a NUL byte", hint="give a profile name or a path")
     if is_path(argument):
         path = Path(argument)
-        if not path.exists():
+        if not exists(path):
             raise BadInput(f"profile file {argument} does not exist", hint="check the path")
-        if not path.is_file():
+        if not is_file(path):
             raise BadInput(f"profile {argument} is not a regular file", hint="give a .toml file")
         return path
     check_name(argument)
     for directory in (local_dir(root), shipped_dir()):
         candidate = directory / f"{argument}.toml"
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate
     names = sorted(available(root))
     import difflib
@@ -148,8 +158,6 @@ def find(argument: str, root: Path) -> Path:
 def available(root: Path) -> dict[str, Path]:
     """name -> file, local profiles shadowing shipped ones of the same name."""
     found: dict[str, Path] = {}
-    from tcptune.system import list_files
-
     for directory in (shipped_dir(), local_dir(root)):
         for path in list_files(directory, "*.toml"):
             if NAME_RULE.match(path.stem):
@@ -162,12 +170,10 @@ def available(root: Path) -> dict[str, Path]:
 
 def read_file(path: Path, name: str | None = None) -> ProfileFile:
     """Parse and validate one file; problems are collected, not raised."""
-    from tcptune.system import read_bytes_limited
-
     shown = str(path)
     name = name or path.stem
     try:
-        info = path.stat()
+        info = stat_path(path)
         size = info.st_size
         unsafe = unsafe_for_root(path, info)
         if unsafe:
@@ -227,7 +233,7 @@ def _unusable(name: str, path: Path, problem: Problem) -> ProfileFile:
 def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
     """When tcptune runs as root, a profile that another user could change is refused, as sudo
     refuses such a sudoers file: it decides what root writes to the kernel and /etc."""
-    if os.geteuid() != 0:
+    if not running_as_root():
         return None
     import stat
 
@@ -243,7 +249,7 @@ def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
             f"writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); refusing it "
             f"while running as root (fix: chmod go-w {path})"
         )
-    parent = path.parent.stat()
+    parent = stat_path(path.parent)
     if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
         return (
             f"its directory {path.parent} is writable by group or others, so the file could be "
@@ -535,7 +541,7 @@ def load(argument: str, root: Path) -> Profile:
     current: Path | None = path
     name = Path(argument).stem if is_path(argument) else argument
     while current is not None:
-        resolved = current.resolve()
+        resolved = real_path(current)
         if resolved in seen:
             names = [f.name for f in files] + [current.stem]
             raise ProfileError(
@@ -567,7 +573,7 @@ def load(argument: str, root: Path) -> Profile:
                     )
                 ]
             ) from None
-        if not current.is_file():
+        if not is_file(current):
             raise ProfileError(
                 [
                     Problem(

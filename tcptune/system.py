@@ -1,17 +1,25 @@
-"""The only code that reads the machine: /proc under a root path.
+"""The machine: the only code in tcptune that reads or writes it.
 
-Everything is resolved below `root` (the --root option or TCPTUNE_ROOT, default /), so tests and
-dry runs point tcptune at a fake tree. Reads never raise for a single missing or unreadable
-file: they return a Reading that says what happened, and the caller reports it.
+/proc/sys, /proc/net, the processes' open files, /etc/sysctl.d and the other sysctl.d
+directories, tcptune's profiles, backups and lock: every access to the file system or the kernel
+is a function or a System method here (and in sockdiag, the netlink dump it calls), so the rest of
+tcptune is pure logic over the values it returns (tcptune.model) and tests/test_layers.py holds
+that. A System resolves everything below its root (the --root option or TCPTUNE_ROOT, default /),
+so tests and dry runs point tcptune at a fake tree; the path functions take the paths their
+callers built below that root, or a profile file named on the command line.
+
+Reads never raise for a single missing or unreadable sysctl: they return a Reading that says what
+happened, and the caller reports it. Writes are atomic (temp file, fsync, rename), refuse symlinks
+and say what failed and how to fix it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
 
 from tcptune.errors import BadInput, EnvironmentProblem
 from tcptune.model import (
@@ -126,18 +134,21 @@ class System:
             raise sockdiag.Unavailable(f"netlink reads the running kernel, not {self.root}")
         sockdiag.dump(family, states, feed)
 
-    def open_proc_net_tcp(self, name: str) -> IO[str] | None:
-        """/proc/net/tcp or /proc/net/tcp6 opened for line-by-line reading; None if absent."""
+    def feed_proc_net_tcp(self, name: str, feed: Callable[[Iterable[str]], None]) -> bool:
+        """Hand /proc/net/tcp or /proc/net/tcp6 (`name`), line by line as it is read, to `feed`;
+        False when the file does not exist."""
         path = self.path(f"proc/net/{name}")
         try:
-            return open(path, encoding="ascii", errors="replace", buffering=1 << 20)
+            with open(path, encoding="ascii", errors="replace", buffering=1 << 20) as handle:
+                feed(handle)
         except FileNotFoundError:
-            return None
+            return False
         except OSError as err:
             raise EnvironmentProblem(
                 f"cannot read {path}: {(err.strerror or str(err)).lower()}",
                 hint="is /proc mounted and readable?",
             ) from err
+        return True
 
     def socket_holders(self, inodes: set[int]) -> Holders:
         """Which processes hold these socket inodes: one pass over /proc/<pid>/fd, matching
@@ -327,6 +338,13 @@ def read_text_under_root(system: System, relative: str, limit: int = 1024 * 1024
 
 def read_bytes_no_follow(path: Path) -> bytes | None:
     """The exact bytes of a regular file, None if absent; refuses symlinks and non-files."""
+    found = read_file_and_mode(path)
+    return found[0] if found is not None else None
+
+
+def read_file_and_mode(path: Path) -> tuple[bytes, int] | None:
+    """The exact bytes and the permission bits of a regular file, from one open file; None if
+    absent. Refuses symlinks and non-files."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -341,9 +359,10 @@ def read_bytes_no_follow(path: Path) -> bytes | None:
     with os.fdopen(fd, "rb") as handle:
         import stat
 
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(mode):
             raise BadInput(f"{path} is not a regular file", hint="remove it or choose another name")
-        return handle.read()
+        return handle.read(), stat.S_IMODE(mode)
 
 
 def refuse_symlink(path: Path) -> None:
@@ -448,3 +467,91 @@ def remove_stale_temp_files(target: Path) -> None:
     for stale in target.parent.glob(f".{target.name}.tcptune-*.tmp"):
         if not stale.is_symlink():
             stale.unlink(missing_ok=True)
+
+
+def discard_file(path: Path) -> None:
+    """Remove a file if it is there (a leftover, or a backup of nothing)."""
+    path.unlink(missing_ok=True)
+
+
+def prune_files(directory: Path, pattern: str, keep: int) -> None:
+    """Remove all but the last `keep` files matching `pattern`, in name order; links stay."""
+    files = [path for path in list_files(directory, pattern) if not path.is_symlink()]
+    for old in files[:-keep] if len(files) > keep else []:
+        old.unlink(missing_ok=True)
+
+
+def make_dirs(directory: Path) -> None:
+    """Create a directory and its parents, as `mkdir -p`; raises OSError."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
+def is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def is_dir(path: Path) -> bool:
+    return path.is_dir()
+
+
+def real_path(path: Path) -> Path:
+    """The path with every symlink resolved, as the kernel would open it."""
+    return path.resolve()
+
+
+def stat_path(path: Path) -> os.stat_result:
+    """stat(2), following links; raises OSError."""
+    return path.stat()
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def host_name() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+class LockBusy(Exception):
+    """Another process holds a lock; `holder` is the pid it wrote into the lock file."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by pid {holder}")
+        self.path = path
+        self.holder = holder
+
+
+@contextmanager
+def exclusive_lock(path: Path, wait: float) -> Iterator[None]:
+    """An flock on `path` (created 0600, never through a link), waiting up to `wait` seconds;
+    raises LockBusy after that. The holder's pid is written into the file for whoever waits."""
+    import fcntl
+    import time
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot open the lock {path}: {err.strerror}") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    raise LockBusy(path, holder) from None
+                time.sleep(0.05)
+        with suppress(OSError):  # the pid is for the message of a waiting process; a full disk
+            os.ftruncate(fd, 0)  # must not stop this one
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

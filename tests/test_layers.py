@@ -105,3 +105,96 @@ def test_no_import_cycle() -> None:
 
 def test_model_imports_no_other_tcptune_module() -> None:
     assert GRAPH["tcptune.model"] == set()
+
+
+# --- machine access -------------------------------------------------------------------------------
+
+# The code that reads or writes the machine: the system layer and the netlink dump it calls.
+MACHINE_LAYER = {"tcptune.system", "tcptune.sockdiag"}
+# The command line owns the process's own streams, arguments and exit; not part of this rule.
+COMMAND_LINE = ("tcptune.cli", "tcptune.completion", "tcptune.errors", "tcptune.__main__")
+
+# Calls that reach the file system, the kernel or other processes, by the name they are made with.
+PATH_METHODS = {
+    "absolute", "chmod", "exists", "expanduser", "glob", "hardlink_to", "is_dir",
+    "is_file", "is_symlink", "iterdir", "lchmod", "lstat", "mkdir", "open", "owner", "read_bytes",
+    "read_text", "readlink", "rename", "resolve", "rglob", "rmdir", "samefile", "stat",
+    "symlink_to", "touch", "unlink", "write_bytes", "write_text",
+}  # fmt: skip
+IO_MODULES = {"fcntl", "glob", "os", "shutil", "socket", "subprocess", "tempfile"}
+PURE_CALLS = {  # functions of those modules that compute and touch nothing
+    "os.strerror",
+    "os.fspath",
+    "os.path.join",
+    "os.path.normpath",
+    "os.path.dirname",
+    "os.path.basename",
+    "socket.inet_ntop",
+    "socket.inet_pton",
+    "shutil.get_terminal_size",  # the terminal the output goes to, for wrapping
+    "os.environ.get",  # the process's own settings (NO_COLOR, TCPTUNE_ROOT)
+}
+
+
+def dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def machine_calls(tree: ast.Module) -> list[str]:
+    """Calls in the code that may touch the machine, as 'line: call'."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = dotted(node.func) or ""
+        method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+        if (
+            name in ("open", "io.open")
+            or (name.split(".")[0] in IO_MODULES and "." in name and name not in PURE_CALLS)
+            or method in PATH_METHODS
+        ):
+            found.append(f"{node.lineno}: {name or method}()")
+    return found
+
+
+def test_the_machine_check_sees_the_usual_calls() -> None:
+    tree = ast.parse(
+        "open(p)\n"
+        "os.stat(p)\n"
+        "os.mkdir(p)\n"
+        "Path(p).read_text()\n"
+        "directory.glob('*.toml')\n"
+        "os.listdir(p)\n"
+        "fcntl.flock(fd, 1)\n"
+        "os.path.isfile(p)\n"
+        "os.strerror(2)\n"
+        "'a.b'.replace('.', '/')\n"
+        "socket.inet_ntop(2, b'....')\n"
+    )
+    assert [call.split(": ")[1] for call in machine_calls(tree)] == [
+        "open()",
+        "os.stat()",
+        "os.mkdir()",
+        "read_text()",
+        "directory.glob()",
+        "os.listdir()",
+        "fcntl.flock()",
+        "os.path.isfile()",
+    ]
+
+
+def test_only_the_system_layer_touches_the_machine() -> None:
+    """Everything else asks tcptune.system, so it runs unchanged on a fake tree below --root."""
+    offenders = {
+        name: calls
+        for name, tree in TREES.items()
+        if name not in MACHINE_LAYER
+        and not name.startswith(COMMAND_LINE)
+        and (calls := machine_calls(tree))
+    }
+    assert offenders == {}

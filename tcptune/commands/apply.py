@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import IO, Any
 
@@ -11,7 +10,13 @@ from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProbl
 from tcptune.kernel import parse_release
 from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, make_plan
 from tcptune.sysctld import boot_summary
-from tcptune.system import System, proc_sys_read_only, read_bytes_no_follow, read_conf_files
+from tcptune.system import (
+    System,
+    proc_sys_read_only,
+    read_bytes_no_follow,
+    read_conf_files,
+    running_as_root,
+)
 from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 
 DROP_IN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.conf$")
@@ -215,7 +220,7 @@ def run(
 
 
 def check_preconditions(system: System, plan: Plan, force: bool) -> None:
-    if str(system.root) == "/" and os.geteuid() != 0:
+    if system.live and not running_as_root():
         raise EnvironmentProblem(
             "apply changes the kernel and /etc/sysctl.d: run it as root",
             hint=f"sudo tcptune apply {plan.profile}, or preview with --dry-run",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import IO, Any
 
 from tcptune import census, render
@@ -56,12 +57,7 @@ def read_census(
     tally = census.Tally(census.PROC, low, high)
     found = 0
     for family, name in FAMILIES:
-        handle = system.open_proc_net_tcp(name)
-        if handle is None:
-            continue
-        found += 1
-        with handle:
-            tally.feed_proc(family, handle)
+        found += system.feed_proc_net_tcp(name, partial(tally.feed_proc, family))
     if not found:
         raise EnvironmentProblem(
             f"neither {system.path('proc/net/tcp')} nor tcp6 exists: no socket table to read",
