@@ -83,11 +83,13 @@ class Table:
             stream.write(text.rstrip() + "\n")
 
     def _write_rich(self, stream: IO[str]) -> None:
+        import rich.table
         from rich import box
         from rich.console import Console
-        from rich.table import Table as RichTable
 
-        table = RichTable(title=self.title or None, box=box.SIMPLE_HEAD, title_justify="left")
+        table = rich.table.Table(
+            title=self.title or None, box=box.SIMPLE_HEAD, title_justify="left"
+        )
         for column in self.columns:
             table.add_column(column, overflow="fold")
         for cells, styles in self.rows:
@@ -112,12 +114,12 @@ def write_findings(
         return
     findings = sorted(findings, key=lambda f: -SEVERITY_RANK.get(f.severity, -1))  # worst first
     if colour:
+        import rich.table
         from rich.console import Console
-        from rich.table import Table as RichTable
 
         console = Console(file=stream, highlight=False)
         console.print(f"\n[bold]{heading}[/]")
-        grid = RichTable.grid(padding=(0, 1))
+        grid = rich.table.Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column()
         for f in findings:
