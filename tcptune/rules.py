@@ -380,29 +380,21 @@ def tw_cap_findings(
     return findings
 
 
-def _switched_off(ctx: RuleInput, short: str, message: str) -> list[Finding]:
-    """A warning when a protection that is on by default reads 0."""
-    if ctx.get(short) != "0":
-        return []
-    return [Finding(severity=WARNING, key=_full(short), message=message, source=_src(short))]
+# Protections that are on by default and that 0 turns off, with what is lost.
+PROTECTIONS = {
+    "tcp_timestamps": "timestamps are off: no PAWS protection against old duplicate segments, "
+    "worse RTT estimates, and tcp_tw_reuse cannot work. Set it to 1.",
+    "tcp_syncookies": "SYN cookies are off: a SYN flood fills the SYN queue and real clients are "
+    "refused. Set it to 1.",
+}
 
 
-def rule_timestamps(ctx: RuleInput) -> list[Finding]:
-    return _switched_off(
-        ctx,
-        "tcp_timestamps",
-        "timestamps are off: no PAWS protection against old duplicate segments, worse RTT "
-        "estimates, and tcp_tw_reuse cannot work. Set it to 1.",
-    )
-
-
-def rule_syncookies(ctx: RuleInput) -> list[Finding]:
-    return _switched_off(
-        ctx,
-        "tcp_syncookies",
-        "SYN cookies are off: a SYN flood fills the SYN queue and real clients are refused. Set "
-        "it to 1.",
-    )
+def rule_protections(ctx: RuleInput) -> list[Finding]:
+    return [
+        Finding(severity=WARNING, key=_full(short), message=message, source=_src(short))
+        for short, message in PROTECTIONS.items()
+        if ctx.get(short) == "0"
+    ]
 
 
 def rule_buffer_order(ctx: RuleInput) -> list[Finding]:
@@ -446,8 +438,7 @@ RULES: tuple[Rule, ...] = (
     rule_fin_timeout,
     rule_port_range,
     rule_tw_buckets,
-    rule_timestamps,
-    rule_syncookies,
+    rule_protections,
     rule_buffer_order,
     rule_rfc1337,
 )
