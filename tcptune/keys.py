@@ -28,9 +28,10 @@ STRING = "string"
 PORT_LIST = "port list"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class KeySpec:
-    """One watched sysctl, as docs/kernel-facts records it."""
+    """One watched sysctl, as docs/kernel-facts records it. There is one per key, in KEYS, so a
+    spec is equal only to itself (eq=False: comparing twenty fields would never be needed)."""
 
     name: str  # dotted name, e.g. net.ipv4.tcp_tw_reuse
     type: str
