@@ -135,12 +135,12 @@ def struct_dump() -> tuple[float, int, int] | None:
     """tcptune's own reader, timed in-process like pyroute2_dump (time, sockets, peak KiB)."""
     code = (
         "import socket, time\n"
-        "from tcptune import sockets\n"
+        "from tcptune import census\n"
         "from tcptune.system import System\n"
         "start = time.perf_counter()\n"
-        "tally = sockets.Tally(sockets.NETLINK, 1024, 65535)\n"
+        "tally = census.Tally(census.NETLINK, 1024, 65535)\n"
         "for f in (socket.AF_INET, socket.AF_INET6):\n"
-        "    System('/').sock_diag(f, sockets.ALL_STATES, tally.netlink_feeder(f))\n"
+        "    System('/').sock_diag(f, census.ALL_STATES, tally.netlink_feeder(f))\n"
         "print(time.perf_counter() - start, tally.finish().total)\n"
     )
     return in_process(code)

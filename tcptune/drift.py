@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tcptune import keys
+from tcptune import keys, sysctld
 from tcptune.kernel import Version, format_version
-from tcptune.system import MISSING, PRESENT, Reading
+from tcptune.model import MISSING, OK, PRESENT, UNREADABLE, ConfFile, Reading, same_value
 
-OK = "ok"
-DRIFT = "drift"
-MISSING_HERE = "missing"
-UNREADABLE = "unreadable"
+DRIFT = "drift"  # the status of a key whose live value (or boot value) is not the target
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Comparison:
+    """One profile key against the machine."""
+
     key: str
     value: str | None  # live, normalised
     target: str
     origin: str  # the profile in the extends chain that set the target
-    status: str  # OK, DRIFT, MISSING_HERE, UNREADABLE
+    status: str  # OK, DRIFT, MISSING (skipped here) or UNREADABLE
     reason: str = ""  # why a key is skipped or unreadable
     boot: tuple[str, ...] = ()  # per loader: what happens to this key at boot
     boot_summary: str = ""
@@ -30,16 +29,6 @@ class Comparison:
         if self.status in (OK, DRIFT):
             return self.status == OK
         return None
-
-
-def same_value(live: str, target: str) -> bool:
-    """Compare as the kernel would print them: whitespace and list form normalised."""
-    return canonical(live) == canonical(target)
-
-
-def canonical(value: str) -> str:
-    text = " ".join(value.split())
-    return text.replace(", ", ",").replace(" ,", ",")
 
 
 def _skip_reason(key: str, reading: Reading, version: Version | None) -> str:
@@ -66,51 +55,44 @@ def compare(
         spec = keys.KEYS.get(key)
         needs = spec.value_since.get(target) if spec else None
         if reading.state == MISSING:
-            status, reason = MISSING_HERE, _skip_reason(key, reading, version)
+            status, reason = MISSING, _skip_reason(key, reading, version)
         elif reading.state != PRESENT or reading.value is None:
             status, reason = UNREADABLE, reading.error
         elif needs and version and version[:2] < needs[:2]:
-            status = MISSING_HERE
+            status = MISSING
             reason = f"value {target} needs kernel {format_version(needs)} or later; skipped"
         else:
             status = OK if same_value(reading.value, target) else DRIFT
             reason = ""
         value = reading.value if reading.state == PRESENT else None
-        result.append(Comparison(key, value, target, origin.get(key, ""), status, reason))
+        result.append(
+            Comparison(
+                key=key,
+                value=value,
+                target=target,
+                origin=origin.get(key, ""),
+                status=status,
+                reason=reason,
+            )
+        )
     return result
 
 
-def with_boot(comparisons: list[Comparison], conf_files: list) -> list[Comparison]:
+def with_boot(comparisons: list[Comparison], conf_files: list[ConfFile]) -> list[Comparison]:
     """Add what each loader sets at boot; a key that another file overrides at boot is drift
     even when its live value matches (under either loader: which one runs differs by distro)."""
-    from dataclasses import replace
-
-    from tcptune import sysctld
-
     result = []
     for c in comparisons:
-        if c.status == MISSING_HERE:
+        if c.status == MISSING:
             result.append(c)
             continue
         checks = sysctld.persistence(conf_files, c.key, c.target)
         notes = tuple(p.describe(c.target) for p in checks)
-        over = sysctld.overridden(checks)
-        summary = boot_summary(checks, over)
-        if over and c.status == OK:
-            reason = "live value matches, but at boot " + "; ".join(
-                p.describe(c.target) for p in over
-            )
+        summary = sysctld.boot_summary(checks, c.target)
+        if sysctld.overridden(checks) and c.status == OK:
+            at_boot = sysctld.boot_summary(checks, c.target, detailed=True)
+            reason = f"live value matches, but at boot {at_boot}"
             result.append(replace(c, status=DRIFT, reason=reason, boot=notes, boot_summary=summary))
         else:
             result.append(replace(c, boot=notes, boot_summary=summary))
     return result
-
-
-def boot_summary(checks: list, over: list) -> str:
-    if over:
-        return "overridden (" + ", ".join(p.loader for p in over) + ")"
-    if all(p.survives for p in checks):
-        return "survives reboot"
-    if any(p.survives for p in checks):
-        return "survives under " + ", ".join(p.loader for p in checks if p.survives)
-    return "not persisted"

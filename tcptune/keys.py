@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
-from tcptune.kernel import Version
+from tcptune.kernel import Version, format_version
 
 IP_SYSCTL_DOC = "Documentation/networking/ip-sysctl.rst"
 NET_CORE_DOC = "Documentation/admin-guide/sysctl/net.rst"
 PROBE = "probe: Linux 6.18 in a private network namespace (unshare -n)"
 K8S_NETNS = "Kubernetes pkg/util/kernel/constants.go (cites the kernel commits)"
-
-_NONE: Mapping = MappingProxyType({})  # shared, and immutable
 
 # Types, as the issue tracker and the profile validator speak of them.
 BOOL = "bool"
@@ -31,7 +28,11 @@ STRING = "string"
 PORT_LIST = "port list"
 
 
-class KeySpec(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
+class KeySpec:
+    """One watched sysctl, as docs/kernel-facts records it. There is one per key, in KEYS, so a
+    spec is equal only to itself (eq=False: comparing twenty fields would never be needed)."""
+
     name: str  # dotted name, e.g. net.ipv4.tcp_tw_reuse
     type: str
     summary: str  # one line
@@ -41,7 +42,7 @@ class KeySpec(NamedTuple):
     # machine" and default_note says how. The first entry's kernel may be None: "any kernel".
     defaults: tuple[tuple[Version | None, str | None], ...]
     default_note: str = ""
-    values: Mapping[str, str] = _NONE  # enum/bool value -> meaning
+    values: Mapping[str, str] = field(default_factory=dict)  # enum/bool value -> meaning
     minimum: int | None = None
     maximum: int | None = None
     length: int | None = None  # for int vectors
@@ -52,7 +53,8 @@ class KeySpec(NamedTuple):
     per_netns: str = "yes"  # "yes", "no", or "since X.Y"
     netns_source: str = ""
     misconceptions: tuple[str, ...] = ()
-    value_since: Mapping[str, Version] = _NONE  # value -> first kernel with it
+    value_since: Mapping[str, Version] = field(default_factory=dict)  # value -> first kernel
+    refused: Mapping[str, str] = field(default_factory=dict)  # value no profile may set -> why
 
     @property
     def short_name(self) -> str:
@@ -86,18 +88,12 @@ class KeySpec(NamedTuple):
     def history(self) -> str:
         parts = []
         if self.added:
-            parts.append(f"added in {_v(self.added)}" + _ref(self.added_source))
+            parts.append(f"added in {format_version(self.added)}" + _ref(self.added_source))
         else:
             parts.append("long-standing (present in every kernel tcptune supports)")
         if self.removed:
-            parts.append(f"removed in {_v(self.removed)}" + _ref(self.removed_source))
+            parts.append(f"removed in {format_version(self.removed)}" + _ref(self.removed_source))
         return "; ".join(parts)
-
-
-def _v(version: Version) -> str:
-    from tcptune.kernel import format_version
-
-    return format_version(version)
 
 
 def _ref(source: str) -> str:
@@ -125,6 +121,7 @@ _KEYS: tuple[KeySpec, ...] = (
         ),
         defaults=((None, "0"),),
         values={"0": "off (the only safe value)", "1": "on: breaks clients behind NAT"},
+        refused={"1": "it drops SYNs from clients behind NAT and the key is gone since 4.12"},
         removed=(4, 12, 0),
         removed_source='commit 4396e46187ca "tcp: remove tcp_tw_recycle"',
         per_netns="4.11 only",
@@ -510,7 +507,7 @@ KEYS: dict[str, KeySpec] = {spec.name: spec for spec in _KEYS}
 _BY_SHORT: dict[str, KeySpec] = {spec.short_name: spec for spec in _KEYS}
 
 # A sysctl key as a user may type it: dotted or slashed, optionally as a /proc/sys path.
-_KEY_SHAPE = re.compile(r"^[A-Za-z0-9_\-]+(?:[./][A-Za-z0-9_\-]+)*$")
+_KEY_SHAPE = r"[A-Za-z0-9_\-]+(?:[./][A-Za-z0-9_\-]+)*"
 
 
 def canonical_name(text: str) -> str:
@@ -544,4 +541,4 @@ def close_matches(text: str, limit: int = 3) -> list[str]:
 
 
 def is_key_shaped(text: str) -> bool:
-    return bool(_KEY_SHAPE.match(canonical_name(text))) and ".." not in text
+    return bool(re.fullmatch(_KEY_SHAPE, canonical_name(text))) and ".." not in text

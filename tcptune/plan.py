@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from tcptune import __version__, drift, sysctld
 from tcptune.kernel import Version
-from tcptune.system import Reading
+from tcptune.model import MISSING, OK, ConfFile, Reading
 
 DEFAULT_DROP_IN = "99-tcptune.conf"
 DROP_IN_DIR = "etc/sysctl.d"
@@ -19,7 +19,10 @@ UNCHANGED = "unchanged"
 SKIP = "skip"
 
 
-class KeyPlan(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeyPlan:
+    """What apply does to one key, and whether the result survives a reboot."""
+
     key: str
     live: str | None
     target: str
@@ -29,7 +32,10 @@ class KeyPlan(NamedTuple):
     persistence: list[sysctld.Persistence]  # after the apply, per loader
 
 
-class Plan(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """Everything one apply would change: runtime values and the drop-in."""
+
     profile: str
     profile_path: str
     keys: list[KeyPlan]
@@ -90,14 +96,14 @@ def make_plan(
     version: Version | None,
     release: str | None,
     old_text: str | None,
-    conf_files: list[sysctld.ConfFile],
+    conf_files: list[ConfFile],
     drop_in_name: str = DEFAULT_DROP_IN,
     runtime: bool = True,
     persist: bool = True,
     written_at: str,
 ) -> Plan:
     comparisons = drift.compare(targets, origin, readings, version)
-    kept = {c.key: c.target for c in comparisons if c.status != drift.MISSING_HERE}
+    kept = {c.key: c.target for c in comparisons if c.status != MISSING}
     new_text = render_drop_in(profile, profile_path, kept, written_at, release)
     path = f"/{DROP_IN_DIR}/{drop_in_name}"
     after = conf_files
@@ -105,17 +111,27 @@ def make_plan(
         after = [
             f for f in conf_files if not (f.directory == DROP_IN_DIR and f.name == drop_in_name)
         ]
-        after.append(sysctld.ConfFile(DROP_IN_DIR, drop_in_name, path, new_text))
+        after.append(ConfFile(directory=DROP_IN_DIR, name=drop_in_name, path=path, text=new_text))
     keys = []
     for c in comparisons:
-        if c.status == drift.MISSING_HERE:
+        if c.status == MISSING:
             action, reason = SKIP, c.reason
-        elif c.status == drift.OK:
+        elif c.status == OK:
             action, reason = UNCHANGED, ""
         else:  # drift, or unreadable: write it and read it back
             action, reason = CHANGE, c.reason
         checks = sysctld.persistence(after, c.key, c.target) if action != SKIP else []
-        keys.append(KeyPlan(c.key, c.value, c.target, c.origin, action, reason, checks))
+        keys.append(
+            KeyPlan(
+                key=c.key,
+                live=c.value,
+                target=c.target,
+                origin=c.origin,
+                action=action,
+                reason=reason,
+                persistence=checks,
+            )
+        )
     return Plan(
         profile=profile,
         profile_path=profile_path,

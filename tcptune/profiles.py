@@ -21,6 +21,17 @@ from pathlib import Path
 
 from tcptune import keys
 from tcptune.errors import BadInput
+from tcptune.model import parse_int
+from tcptune.system import (
+    exists,
+    is_dir,
+    is_file,
+    list_files,
+    read_bytes_limited,
+    real_path,
+    running_as_root,
+    stat_path,
+)
 
 NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")
@@ -29,12 +40,9 @@ KEY_RULE = re.compile(r"^net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_\-]+)+$")
 MAX_PROFILE_BYTES = 1024 * 1024
 MAX_NAME_LENGTH = 64
 TOP_LEVEL = {"description", "extends", "sysctl"}
-RECYCLE_SOURCE = (
-    'Documentation/networking/ip-sysctl.rst; commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
-)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Problem:
     path: str
     key: str  # "" for the file as a whole
@@ -46,7 +54,7 @@ class Problem:
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ProfileFile:
     """One TOML file, parsed and validated on its own."""
 
@@ -59,7 +67,7 @@ class ProfileFile:
     warnings: list[Problem] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Profile:
     """A profile with its extends chain merged: the child's values win."""
 
@@ -90,9 +98,9 @@ class ProfileError(BadInput):
 
 def shipped_dir() -> Path:
     """Profiles shipped with tcptune: inside the wheel, or the source tree's profiles/."""
-    package = Path(__file__).resolve().parent
+    package = real_path(Path(__file__)).parent
     bundled = package / "_profiles"
-    return bundled if bundled.is_dir() else package.parent / "profiles"
+    return bundled if is_dir(bundled) else package.parent / "profiles"
 
 
 def local_dir(root: Path) -> Path:
@@ -129,15 +137,15 @@ def find(argument: str, root: Path) -> Path:
         raise BadInput("profile argument contains a NUL byte", hint="give a profile name or a path")
     if is_path(argument):
         path = Path(argument)
-        if not path.exists():
+        if not exists(path):
             raise BadInput(f"profile file {argument} does not exist", hint="check the path")
-        if not path.is_file():
+        if not is_file(path):
             raise BadInput(f"profile {argument} is not a regular file", hint="give a .toml file")
         return path
     check_name(argument)
     for directory in (local_dir(root), shipped_dir()):
         candidate = directory / f"{argument}.toml"
-        if candidate.is_file():
+        if is_file(candidate):
             return candidate
     names = sorted(available(root))
     import difflib
@@ -150,8 +158,6 @@ def find(argument: str, root: Path) -> Path:
 def available(root: Path) -> dict[str, Path]:
     """name -> file, local profiles shadowing shipped ones of the same name."""
     found: dict[str, Path] = {}
-    from tcptune.system import list_files
-
     for directory in (shipped_dir(), local_dir(root)):
         for path in list_files(directory, "*.toml"):
             if NAME_RULE.match(path.stem):
@@ -164,37 +170,49 @@ def available(root: Path) -> dict[str, Path]:
 
 def read_file(path: Path, name: str | None = None) -> ProfileFile:
     """Parse and validate one file; problems are collected, not raised."""
-    import tomllib
-
-    from tcptune.system import read_bytes_limited
-
     shown = str(path)
-    profile = ProfileFile(name=name or path.stem, path=path)
+    name = name or path.stem
     try:
-        info = path.stat()
+        info = stat_path(path)
         size = info.st_size
         unsafe = unsafe_for_root(path, info)
         if unsafe:
-            profile.problems.append(Problem(shown, "", unsafe))
-            return profile
+            return _unusable(name, path, Problem(path=shown, key="", message=unsafe))
         if size > MAX_PROFILE_BYTES:
-            profile.problems.append(
-                Problem(shown, "", f"file is {size} bytes; profiles are limited to 1 MiB")
+            return _unusable(
+                name,
+                path,
+                Problem(
+                    path=shown,
+                    key="",
+                    message=f"file is {size} bytes; profiles are limited to 1 MiB",
+                ),
             )
-            return profile
         raw = read_bytes_limited(path, MAX_PROFILE_BYTES)
     except IsADirectoryError:
-        profile.problems.append(Problem(shown, "", "is a directory, not a profile file"))
-        return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message="is a directory, not a profile file")
+        )
     except OSError as err:
-        profile.problems.append(Problem(shown, "", f"cannot read: {err.strerror or err}"))
-        return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message=f"cannot read: {err.strerror or err}")
+        )
+    return parse(raw, path, name)
+
+
+def parse(raw: bytes, path: Path, name: str | None = None) -> ProfileFile:
+    """Parse and validate a profile's bytes, as read from `path`; problems are collected."""
+    import tomllib
+
+    shown = str(path)
+    name = name or path.stem
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        profile.problems.append(Problem(shown, "", "not UTF-8 text", line))
-        return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message="not UTF-8 text", line=line)
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -202,16 +220,20 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
         match = re.search(r"\(at line (\d+), column \d+\)", message)
         line = int(match.group(1)) if match else None
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-        profile.problems.append(Problem(shown, "", f"invalid TOML: {reason}", line))
-        return profile
-    _validate_document(profile, data, shown)
-    return profile
+        return _unusable(
+            name, path, Problem(path=shown, key="", message=f"invalid TOML: {reason}", line=line)
+        )
+    return _validate_document(name, path, data)
+
+
+def _unusable(name: str, path: Path, problem: Problem) -> ProfileFile:
+    return ProfileFile(name=name, path=path, problems=[problem])
 
 
 def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
     """When tcptune runs as root, a profile that another user could change is refused, as sudo
     refuses such a sudoers file: it decides what root writes to the kernel and /etc."""
-    if os.geteuid() != 0:
+    if not running_as_root():
         return None
     import stat
 
@@ -227,7 +249,7 @@ def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
             f"writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); refusing it "
             f"while running as root (fix: chmod go-w {path})"
         )
-    parent = path.parent.stat()
+    parent = stat_path(path.parent)
     if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
         return (
             f"its directory {path.parent} is writable by group or others, so the file could be "
@@ -237,47 +259,76 @@ def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
     return None
 
 
-def _validate_document(profile: ProfileFile, data: dict, shown: str) -> None:
-    problems = profile.problems
+def _validate_document(name: str, path: Path, data: dict) -> ProfileFile:
+    shown = str(path)
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    sysctl: dict[str, str] = {}
     for unknown in sorted(set(data) - TOP_LEVEL):
         problems.append(
             Problem(
-                shown, unknown, "unknown top-level key (allowed: description, extends, [sysctl])"
+                path=shown,
+                key=unknown,
+                message="unknown top-level key (allowed: description, extends, [sysctl])",
             )
         )
     description = data.get("description")
     if description is None:
-        problems.append(Problem(shown, "description", "missing: every profile needs a description"))
+        problems.append(
+            Problem(
+                path=shown, key="description", message="missing: every profile needs a description"
+            )
+        )
+        description = ""
     elif not isinstance(description, str) or not description.strip():
-        problems.append(Problem(shown, "description", "must be a non-empty string"))
+        problems.append(
+            Problem(path=shown, key="description", message="must be a non-empty string")
+        )
+        description = ""
     else:
-        profile.description = description.strip()
+        description = description.strip()
     extends = data.get("extends")
     if extends is not None:
         if not isinstance(extends, str) or not extends:
-            problems.append(Problem(shown, "extends", "must be a profile name (a string)"))
+            problems.append(
+                Problem(path=shown, key="extends", message="must be a profile name (a string)")
+            )
+            extends = None
         elif not is_path(extends) and not NAME_RULE.match(extends):
-            problems.append(Problem(shown, "extends", f"{extends!r} is not a valid profile name"))
-        else:
-            profile.extends = extends
-    table = data.get("sysctl", {})
-    if not isinstance(table, dict):
-        problems.append(Problem(shown, "sysctl", "must be a table: [sysctl]"))
-        return
-    for key, value in table.items():
-        if isinstance(value, dict):
             problems.append(
                 Problem(
-                    shown,
-                    key,
-                    'is a table: quote dotted keys, e.g. "net.ipv4.tcp_fin_timeout" = 30',
+                    path=shown, key="extends", message=f"{extends!r} is not a valid profile name"
                 )
             )
-            continue
-        normalised = check_value(key, value, shown, problems, profile.warnings)
-        if normalised is not None:
-            profile.sysctl[key] = normalised
-    problems.extend(cross_key_problems(profile.sysctl, shown))
+            extends = None
+    table = data.get("sysctl", {})
+    if not isinstance(table, dict):
+        problems.append(Problem(path=shown, key="sysctl", message="must be a table: [sysctl]"))
+    else:
+        for key, value in table.items():
+            if isinstance(value, dict):
+                problems.append(
+                    Problem(
+                        path=shown,
+                        key=key,
+                        message="is a table: quote dotted keys, "
+                        'e.g. "net.ipv4.tcp_fin_timeout" = 30',
+                    )
+                )
+                continue
+            normalised = check_value(key, value, shown, problems, warnings)
+            if normalised is not None:
+                sysctl[key] = normalised
+        problems.extend(cross_key_problems(sysctl, shown))
+    return ProfileFile(
+        name=name,
+        path=path,
+        description=description,
+        extends=extends,
+        sysctl=sysctl,
+        problems=problems,
+        warnings=warnings,
+    )
 
 
 def check_value(
@@ -286,13 +337,13 @@ def check_value(
     """Validate one entry; return the normalised value (as the kernel prints it) or None."""
     if not KEY_RULE.match(key) or ".." in key:
         if key.startswith(NETWORK_PREFIXES) or "/" in key or ".." in key:
-            problems.append(Problem(shown, key, "not a valid sysctl key name"))
+            problems.append(Problem(path=shown, key=key, message="not a valid sysctl key name"))
         else:
             problems.append(
                 Problem(
-                    shown,
-                    key,
-                    "only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed",
+                    path=shown,
+                    key=key,
+                    message="only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed",
                 )
             )
         return None
@@ -301,24 +352,35 @@ def check_value(
         normalised = _normalise_unknown(value)
         if normalised is None:
             problems.append(
-                Problem(shown, key, "value must be an integer, a string, or a list of integers")
+                Problem(
+                    path=shown,
+                    key=key,
+                    message="value must be an integer, a string, or a list of integers",
+                )
             )
             return None
         warnings.append(
-            Problem(shown, key, "not in tcptune's knowledge base: accepted, but not range-checked")
+            Problem(
+                path=shown,
+                key=key,
+                message="not in tcptune's knowledge base: accepted, but not range-checked",
+            )
         )
         return normalised
     error, normalised = normalise_for(spec, value)
     if error:
-        problems.append(Problem(shown, key, error))
+        problems.append(Problem(path=shown, key=key, message=error))
         return None
-    if key == "net.ipv4.tcp_tw_recycle" and normalised == "1":
+    why = spec.refused.get(normalised)
+    if why:
+        source = "; ".join(s for s in (spec.sources[0], spec.removed_source) if s)
+        allowed = " or ".join(v for v in spec.values if v not in spec.refused)
         problems.append(
             Problem(
-                shown,
-                key,
-                "1 is refused: it drops SYNs from clients behind NAT and the key is gone since "
-                f"4.12 (source: {RECYCLE_SOURCE}); use 0 or leave it out",
+                path=shown,
+                key=key,
+                message=f"{normalised} is refused: {why} (source: {source}); use {allowed} or "
+                "leave it out",
             )
         )
         return None
@@ -340,11 +402,10 @@ def _normalise_unknown(value: object) -> str | None:
 
 
 def _parse_int(value: object) -> int | None:
+    """A TOML integer, or a string holding one as the kernel prints it."""
     if _is_int(value):
         return value  # type: ignore[return-value]
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-        return int(value)
-    return None
+    return parse_int(value) if isinstance(value, str) else None
 
 
 def normalise_for(spec: keys.KeySpec, value: object) -> tuple[str | None, str]:
@@ -427,23 +488,28 @@ def cross_key_problems(sysctl: dict[str, str], shown: str) -> list[Problem]:
         low, high = (int(p) for p in port_range.split())
         if low > high:
             problems.append(
-                Problem(shown, "net.ipv4.ip_local_port_range", f"low {low} is above high {high}")
+                Problem(
+                    path=shown,
+                    key="net.ipv4.ip_local_port_range",
+                    message=f"low {low} is above high {high}",
+                )
             )
         if low < 1024:
             problems.append(
                 Problem(
-                    shown,
-                    "net.ipv4.ip_local_port_range",
-                    f"low {low} is below 1024: ephemeral ports would take privileged ports",
+                    path=shown,
+                    key="net.ipv4.ip_local_port_range",
+                    message=f"low {low} is below 1024: ephemeral ports would take privileged ports",
                 )
             )
     reuse = sysctl.get("net.ipv4.tcp_tw_reuse")
     if reuse in ("1", "2") and sysctl.get("net.ipv4.tcp_timestamps") == "0":
         problems.append(
             Problem(
-                shown,
-                "net.ipv4.tcp_tw_reuse",
-                f"tcp_tw_reuse = {reuse} needs tcp_timestamps != 0, but this profile sets it to 0",
+                path=shown,
+                key="net.ipv4.tcp_tw_reuse",
+                message=f"tcp_tw_reuse = {reuse} needs tcp_timestamps != 0, but this profile sets "
+                "it to 0",
             )
         )
     for key in ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"):
@@ -451,7 +517,9 @@ def cross_key_problems(sysctl: dict[str, str], shown: str) -> list[Problem]:
         if value:
             numbers = [int(p) for p in value.split()]
             if not numbers[0] <= numbers[1] <= numbers[2]:
-                problems.append(Problem(shown, key, "must be in 'min default max' order"))
+                problems.append(
+                    Problem(path=shown, key=key, message="must be in 'min default max' order")
+                )
     return problems
 
 
@@ -473,11 +541,17 @@ def load(argument: str, root: Path) -> Profile:
     current: Path | None = path
     name = Path(argument).stem if is_path(argument) else argument
     while current is not None:
-        resolved = current.resolve()
+        resolved = real_path(current)
         if resolved in seen:
             names = [f.name for f in files] + [current.stem]
             raise ProfileError(
-                [Problem(str(files[-1].path), "extends", "cycle: " + " -> ".join(names))]
+                [
+                    Problem(
+                        path=str(files[-1].path),
+                        key="extends",
+                        message="cycle: " + " -> ".join(names),
+                    )
+                ]
             )
         seen.append(resolved)
         file = read_file(current, name if not files else None)
@@ -491,11 +565,23 @@ def load(argument: str, root: Path) -> Profile:
             current = _resolve_parent(file.extends, current, root)
         except BadInput as err:
             raise ProfileError(
-                [Problem(str(current), "extends", f"parent {file.extends!r}: {err.line()}")]
+                [
+                    Problem(
+                        path=str(current),
+                        key="extends",
+                        message=f"parent {file.extends!r}: {err.line()}",
+                    )
+                ]
             ) from None
-        if not current.is_file():
+        if not is_file(current):
             raise ProfileError(
-                [Problem(str(file.path), "extends", f"parent {file.extends!r} does not exist")]
+                [
+                    Problem(
+                        path=str(file.path),
+                        key="extends",
+                        message=f"parent {file.extends!r} does not exist",
+                    )
+                ]
             )
     merged: dict[str, str] = {}
     origin: dict[str, str] = {}
@@ -526,5 +612,5 @@ def validate(argument: str, root: Path) -> tuple[list[Problem], list[Problem]]:
     except ProfileError as err:
         return err.problems, []
     except BadInput as err:
-        return [Problem(argument, "", err.line())], []
+        return [Problem(path=argument, key="", message=err.line())], []
     return [], profile.warnings

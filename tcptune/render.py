@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from typing import IO, Any
 
 from tcptune import __version__
-
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
-if TYPE_CHECKING:
-    from typing import IO, Any
+from tcptune.model import SEVERITY_RANK, Finding
 
 SCHEMA_VERSION = 1
 
@@ -85,11 +83,13 @@ class Table:
             stream.write(text.rstrip() + "\n")
 
     def _write_rich(self, stream: IO[str]) -> None:
+        import rich.table
         from rich import box
         from rich.console import Console
-        from rich.table import Table as RichTable
 
-        table = RichTable(title=self.title or None, box=box.SIMPLE_HEAD, title_justify="left")
+        table = rich.table.Table(
+            title=self.title or None, box=box.SIMPLE_HEAD, title_justify="left"
+        )
         for column in self.columns:
             table.add_column(column, overflow="fold")
         for cells, styles in self.rows:
@@ -107,20 +107,19 @@ def _escape(text: str) -> str:
 
 
 def write_findings(
-    stream: IO[str], findings: list[Any], colour: bool, heading: str = "Findings"
+    stream: IO[str], findings: list[Finding], colour: bool, heading: str = "Findings"
 ) -> None:
     """Findings as readable paragraphs: severity and key, the message, then the source."""
     if not findings:
         return
-    order = {"error": 0, "warning": 1, "info": 2}
-    findings = sorted(findings, key=lambda f: order.get(f.severity, 3))
+    findings = sorted(findings, key=lambda f: -SEVERITY_RANK.get(f.severity, -1))  # worst first
     if colour:
+        import rich.table
         from rich.console import Console
-        from rich.table import Table as RichTable
 
         console = Console(file=stream, highlight=False)
         console.print(f"\n[bold]{heading}[/]")
-        grid = RichTable.grid(padding=(0, 1))
+        grid = rich.table.Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)
         grid.add_column()
         for f in findings:

@@ -1,27 +1,31 @@
 """The checks behind `tcptune check`: pure rules over what was read from the machine.
 
-inspect() takes readings (from tcptune.system) and returns a Report; it does no I/O, so every rule
-is tested on hand-made inputs.
+inspect() takes readings (from tcptune.system) and returns a CheckReport; it does no I/O, so every
+rule is tested on hand-made inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from tcptune import keys
 from tcptune.kernel import Version, at_least, format_version, parse_release
-from tcptune.system import MISSING, PRESENT, UNREADABLE, Reading
-
-INFO = "info"
-WARNING = "warning"
-ERROR = "error"
-SEVERITY_RANK = {INFO: 0, WARNING: 1, ERROR: 2}
-
-# Setting statuses
-OK = "ok"
-STATUS_MISSING = "missing"
-STATUS_UNREADABLE = "unreadable"
+from tcptune.model import (
+    ERROR,
+    INFO,
+    MISSING,
+    OK,
+    PRESENT,
+    UNREADABLE,
+    WARNING,
+    ConfFile,
+    Finding,
+    Reading,
+    parse_int,
+    reserved_ports,
+    worst,
+)
 
 TIME_WAIT_SECONDS = 60  # TCP_TIMEWAIT_LEN, include/net/tcp.h
 DEFAULT_PORT_RANGE_SIZE = 60999 - 32768 + 1
@@ -32,66 +36,56 @@ SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
 NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
 
 
-class Finding(NamedTuple):
-    severity: str
-    key: str
-    message: str
-    source: str
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Setting:
+    """One watched key: its live value, its default here, and what the rules found."""
 
-
-class Setting(NamedTuple):
     key: str
     value: str | None
     default: str | None
     default_note: str
-    status: str
+    status: str  # OK, WARNING or ERROR (the worst finding); MISSING or UNREADABLE
     error: str
     findings: list[Finding]
 
 
-class Report(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckReport:
+    """Every watched key and every finding, as `tcptune check` shows them."""
+
     release: str | None
     version: Version | None
     settings: list[Setting]
     findings: list[Finding]
     tcp_counts: dict[str, int] | None = None
-    conf_files: tuple = ()  # the sysctl.d files the report was made with
+    conf_files: tuple[ConfFile, ...] = ()  # the sysctl.d files the report was made with
 
     def worst(self) -> str | None:
-        ranks = [SEVERITY_RANK[f.severity] for f in self.findings]
-        if not ranks:
-            return None
-        return next(s for s, r in SEVERITY_RANK.items() if r == max(ranks))
+        return worst(self.findings)
 
     def all_unreadable(self) -> bool:
-        return bool(self.settings) and all(s.status == STATUS_UNREADABLE for s in self.settings)
+        return bool(self.settings) and all(s.status == UNREADABLE for s in self.settings)
 
 
-class Context(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuleInput:
+    """What the rules look at: the live values and the kernel's counters and files."""
+
     version: Version | None
     values: Mapping[str, str]  # key -> value, present keys only
     sockstat: Mapping[str, Mapping[str, int]] | None
     netstat: Mapping[str, Mapping[str, int]] | None
-    conf_files: Sequence = ()  # sysctl.d ConfFiles, for what boot will set
+    conf_files: Sequence[ConfFile] = ()  # the sysctl.d files, for what boot will set
 
     def get(self, short: str) -> str | None:
         return self.values.get(_full(short))
 
-    def int(self, short: str) -> int | None:
-        return _as_int(self.get(short))
+    def number(self, short: str) -> int | None:
+        return parse_int(self.get(short))
 
 
 def _full(short: str) -> str:
     return short if "." in short else f"net.ipv4.{short}"
-
-
-def _as_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value, 0) if value.lower().startswith("0x") else int(value)
-    except ValueError:
-        return None
 
 
 def _src(spec_short: str, extra: str = "") -> str:
@@ -101,28 +95,22 @@ def _src(spec_short: str, extra: str = "") -> str:
     return f"{base}; {extra}" if extra else base
 
 
-Rule = Callable[[Context], list[Finding]]
+Rule = Callable[[RuleInput], list[Finding]]
 
 
 # --- rules -------------------------------------------------------------------------------------
 
 
-def rule_tw_recycle(ctx: Context) -> list[Finding]:
-    key = "net.ipv4.tcp_tw_recycle"
-    value = ctx.get("tcp_tw_recycle")
-    commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
-    if value is None:
-        if at_least(ctx.version, (4, 12)):
-            return [
-                Finding(
-                    INFO,
-                    key,
-                    "removed in 4.12: nothing to tune. A sysctl.d line that sets it now fails at "
-                    "boot; delete any you find.",
-                    _src("tcp_tw_recycle", commit),
-                )
-            ]
-        return []
+def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
+    """tcp_tw_recycle=1 breaks clients behind NAT, and the advice to set it lives on in sysctl.d
+    files: judge the live value, and name each file and line that sets it, since such a line fails
+    at every boot once the kernel has dropped the key. (A missing key is _missing_finding's.)"""
+    spec = keys.KEYS["net.ipv4.tcp_tw_recycle"]
+    assert spec.removed is not None
+    key, removed = spec.name, format_version(spec.removed)
+    source = _src(key, spec.removed_source)
+    findings = []
+    value = ctx.get(key)
     if value == "1":
         message = (
             "tcp_tw_recycle=1 drops SYNs from clients behind NAT (their timestamps are not "
@@ -134,21 +122,47 @@ def rule_tw_recycle(ctx: Context) -> list[Finding]:
                 " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs"
                 " from any client."
             )
-        return [Finding(ERROR, key, message, _src("tcp_tw_recycle", commit))]
-    if value == "0":
-        return [
+        findings.append(Finding(severity=ERROR, key=key, message=message, source=source))
+    elif value == "0":
+        findings.append(
             Finding(
-                INFO,
-                key,
-                "0 is the only safe value; the key is removed in 4.12, so drop it from sysctl.d "
-                "before upgrading.",
-                _src("tcp_tw_recycle", commit),
+                severity=INFO,
+                key=key,
+                message=f"0 is the only safe value; the key is removed in {removed}, so drop it "
+                "from sysctl.d before upgrading.",
+                source=source,
             )
-        ]
-    return []
+        )
+    for conf in ctx.conf_files:
+        for assignment in conf.assignments():
+            if assignment.key != key:
+                continue
+            where = f"{assignment.path}:{assignment.line}"
+            if at_least(ctx.version, spec.removed[:2]):
+                findings.append(
+                    Finding(
+                        severity=WARNING,
+                        key=key,
+                        message=f"{where} sets tcp_tw_recycle, which this kernel does not have: "
+                        "the loader reports an error at every boot (procps `sysctl --system` exits "
+                        "1). Delete the line.",
+                        source=_src(key, f"{spec.removed_source}; probe"),
+                    )
+                )
+            elif assignment.value == "1":
+                findings.append(
+                    Finding(
+                        severity=ERROR,
+                        key=key,
+                        message=f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs "
+                        "from clients behind NAT. Delete the line (or set 0).",
+                        source=source,
+                    )
+                )
+    return findings
 
 
-def rule_tw_reuse(ctx: Context) -> list[Finding]:
+def rule_tw_reuse(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.tcp_tw_reuse"
     value = ctx.get("tcp_tw_reuse")
     if value is None:
@@ -162,24 +176,26 @@ def rule_tw_reuse(ctx: Context) -> list[Finding]:
             message += (
                 " It only helps this host's outgoing connect(); a server's TIME_WAIT is untouched."
             )
-        findings.append(Finding(INFO, key, message, _src("tcp_tw_reuse")))
+        findings.append(
+            Finding(severity=INFO, key=key, message=message, source=_src("tcp_tw_reuse"))
+        )
     timestamps = ctx.get("tcp_timestamps")
     if value in ("1", "2") and timestamps == "0":
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"tcp_tw_reuse={value} has no effect while net.ipv4.tcp_timestamps=0: reuse is "
-                "only allowed when timestamps prove it safe. Turn timestamps back on (1).",
-                _src("tcp_tw_reuse"),
+                severity=WARNING,
+                key=key,
+                message=f"tcp_tw_reuse={value} has no effect while net.ipv4.tcp_timestamps=0: "
+                "reuse is only allowed when timestamps prove it safe. Turn timestamps back on (1).",
+                source=_src("tcp_tw_reuse"),
             )
         )
     return findings
 
 
-def rule_fin_timeout(ctx: Context) -> list[Finding]:
+def rule_fin_timeout(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.tcp_fin_timeout"
-    value = ctx.int("tcp_fin_timeout")
+    value = ctx.number("tcp_fin_timeout")
     if value is None:
         return []
     if value < 60:
@@ -193,256 +209,236 @@ def rule_fin_timeout(ctx: Context) -> list[Finding]:
             "governs orphaned FIN_WAIT2 sockets only; it does not shorten TIME_WAIT, which is "
             f"fixed at {TIME_WAIT_SECONDS} s (TCP_TIMEWAIT_LEN)."
         )
-    return [Finding(INFO, key, message, _src("tcp_fin_timeout", "include/net/tcp.h; probe"))]
+    return [
+        Finding(
+            severity=INFO,
+            key=key,
+            message=message,
+            source=_src("tcp_fin_timeout", "include/net/tcp.h; probe"),
+        )
+    ]
 
 
-def _reserved_ports(text: str | None, low: int, high: int) -> int:
-    """How many ports of [low, high] ip_local_reserved_ports takes away ('8080,9000-9100')."""
-    if not text:
-        return 0
-    taken: set[int] = set()
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        first, _, last = part.partition("-")
-        start, end = _as_int(first), _as_int(last or first)
-        if start is None or end is None:
-            continue
-        taken.update(range(max(start, low), min(end, high) + 1))
-    return len(taken)
-
-
-def rule_port_range(ctx: Context) -> list[Finding]:
+def rule_port_range(ctx: RuleInput) -> list[Finding]:
     key = "net.ipv4.ip_local_port_range"
     value = ctx.get("ip_local_port_range")
     if value is None:
         return []
-    parts = [_as_int(p) for p in value.split()]
+    parts = [parse_int(p) for p in value.split()]
     if len(parts) != 2 or None in parts:
-        return [Finding(WARNING, key, f"cannot parse {value!r} as 'low high'", _src(key))]
+        return [
+            Finding(
+                severity=WARNING,
+                key=key,
+                message=f"cannot parse {value!r} as 'low high'",
+                source=_src(key),
+            )
+        ]
     low, high = parts  # type: ignore[misc]
     assert low is not None and high is not None
     findings = []
-    reserved = _reserved_ports(ctx.get("ip_local_reserved_ports"), low, high)
+    reserved = reserved_ports(ctx.get("ip_local_reserved_ports"), low, high)
     usable = max(0, high - low + 1 - reserved)
     reserved_note = f" ({reserved} of them reserved)" if reserved else ""
     per_second = usable // TIME_WAIT_SECONDS
     if usable < NARROW_PORT_RANGE:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"only {usable} usable ephemeral ports{reserved_note}: a client making short "
-                "connections to one destination (address and port) can open at most about "
+                severity=WARNING,
+                key=key,
+                message=f"only {usable} usable ephemeral ports{reserved_note}: a client making "
+                "short connections to one destination (address and port) can open at most about "
                 f"{per_second} per second before TIME_WAIT holds them all and connect() fails "
                 "with EADDRNOTAVAIL. Widen the range, e.g. '10240 65535'.",
-                _src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
+                source=_src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
             )
         )
     elif usable < DEFAULT_PORT_RANGE_SIZE:
         findings.append(
             Finding(
-                INFO,
-                key,
-                f"{usable} usable ephemeral ports{reserved_note}, fewer than the default "
+                severity=INFO,
+                key=key,
+                message=f"{usable} usable ephemeral ports{reserved_note}, fewer than the default "
                 f"{DEFAULT_PORT_RANGE_SIZE}.",
-                _src(key),
+                source=_src(key),
             )
         )
     if low < 1024:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"the range starts at {low}, below 1024: outgoing connections can take ports "
-                "that privileged services expect to bind.",
-                _src(key),
+                severity=WARNING,
+                key=key,
+                message=f"the range starts at {low}, below 1024: outgoing connections can take "
+                "ports that privileged services expect to bind.",
+                source=_src(key),
             )
         )
     if low % 2 == high % 2 and low != high:
         findings.append(
             Finding(
-                INFO,
-                key,
-                f"low ({low}) and high ({high}) have the same parity; the kernel logs a warning, "
-                "since connect() and bind() prefer ports of different parity. Make them differ.",
-                _src(key),
+                severity=INFO,
+                key=key,
+                message=f"low ({low}) and high ({high}) have the same parity; the kernel logs a "
+                "warning, since connect() and bind() prefer ports of different parity. Make them "
+                "differ.",
+                source=_src(key),
             )
         )
     return findings
 
 
-def rule_tw_buckets(ctx: Context) -> list[Finding]:
-    key = "net.ipv4.tcp_max_tw_buckets"
-    cap = ctx.int("tcp_max_tw_buckets")
+def rule_tw_buckets(ctx: RuleInput) -> list[Finding]:
+    cap = ctx.number("tcp_max_tw_buckets")
     if cap is None:
         return []
-    findings = []
     tcp = (ctx.sockstat or {}).get("TCP")
-    live = tcp.get("tw") if tcp else None
-    if live is None:
-        findings.append(
-            Finding(
-                INFO,
-                key,
-                "could not read the live TIME_WAIT count from /proc/net/sockstat",
-                SOCKSTAT_SOURCE,
-            )
-        )
-    elif cap == 0 or live >= cap:
-        findings.append(
-            Finding(
-                ERROR,
-                key,
-                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of {cap}: "
-                "closing sockets now skip TIME_WAIT and are destroyed at once, losing its "
-                "protection against stale segments. Find who creates them (tcptune sockets) "
-                "or raise the cap.",
-                f"{_src(key)}; {SOCKSTAT_SOURCE}",
-            )
-        )
-    elif live >= cap * TW_BUCKETS_NEAR_CAP:
-        findings.append(
-            Finding(
-                WARNING,
-                key,
-                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets, {live * 100 // cap}% of the cap "
-                f"of {cap}: past it, closing sockets skip TIME_WAIT.",
-                f"{_src(key)}; {SOCKSTAT_SOURCE}",
-            )
-        )
-    else:
-        findings.append(
-            Finding(
-                INFO,
-                key,
-                f"{live} TIME_WAIT + orphaned FIN_WAIT2 sockets now, of a cap of {cap}.",
-                SOCKSTAT_SOURCE,
-            )
-        )
     overflow = ((ctx.netstat or {}).get("TcpExt") or {}).get("TCPTimeWaitOverflow")
+    return tw_cap_findings(cap, tcp.get("tw") if tcp else None, overflow, census=False)
+
+
+# What happens past tcp_max_tw_buckets, as `tcptune sockets` explains it.
+PAST_THE_CAP = (
+    "past it, a closing socket skips TIME_WAIT and is destroyed at once (TCPTimeWaitOverflow "
+    "rises, nothing is logged to dmesg): a delayed segment of the old connection can then land in "
+    "a new one with the same addresses and ports"
+)
+
+
+def tw_cap_findings(
+    cap: int | None, used: int | None, overflow: int | None, *, census: bool
+) -> list[Finding]:
+    """The TIME_WAIT + orphaned FIN_WAIT2 sockets that tcp_max_tw_buckets caps (`used`: sockstat's
+    tw, or the census's estimate; None when unknown) against the cap, and TCPTimeWaitOverflow.
+    `check` says it briefly and names `tcptune sockets`; the census (census=True) explains what
+    happens at the cap and points at its own tables."""
+    key = "net.ipv4.tcp_max_tw_buckets"
+    if census:
+        at_cap = (
+            f"{PAST_THE_CAP}. Find who closes first (the port pressure table), reuse connections, "
+            "or raise the cap (each TIME_WAIT socket costs a few hundred bytes)."
+        )
+        near_cap = f"; {PAST_THE_CAP}."
+        skipped, logged, overflow_source = "already skipped", "", NETSTAT_SOURCE
+    else:
+        at_cap = (
+            "closing sockets now skip TIME_WAIT and are destroyed at once, losing its protection "
+            "against stale segments. Find who creates them (tcptune sockets) or raise the cap."
+        )
+        near_cap = ": past it, closing sockets skip TIME_WAIT."
+        skipped, logged = "have skipped", " Nothing is logged to dmesg for this."
+        overflow_source = f"{NETSTAT_SOURCE}; probe"
+    sockets = "TIME_WAIT + orphaned FIN_WAIT2 sockets"
+    source = f"{_src(key)}; {SOCKSTAT_SOURCE}"
+    findings = []
+    if used is None:
+        findings.append(
+            Finding(
+                severity=INFO,
+                key=key,
+                message="could not read the live TIME_WAIT count from /proc/net/sockstat",
+                source=SOCKSTAT_SOURCE,
+            )
+        )
+    elif cap is not None and (cap == 0 or used >= cap):
+        findings.append(
+            Finding(
+                severity=ERROR,
+                key=key,
+                message=f"{used} {sockets} have reached the cap of {cap}: {at_cap}",
+                source=source,
+            )
+        )
+    elif cap is not None and used >= cap * TW_BUCKETS_NEAR_CAP:
+        findings.append(
+            Finding(
+                severity=WARNING,
+                key=key,
+                message=f"{used} {sockets}, {used * 100 // cap}% of the cap of {cap}{near_cap}",
+                source=source,
+            )
+        )
+    elif cap is not None and not census:
+        findings.append(
+            Finding(
+                severity=INFO,
+                key=key,
+                message=f"{used} {sockets} now, of a cap of {cap}.",
+                source=SOCKSTAT_SOURCE,
+            )
+        )
     if overflow:
         findings.append(
             Finding(
-                WARNING,
-                key,
-                f"TCPTimeWaitOverflow = {overflow}: that many sockets have skipped TIME_WAIT "
+                severity=WARNING,
+                key=key,
+                message=f"TCPTimeWaitOverflow = {overflow}: that many sockets {skipped} TIME_WAIT "
                 "because the cap was reached (since boot, or since this network namespace was "
-                "created). Nothing is logged to dmesg for this.",
-                f"{NETSTAT_SOURCE}; probe",
+                f"created).{logged}",
+                source=overflow_source,
             )
         )
     return findings
 
 
-def rule_timestamps(ctx: Context) -> list[Finding]:
-    if ctx.get("tcp_timestamps") != "0":
-        return []
+# Protections that are on by default and that 0 turns off, with what is lost.
+PROTECTIONS = {
+    "tcp_timestamps": "timestamps are off: no PAWS protection against old duplicate segments, "
+    "worse RTT estimates, and tcp_tw_reuse cannot work. Set it to 1.",
+    "tcp_syncookies": "SYN cookies are off: a SYN flood fills the SYN queue and real clients are "
+    "refused. Set it to 1.",
+}
+
+
+def rule_protections(ctx: RuleInput) -> list[Finding]:
     return [
-        Finding(
-            WARNING,
-            "net.ipv4.tcp_timestamps",
-            "timestamps are off: no PAWS protection against old duplicate segments, worse RTT "
-            "estimates, and tcp_tw_reuse cannot work. Set it to 1.",
-            _src("tcp_timestamps"),
-        )
+        Finding(severity=WARNING, key=_full(short), message=message, source=_src(short))
+        for short, message in PROTECTIONS.items()
+        if ctx.get(short) == "0"
     ]
 
 
-def rule_syncookies(ctx: Context) -> list[Finding]:
-    if ctx.get("tcp_syncookies") != "0":
-        return []
-    return [
-        Finding(
-            WARNING,
-            "net.ipv4.tcp_syncookies",
-            "SYN cookies are off: a SYN flood fills the SYN queue and real clients are refused. "
-            "Set it to 1.",
-            _src("tcp_syncookies"),
-        )
-    ]
-
-
-def rule_buffer_order(ctx: Context) -> list[Finding]:
+def rule_buffer_order(ctx: RuleInput) -> list[Finding]:
     findings = []
     for short in ("tcp_rmem", "tcp_wmem"):
         value = ctx.get(short)
         if value is None:
             continue
-        numbers = [_as_int(p) for p in value.split()]
+        numbers = [parse_int(p) for p in value.split()]
         if len(numbers) == 3 and None not in numbers and not numbers[0] <= numbers[1] <= numbers[2]:  # type: ignore[operator]
             findings.append(
                 Finding(
-                    WARNING,
-                    _full(short),
-                    f"{value!r} is not in 'min default max' order; the kernel does not check it, "
-                    "and autotuning then behaves unexpectedly.",
-                    _src(short),
+                    severity=WARNING,
+                    key=_full(short),
+                    message=f"{value!r} is not in 'min default max' order; the kernel does not "
+                    "check it, and autotuning then behaves unexpectedly.",
+                    source=_src(short),
                 )
             )
     return findings
 
 
-def rule_rfc1337(ctx: Context) -> list[Finding]:
+def rule_rfc1337(ctx: RuleInput) -> list[Finding]:
     if ctx.get("tcp_rfc1337") != "0":
         return []
     return [
         Finding(
-            INFO,
-            "net.ipv4.tcp_rfc1337",
-            "0: an in-window RST kills a TIME_WAIT socket at once (TIME-WAIT assassination); 1 "
-            "ignores such RSTs. The kernel documentation's wording reads the other way round.",
-            _src("tcp_rfc1337", "net/ipv4/tcp_minisocks.c"),
+            severity=INFO,
+            key="net.ipv4.tcp_rfc1337",
+            message="0: an in-window RST kills a TIME_WAIT socket at once (TIME-WAIT "
+            "assassination); 1 ignores such RSTs. The kernel documentation's wording reads the "
+            "other way round.",
+            source=_src("tcp_rfc1337", "net/ipv4/tcp_minisocks.c"),
         )
     ]
 
 
-def rule_boot_tw_recycle(ctx: Context) -> list[Finding]:
-    """The blog's advice lives on in sysctl.d files: name the file and line that sets
-    tcp_tw_recycle, which fails at boot on 4.12+ and breaks NAT clients before that."""
-    from tcptune import sysctld
-
-    key = "net.ipv4.tcp_tw_recycle"
-    commit = 'commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
-    findings = []
-    for conf in ctx.conf_files:
-        for assignment in sysctld.parse(conf.text, conf.path):
-            if assignment.key != key:
-                continue
-            where = f"{assignment.path}:{assignment.line}"
-            if at_least(ctx.version, (4, 12)):
-                findings.append(
-                    Finding(
-                        WARNING,
-                        key,
-                        f"{where} sets tcp_tw_recycle, which this kernel does not have: the "
-                        "loader reports an error at every boot (procps `sysctl --system` exits "
-                        "1). Delete the line.",
-                        _src("tcp_tw_recycle", f"{commit}; probe"),
-                    )
-                )
-            elif assignment.value == "1":
-                findings.append(
-                    Finding(
-                        ERROR,
-                        key,
-                        f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs from "
-                        "clients behind NAT. Delete the line (or set 0).",
-                        _src("tcp_tw_recycle", commit),
-                    )
-                )
-    return findings
-
-
 RULES: tuple[Rule, ...] = (
     rule_tw_recycle,
-    rule_boot_tw_recycle,
     rule_tw_reuse,
     rule_fin_timeout,
     rule_port_range,
     rule_tw_buckets,
-    rule_timestamps,
-    rule_syncookies,
+    rule_protections,
     rule_buffer_order,
     rule_rfc1337,
 )
@@ -453,12 +449,20 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
     if spec.type in (keys.BOOL, keys.ENUM) and spec.values and value not in spec.values:
         allowed = ", ".join(spec.values)
         return Finding(
-            WARNING, spec.name, f"{value!r} is not a documented value ({allowed})", spec.sources[0]
+            severity=WARNING,
+            key=spec.name,
+            message=f"{value!r} is not a documented value ({allowed})",
+            source=spec.sources[0],
         )
     if spec.type in (keys.INT, keys.ENUM, keys.INT_VECTOR):
-        numbers = [_as_int(p) for p in value.split()]
+        numbers = [parse_int(p) for p in value.split()]
         if None in numbers:
-            return Finding(WARNING, spec.name, f"{value!r} is not numeric", spec.sources[0])
+            return Finding(
+                severity=WARNING,
+                key=spec.name,
+                message=f"{value!r} is not numeric",
+                source=spec.sources[0],
+            )
         for number in numbers:
             assert number is not None
             if (spec.minimum is not None and number < spec.minimum) or (
@@ -468,10 +472,10 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
                 high = spec.maximum if spec.maximum is not None else "inf"
                 bounds = f"{low}..{high}"
                 return Finding(
-                    WARNING,
-                    spec.name,
-                    f"{number} is outside the documented range {bounds}",
-                    spec.sources[0],
+                    severity=WARNING,
+                    key=spec.name,
+                    message=f"{number} is outside the documented range {bounds}",
+                    source=spec.sources[0],
                 )
     return None
 
@@ -479,27 +483,39 @@ def _range_finding(spec: keys.KeySpec, value: str) -> Finding | None:
 def _missing_finding(
     spec: keys.KeySpec, version: Version | None, reading: Reading
 ) -> Finding | None:
-    if spec.name == "net.ipv4.tcp_tw_recycle":
-        return None  # its own rule explains the removal
-    expected = spec.exists_on(version)
-    if expected is False:
-        if spec.added and version is not None and version[:2] < spec.added[:2]:
-            why = f"added in {format_version(spec.added)}; this kernel is older"
-            source = spec.added_source or spec.sources[0]
-        else:
-            assert spec.removed is not None
-            why = f"removed in {format_version(spec.removed)}"
-            source = spec.removed_source or spec.sources[0]
-        return Finding(INFO, spec.name, f"not on this kernel: {why}.", source)
+    if spec.removed is not None:
+        if not at_least(version, spec.removed[:2]):
+            return None  # absent before its removal: nothing to say that tcptune knows
+        return Finding(
+            severity=INFO,
+            key=spec.name,
+            message=f"removed in {format_version(spec.removed)}: nothing to tune. A sysctl.d line "
+            "that sets it now fails at boot; delete any you find.",
+            source=_src(spec.name, spec.removed_source),
+        )
+    if spec.exists_on(version) is False:  # added in a later kernel
+        assert spec.added is not None
+        return Finding(
+            severity=INFO,
+            key=spec.name,
+            message=f"not on this kernel: added in {format_version(spec.added)}; this kernel is "
+            "older.",
+            source=spec.added_source or spec.sources[0],
+        )
     if spec.per_netns == "no":
         return Finding(
-            INFO,
-            spec.name,
-            "absent here: this key is global and is not shown inside a network namespace "
+            severity=INFO,
+            key=spec.name,
+            message="absent here: this key is global and is not shown inside a network namespace "
             "(e.g. a container). Read it on the host.",
-            spec.netns_source or spec.sources[0],
+            source=spec.netns_source or spec.sources[0],
         )
-    return Finding(INFO, spec.name, f"not present: {reading.error}.", spec.sources[0])
+    return Finding(
+        severity=INFO,
+        key=spec.name,
+        message=f"not present: {reading.error}.",
+        source=spec.sources[0],
+    )
 
 
 def inspect(
@@ -507,28 +523,34 @@ def inspect(
     readings: Mapping[str, Reading],
     sockstat: Mapping[str, Mapping[str, int]] | None,
     netstat: Mapping[str, Mapping[str, int]] | None,
-    conf_files: Sequence = (),
-) -> Report:
+    conf_files: Sequence[ConfFile] = (),
+) -> CheckReport:
     """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading, and
     `conf_files` are the sysctl.d files (tcptune.system.read_conf_files)."""
     version = parse_release(release)
     values = {k: r.value for k, r in readings.items() if r.state == PRESENT and r.value is not None}
-    ctx = Context(version, values, sockstat, netstat, tuple(conf_files))
+    ctx = RuleInput(
+        version=version,
+        values=values,
+        sockstat=sockstat,
+        netstat=netstat,
+        conf_files=tuple(conf_files),
+    )
 
     per_key: dict[str, list[Finding]] = {name: [] for name in keys.KEYS}
     general: list[Finding] = []
     if version is None:
         general.append(
             Finding(
-                WARNING,
-                "kernel.osrelease",
-                f"kernel release unknown ({release!r}): version-specific rules are skipped",
-                "/proc/sys/kernel/osrelease",
+                severity=WARNING,
+                key="kernel.osrelease",
+                message=f"kernel release unknown ({release!r}): version-specific rules are skipped",
+                source="/proc/sys/kernel/osrelease",
             )
         )
 
     for name, spec in keys.KEYS.items():
-        reading = readings.get(name) or Reading(name, MISSING, error="not read")
+        reading = readings.get(name) or Reading(key=name, state=MISSING, error="not read")
         if reading.state == PRESENT and reading.value is not None:
             finding = _range_finding(spec, reading.value)
             if finding:
@@ -540,7 +562,10 @@ def inspect(
         else:
             per_key[name].append(
                 Finding(
-                    WARNING, name, f"could not read the live value: {reading.error}", "/proc/sys"
+                    severity=WARNING,
+                    key=name,
+                    message=f"could not read the live value: {reading.error}",
+                    source="/proc/sys",
                 )
             )
 
@@ -550,15 +575,15 @@ def inspect(
 
     settings = []
     for name, spec in keys.KEYS.items():
-        reading = readings.get(name) or Reading(name, MISSING, error="not read")
+        reading = readings.get(name) or Reading(key=name, state=MISSING, error="not read")
         found = per_key[name]
         if reading.state == MISSING:
-            status = STATUS_MISSING
+            status = MISSING
         elif reading.state == UNREADABLE:
-            status = STATUS_UNREADABLE
+            status = UNREADABLE
         else:
-            worst = max((SEVERITY_RANK[f.severity] for f in found), default=0)
-            status = {0: OK, 1: WARNING, 2: ERROR}[worst]
+            highest = worst(found)
+            status = highest if highest in (WARNING, ERROR) else OK
         settings.append(
             Setting(
                 key=name,
@@ -572,4 +597,11 @@ def inspect(
         )
     findings = general + [f for s in settings for f in s.findings]
     tcp = dict((sockstat or {}).get("TCP") or {}) or None
-    return Report(release, version, settings, findings, tcp, ctx.conf_files)
+    return CheckReport(
+        release=release,
+        version=version,
+        settings=settings,
+        findings=findings,
+        tcp_counts=tcp,
+        conf_files=ctx.conf_files,
+    )

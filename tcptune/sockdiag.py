@@ -2,7 +2,7 @@
 
 One SOCK_DIAG_BY_FAMILY dump per address family, with an inet_diag_req_v2 whose idiag_states
 bitmask selects the states (include/uapi/linux/inet_diag.h, include/uapi/linux/sock_diag.h). The
-replies are handed over as raw buffers; tcptune.sockets parses them without building an object per
+replies are handed over as raw buffers; tcptune.census parses them without building an object per
 socket, which is what keeps 100k sockets fast.
 """
 
@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from collections.abc import Callable
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20

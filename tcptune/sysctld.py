@@ -15,63 +15,9 @@ Pure: the files are read by tcptune.system and handed in. The rules (docs/kernel
 from __future__ import annotations
 
 import fnmatch
-from typing import NamedTuple
+from dataclasses import dataclass
 
-PROCPS = "procps"  # sysctl --system
-SYSTEMD = "systemd"  # systemd-sysctl
-LOADERS = (PROCPS, SYSTEMD)
-
-COMMON_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
-DIRS = {PROCPS: (*COMMON_DIRS, "lib/sysctl.d"), SYSTEMD: COMMON_DIRS}
-SYSCTL_CONF = "etc/sysctl.conf"
-
-
-class ConfFile(NamedTuple):
-    """One configuration file as found below the root."""
-
-    directory: str  # e.g. "etc/sysctl.d", or "" for etc/sysctl.conf
-    name: str  # file name, e.g. "99-tcptune.conf"
-    path: str  # as shown to the user, e.g. "/etc/sysctl.d/99-tcptune.conf"
-    text: str  # empty for a /dev/null mask
-
-
-class Assignment(NamedTuple):
-    key: str  # dotted, as written (may be a glob)
-    value: str  # whitespace-normalised
-    path: str
-    line: int
-    ignore_failure: bool  # a leading '-'
-
-
-def canonical_key(raw: str) -> str:
-    """'net/ipv4/tcp_fin_timeout' -> 'net.ipv4.tcp_fin_timeout' (the first separator decides)."""
-    raw = raw.strip()
-    for char in raw:
-        if char == "/":
-            return raw.replace("/", ".")
-        if char == ".":
-            return raw
-    return raw
-
-
-def parse(text: str, path: str) -> list[Assignment]:
-    """sysctl.conf syntax: '#' or ';' comments, 'key = value', a leading '-' ignores failures."""
-    result = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        key, sep, value = stripped.partition("=")
-        if not sep:
-            continue  # both loaders warn and skip a line without '='
-        key = key.strip()
-        ignore = key.startswith("-")
-        if ignore:
-            key = key[1:].strip()
-        if not key:
-            continue
-        result.append(Assignment(canonical_key(key), " ".join(value.split()), path, number, ignore))
-    return result
+from tcptune.model import DIRS, LOADERS, PROCPS, Assignment, ConfFile, same_value
 
 
 def order(files: list[ConfFile], loader: str) -> list[ConfFile]:
@@ -97,23 +43,25 @@ def _matches(pattern: str, key: str) -> bool:
     return pattern == key
 
 
-class Outcome(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BootValue:
     """What a loader leaves a key at boot: the winning assignment, or None if no file sets it."""
 
     loader: str
     winner: Assignment | None
 
 
-def boot_value(files: list[ConfFile], key: str, loader: str) -> Outcome:
+def boot_value(files: list[ConfFile], key: str, loader: str) -> BootValue:
     winner = None
     for conf in order(files, loader):
-        for assignment in parse(conf.text, conf.path):
+        for assignment in conf.assignments():
             if _matches(assignment.key, key):
                 winner = assignment
-    return Outcome(loader, winner)
+    return BootValue(loader=loader, winner=winner)
 
 
-class Persistence(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Persistence:
     """Will `target` survive a reboot under `loader`?"""
 
     loader: str
@@ -130,16 +78,29 @@ class Persistence(NamedTuple):
 
 
 def persistence(files: list[ConfFile], key: str, target: str) -> list[Persistence]:
-    from tcptune.drift import same_value
-
     result = []
     for loader in LOADERS:
         outcome = boot_value(files, key, loader)
         survives = outcome.winner is not None and same_value(outcome.winner.value, target)
-        result.append(Persistence(loader, survives, outcome.winner))
+        result.append(Persistence(loader=loader, survives=survives, winner=outcome.winner))
     return result
 
 
 def overridden(checks: list[Persistence]) -> list[Persistence]:
     """The loaders under which another file sets a different value at boot."""
     return [p for p in checks if p.winner is not None and not p.survives]
+
+
+def boot_summary(checks: list[Persistence], target: str, *, detailed: bool = False) -> str:
+    """What happens to `target` at boot, in a few words: it survives, is not persisted, survives
+    under some loaders only, or is overridden; `detailed` names the overriding file and line."""
+    over = overridden(checks)
+    if over and detailed:
+        return "; ".join(p.describe(target) for p in over)
+    if over:
+        return "overridden (" + ", ".join(p.loader for p in over) + ")"
+    if all(p.survives for p in checks):
+        return "survives reboot"
+    if any(p.survives for p in checks):
+        return "survives under " + ", ".join(p.loader for p in checks if p.survives)
+    return "not persisted"

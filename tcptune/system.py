@@ -1,45 +1,42 @@
-"""The only code that reads the machine: /proc under a root path.
+"""The machine: the only code in tcptune that reads or writes it.
 
-Everything is resolved below `root` (the --root option or TCPTUNE_ROOT, default /), so tests and
-dry runs point tcptune at a fake tree. Reads never raise for a single missing or unreadable
-file: they return a Reading that says what happened, and the caller reports it.
+/proc/sys, /proc/net, the processes' open files, /etc/sysctl.d and the other sysctl.d
+directories, tcptune's profiles, backups and lock: every access to the file system or the kernel
+is a function or a System method here (and in sockdiag, the netlink dump it calls), so the rest of
+tcptune is pure logic over the values it returns (tcptune.model) and tests/test_layers.py holds
+that. A System resolves everything below its root (the --root option or TCPTUNE_ROOT, default /),
+so tests and dry runs point tcptune at a fake tree; the path functions take the paths their
+callers built below that root, or a profile file named on the command line.
+
+Reads never raise for a single missing or unreadable sysctl: they return a Reading that says what
+happened, and the caller reports it. Writes are atomic (temp file, fsync, rename), refuse symlinks
+and say what failed and how to fix it.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import NamedTuple
 
 from tcptune.errors import BadInput, EnvironmentProblem
-
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import IO
-
-    from tcptune.sockets import Holders
-
-# Reading states
-PRESENT = "present"
-MISSING = "missing"
-UNREADABLE = "unreadable"
+from tcptune.model import (
+    DIRS,
+    MISSING,
+    PRESENT,
+    SYSCTL_CONF,
+    UNREADABLE,
+    ConfFile,
+    Holders,
+    Reading,
+    normalise,
+    parse_int,
+)
 
 # A /proc/sys value is a few bytes; refuse to slurp something huge from a hand-made tree.
 _MAX_VALUE_BYTES = 64 * 1024
-
-
-class Reading(NamedTuple):
-    key: str
-    state: str  # PRESENT, MISSING or UNREADABLE
-    value: str | None = None  # whitespace-normalised, as `sysctl -n` prints it with single spaces
-    error: str = ""
-
-
-def normalise(text: str) -> str:
-    """Collapse the kernel's tabs and newlines: '32768\\t60999\\n' -> '32768 60999'."""
-    return " ".join(text.split())
 
 
 def root_from(option: str | None) -> Path:
@@ -80,23 +77,23 @@ class System:
             with open(path, "rb") as handle:
                 data = handle.read(_MAX_VALUE_BYTES + 1)
         except FileNotFoundError:
-            return Reading(key, MISSING, error="no such key on this kernel")
+            return Reading(key=key, state=MISSING, error="no such key on this kernel")
         except NotADirectoryError:
-            return Reading(key, MISSING, error="no such key on this kernel")
+            return Reading(key=key, state=MISSING, error="no such key on this kernel")
         except PermissionError:
-            return Reading(key, UNREADABLE, error="permission denied")
+            return Reading(key=key, state=UNREADABLE, error="permission denied")
         except OSError as err:
             reason = os.strerror(err.errno) if err.errno else str(err)
             if err.errno == errno.EISDIR:
                 reason = "is a directory, not a value"
-            return Reading(key, UNREADABLE, error=reason.lower())
+            return Reading(key=key, state=UNREADABLE, error=reason.lower())
         if len(data) > _MAX_VALUE_BYTES:
-            return Reading(key, UNREADABLE, error="value larger than 64 KiB")
+            return Reading(key=key, state=UNREADABLE, error="value larger than 64 KiB")
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return Reading(key, UNREADABLE, error="value is not UTF-8 text")
-        return Reading(key, PRESENT, normalise(text))
+            return Reading(key=key, state=UNREADABLE, error="value is not UTF-8 text")
+        return Reading(key=key, state=PRESENT, value=normalise(text))
 
     def write_sysctl(self, key: str, value: str) -> None:
         _write_sysctl(self, key, value)
@@ -137,24 +134,25 @@ class System:
             raise sockdiag.Unavailable(f"netlink reads the running kernel, not {self.root}")
         sockdiag.dump(family, states, feed)
 
-    def open_proc_net_tcp(self, name: str) -> IO[str] | None:
-        """/proc/net/tcp or /proc/net/tcp6 opened for line-by-line reading; None if absent."""
+    def feed_proc_net_tcp(self, name: str, feed: Callable[[Iterable[str]], None]) -> bool:
+        """Hand /proc/net/tcp or /proc/net/tcp6 (`name`), line by line as it is read, to `feed`;
+        False when the file does not exist."""
         path = self.path(f"proc/net/{name}")
         try:
-            return open(path, encoding="ascii", errors="replace", buffering=1 << 20)
+            with open(path, encoding="ascii", errors="replace", buffering=1 << 20) as handle:
+                feed(handle)
         except FileNotFoundError:
-            return None
+            return False
         except OSError as err:
             raise EnvironmentProblem(
                 f"cannot read {path}: {(err.strerror or str(err)).lower()}",
                 hint="is /proc mounted and readable?",
             ) from err
+        return True
 
     def socket_holders(self, inodes: set[int]) -> Holders:
         """Which processes hold these socket inodes: one pass over /proc/<pid>/fd, matching
         the links 'socket:[INODE]'. Processes whose fd directory is unreadable are counted."""
-        from tcptune.sockets import Holders
-
         wanted = {f"socket:[{inode}]" for inode in inodes}
         by_inode: dict[int, list[int]] = {}
         commands: dict[int, str] = {}
@@ -191,7 +189,14 @@ class System:
                 commands[pid] = (self._read_text(f"proc/{name}/comm") or "?").strip()
                 raw = self._read_text(f"proc/{name}/cmdline") or ""
                 cmdlines[pid] = " ".join(raw.split("\0")).strip()
-        return Holders(by_inode, commands, cmdlines, scanned, denied, os.geteuid() == 0)
+        return Holders(
+            by_inode=by_inode,
+            commands=commands,
+            cmdlines=cmdlines,
+            scanned=scanned,
+            denied=denied,
+            privileged=os.geteuid() == 0,
+        )
 
 
 def parse_sockstat(text: str) -> dict[str, dict[str, int]]:
@@ -199,16 +204,9 @@ def parse_sockstat(text: str) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     for line in text.splitlines():
         section, sep, rest = line.partition(":")
-        if not sep:
-            continue
-        words = rest.split()
-        pairs: dict[str, int] = {}
-        for name, value in zip(words[::2], words[1::2], strict=False):
-            try:
-                pairs[name] = int(value)
-            except ValueError:
-                continue
-        result[section.strip()] = pairs
+        if sep:
+            words = rest.split()
+            result[section.strip()] = _counters(words[::2], words[1::2])
     return result
 
 
@@ -219,16 +217,19 @@ def parse_netstat(text: str) -> dict[str, dict[str, int]]:
     for names_line, values_line in zip(lines[::2], lines[1::2], strict=False):
         section, _, names = names_line.partition(":")
         section_v, _, values = values_line.partition(":")
-        if section != section_v:
-            continue
-        pairs: dict[str, int] = {}
-        for name, value in zip(names.split(), values.split(), strict=False):
-            try:
-                pairs[name] = int(value)
-            except ValueError:
-                continue
-        result[section.strip()] = pairs
+        if section == section_v:
+            result[section.strip()] = _counters(names.split(), values.split())
     return result
+
+
+def _counters(names: list[str], values: list[str]) -> dict[str, int]:
+    """Counter names paired with their values; a value that is not a number is left out."""
+    pairs: dict[str, int] = {}
+    for name, value in zip(names, values, strict=False):
+        number = parse_int(value)
+        if number is not None:
+            pairs[name] = number
+    return pairs
 
 
 # --- writing: the only place tcptune changes the machine -----------------------------------------
@@ -284,10 +285,8 @@ def proc_sys_read_only(system: System) -> bool:
         return False
 
 
-def read_conf_files(system: System) -> list:
+def read_conf_files(system: System) -> list[ConfFile]:
     """Every sysctl.d file and /etc/sysctl.conf below the root, for tcptune.sysctld."""
-    from tcptune.sysctld import DIRS, SYSCTL_CONF, ConfFile
-
     files = []
     directories = dict.fromkeys(d for loader_dirs in DIRS.values() for d in loader_dirs)
     for directory in directories:
@@ -301,10 +300,12 @@ def read_conf_files(system: System) -> list:
                 continue
             text = read_text_under_root(system, f"{directory}/{name}")
             if text is not None:
-                files.append(ConfFile(directory, name, f"/{directory}/{name}", text))
+                files.append(
+                    ConfFile(directory=directory, name=name, path=f"/{directory}/{name}", text=text)
+                )
     text = read_text_under_root(system, SYSCTL_CONF)
     if text is not None:
-        files.append(ConfFile("", "sysctl.conf", "/" + SYSCTL_CONF, text))
+        files.append(ConfFile(directory="", name="sysctl.conf", path="/" + SYSCTL_CONF, text=text))
     return files
 
 
@@ -337,6 +338,13 @@ def read_text_under_root(system: System, relative: str, limit: int = 1024 * 1024
 
 def read_bytes_no_follow(path: Path) -> bytes | None:
     """The exact bytes of a regular file, None if absent; refuses symlinks and non-files."""
+    found = read_file_and_mode(path)
+    return found[0] if found is not None else None
+
+
+def read_file_and_mode(path: Path) -> tuple[bytes, int] | None:
+    """The exact bytes and the permission bits of a regular file, from one open file; None if
+    absent. Refuses symlinks and non-files."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -351,9 +359,10 @@ def read_bytes_no_follow(path: Path) -> bytes | None:
     with os.fdopen(fd, "rb") as handle:
         import stat
 
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        mode = os.fstat(handle.fileno()).st_mode
+        if not stat.S_ISREG(mode):
             raise BadInput(f"{path} is not a regular file", hint="remove it or choose another name")
-        return handle.read()
+        return handle.read(), stat.S_IMODE(mode)
 
 
 def refuse_symlink(path: Path) -> None:
@@ -458,3 +467,91 @@ def remove_stale_temp_files(target: Path) -> None:
     for stale in target.parent.glob(f".{target.name}.tcptune-*.tmp"):
         if not stale.is_symlink():
             stale.unlink(missing_ok=True)
+
+
+def discard_file(path: Path) -> None:
+    """Remove a file if it is there (a leftover, or a backup of nothing)."""
+    path.unlink(missing_ok=True)
+
+
+def prune_files(directory: Path, pattern: str, keep: int) -> None:
+    """Remove all but the last `keep` files matching `pattern`, in name order; links stay."""
+    files = [path for path in list_files(directory, pattern) if not path.is_symlink()]
+    for old in files[:-keep] if len(files) > keep else []:
+        old.unlink(missing_ok=True)
+
+
+def make_dirs(directory: Path) -> None:
+    """Create a directory and its parents, as `mkdir -p`; raises OSError."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
+def is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def is_dir(path: Path) -> bool:
+    return path.is_dir()
+
+
+def real_path(path: Path) -> Path:
+    """The path with every symlink resolved, as the kernel would open it."""
+    return path.resolve()
+
+
+def stat_path(path: Path) -> os.stat_result:
+    """stat(2), following links; raises OSError."""
+    return path.stat()
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def host_name() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+class LockBusy(Exception):
+    """Another process holds a lock; `holder` is the pid it wrote into the lock file."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by pid {holder}")
+        self.path = path
+        self.holder = holder
+
+
+@contextmanager
+def exclusive_lock(path: Path, wait: float) -> Iterator[None]:
+    """An flock on `path` (created 0600, never through a link), waiting up to `wait` seconds;
+    raises LockBusy after that. The holder's pid is written into the file for whoever waits."""
+    import fcntl
+    import time
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot open the lock {path}: {err.strerror}") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    raise LockBusy(path, holder) from None
+                time.sleep(0.05)
+        with suppress(OSError):  # the pid is for the message of a waiting process; a full disk
+            os.ftruncate(fd, 0)  # must not stop this one
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

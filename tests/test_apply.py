@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import FakeMachine, as_nobody, run_cli, run_tcptune
 
-from tcptune import apply as applying
+from tcptune import transaction
 from tcptune.errors import EnvironmentProblem
 from tcptune.system import SysctlWriteError, System
 
@@ -260,7 +260,7 @@ def test_keeps_the_newest_50_backups(machine: FakeMachine) -> None:
     for i in range(53):
         assert apply_json(machine, "client-profile" if i % 2 == 0 else "kernel-defaults")[0] == 0
     files = backups(machine)
-    assert len(files) == applying.KEEP_BACKUPS
+    assert len(files) == transaction.KEEP_BACKUPS
     newest = json.loads(files[-1].read_text())
     assert newest["profile"]["name"] == "client-profile"  # the 53rd apply
 
@@ -328,14 +328,14 @@ def test_second_apply_waits_for_the_lock(machine: FakeMachine) -> None:
 
 def test_failure_while_saving_the_backup_changes_nothing(machine: FakeMachine, monkeypatch) -> None:
     before = snapshot(machine.root)
-    real = applying.atomic_write
+    real = transaction.atomic_write
 
     def failing(path: Path, data: bytes, mode: int = 0o644) -> None:
         if path.parent.name == "backups":
             raise EnvironmentProblem(f"cannot write {path}: No space left on device")
         real(path, data, mode)
 
-    monkeypatch.setattr(applying, "atomic_write", failing)
+    monkeypatch.setattr(transaction, "atomic_write", failing)
     result = run_cli("--root", str(machine.root), "apply", "server-profile")
     assert result.code == 3
     assert snapshot(machine.root) == before
@@ -343,14 +343,14 @@ def test_failure_while_saving_the_backup_changes_nothing(machine: FakeMachine, m
 
 def test_failure_writing_the_drop_in_changes_nothing(machine: FakeMachine, monkeypatch) -> None:
     before = snapshot(machine.root)
-    real = applying.atomic_write
+    real = transaction.atomic_write
 
     def failing(path: Path, data: bytes, mode: int = 0o644) -> None:
         if path.name == "99-tcptune.conf":
             raise EnvironmentProblem(f"cannot write {path}: No space left on device")
         real(path, data, mode)
 
-    monkeypatch.setattr(applying, "atomic_write", failing)
+    monkeypatch.setattr(transaction, "atomic_write", failing)
     assert run_cli("--root", str(machine.root), "apply", "server-profile").code == 3
     monkeypatch.undo()
     assert not list((machine.root / "etc/sysctl.d").glob(".*tmp"))

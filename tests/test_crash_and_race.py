@@ -15,26 +15,26 @@ from conftest import FakeMachine, modern_machine, run_cli
 from test_apply import DROP_IN, snapshot
 
 from tcptune import profiles
-from tcptune.apply import list_backups, load_backup
 from tcptune.system import System
+from tcptune.transaction import list_backups, load_backup
 
 # Runs tcptune apply in a child process that SIGKILLs itself at a chosen point: the same as an
 # operator's kill -9 (or a power cut for everything but the page cache) at that instant.
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    import tcptune.apply as applying
+    from tcptune import transaction
     point, root = sys.argv[1], sys.argv[2]
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "after-backup":
-        real_save = applying.save_backup
+        real_save = transaction.save_backup
         def save_backup(*args, **kwargs):
             backup_id = real_save(*args, **kwargs)
             die()
-        applying.save_backup = save_backup
+        transaction.save_backup = save_backup
     elif point == "during-drop-in-write":
         real_replace = os.replace
         def replace(src, dst, *args, **kwargs):
@@ -43,22 +43,22 @@ KILLER = textwrap.dedent(
             return real_replace(src, dst, *args, **kwargs)
         os.replace = replace
     elif point == "after-drop-in":
-        real_write = applying.atomic_write
+        real_write = transaction.atomic_write
         def atomic_write(path, *args, **kwargs):
             real_write(path, *args, **kwargs)
             if path.name == "99-tcptune.conf":
                 die()
-        applying.atomic_write = atomic_write
+        transaction.atomic_write = atomic_write
     elif point.startswith("after-key-"):
         wanted, seen = int(point.rsplit("-", 1)[1]), []
-        real_runtime = applying.write_runtime
+        real_runtime = transaction.write_runtime
         def write_runtime(*args, **kwargs):
             result = real_runtime(*args, **kwargs)
             seen.append(result)
             if len(seen) == wanted:
                 die()
             return result
-        applying.write_runtime = write_runtime
+        transaction.write_runtime = write_runtime
     from tcptune.cli.main import main
     sys.exit(main(["--root", root, "apply", "server-profile"]))
     """

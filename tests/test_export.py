@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import run_cli, run_tcptune
 
-from tcptune import export, profiles
+from tcptune import formats, profiles
 
 
 def exported(profile: str, fmt: str) -> str:
@@ -32,7 +32,7 @@ def test_k8s_snippet_is_a_pod_security_context() -> None:
     sysctls = doc["securityContext"]["sysctls"]
     assert {item["name"]: item["value"] for item in sysctls} == merged("proxy-profile")
     assert all(isinstance(item["value"], str) for item in sysctls)  # Kubernetes wants strings
-    unsafe = sorted(k for k in merged("proxy-profile") if k not in export.K8S_SAFE)
+    unsafe = sorted(k for k in merged("proxy-profile") if k not in formats.K8S_SAFE)
     line = next(x for x in text.splitlines() if "--allowed-unsafe-sysctls=" in x)
     assert sorted(line.split("=", 1)[1].split(",")) == unsafe
     assert "net.ipv4.tcp_keepalive_time  # safe, kernel >= 4.5" in text
@@ -42,7 +42,7 @@ def test_k8s_snippet_is_a_pod_security_context() -> None:
 def test_k8s_safe_list_matches_the_facts() -> None:
     facts = (Path(__file__).resolve().parent.parent / "docs/kernel-facts.md").read_text()
     section = facts.split('## Kubernetes "safe" sysctls')[1].split("\n## ")[0]
-    for key in export.K8S_SAFE:
+    for key in formats.K8S_SAFE:
         short = key.rsplit(".", 1)[1]
         assert short in section, key
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcptune import drift, keys, profiles, sysctld
-from tcptune.system import normalise
+from tcptune import keys, model, profiles, sysctld
+from tcptune.model import normalise
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -70,7 +70,7 @@ def test_any_sysctl_table_parses_or_names_the_key(table: dict, description: str)
             assert key in result.sysctl or key in keys_with_problems, key
     for key, value in result.sysctl.items():
         assert key.startswith(profiles.NETWORK_PREFIXES)
-        assert value == drift.canonical(value) or "," in value
+        assert value == model.canonical(value) or "," in value
 
 
 @SETTINGS
@@ -89,14 +89,14 @@ def test_normalised_profile_values_are_fixed_points(spec: keys.KeySpec, value: o
 @given(st.text(max_size=80))
 def test_value_normalisers_are_idempotent(text: str) -> None:
     assert normalise(normalise(text)) == normalise(text)
-    assert drift.canonical(drift.canonical(text)) == drift.canonical(text)
-    assert drift.same_value(text, normalise(text))
+    assert model.canonical(model.canonical(text)) == model.canonical(text)
+    assert model.same_value(text, normalise(text))
 
 
 @SETTINGS
 @given(st.text(max_size=600))
 def test_sysctl_d_parser_accepts_anything(text: str) -> None:
-    for assignment in sysctld.parse(text, "/etc/sysctl.d/x.conf"):
+    for assignment in model.parse_assignments(text, "/etc/sysctl.d/x.conf"):
         assert assignment.key and "=" not in assignment.key
         assert assignment.value == normalise(assignment.value)
         assert (
@@ -120,7 +120,7 @@ def test_sysctl_d_parser_accepts_anything(text: str) -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(sysctld.DIRS[sysctld.PROCPS] + ("",)),
+            st.sampled_from(model.DIRS[model.PROCPS] + ("",)),
             st.sampled_from(["10-a.conf", "50-b.conf", "99-z.conf", "x.conf.bak", "sysctl.conf"]),
             st.integers(min_value=0, max_value=99),
         ),
@@ -129,13 +129,16 @@ def test_sysctl_d_parser_accepts_anything(text: str) -> None:
 )
 def test_boot_value_is_the_last_assignment_of_the_loader_order(layout: list) -> None:
     files = [
-        sysctld.ConfFile(
-            d, n, f"/{d}/{n}" if d else "/etc/sysctl.conf", f"net.ipv4.tcp_fin_timeout = {v}\n"
+        model.ConfFile(
+            directory=d,
+            name=n,
+            path=f"/{d}/{n}" if d else "/etc/sysctl.conf",
+            text=f"net.ipv4.tcp_fin_timeout = {v}\n",
         )
         for d, n, v in layout
         if d or n == "sysctl.conf"
     ]
-    for loader in sysctld.LOADERS:
+    for loader in model.LOADERS:
         ordered = sysctld.order(files, loader)
         winner = sysctld.boot_value(files, "net.ipv4.tcp_fin_timeout", loader).winner
         if ordered:

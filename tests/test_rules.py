@@ -10,15 +10,15 @@ from tcptune.commands.check import exit_code, gather
 from tcptune.system import System
 
 
-def report_of(machine: FakeMachine) -> rules.Report:
+def report_of(machine: FakeMachine) -> rules.CheckReport:
     return gather(System(machine.root))
 
 
-def findings_for(report: rules.Report, key: str) -> list[rules.Finding]:
+def findings_for(report: rules.CheckReport, key: str) -> list[rules.Finding]:
     return [f for f in report.findings if f.key == key]
 
 
-def setting(report: rules.Report, key: str) -> rules.Setting:
+def setting(report: rules.CheckReport, key: str) -> rules.Setting:
     return next(s for s in report.settings if s.key == key)
 
 

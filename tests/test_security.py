@@ -115,8 +115,8 @@ def test_backup_contents_are_validated_before_use(machine: FakeMachine) -> None:
         else:
             edited["runtime"][0]["key"] = value
         path.write_text(json.dumps(edited))
-        from tcptune.apply import load_backup
         from tcptune.errors import BadInput
+        from tcptune.transaction import load_backup
 
         with pytest.raises(BadInput, match=message):
             load_backup(System(machine.root), data["id"])

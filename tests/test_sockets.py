@@ -14,17 +14,19 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import astuple, replace
 from pathlib import Path
 
 import pytest
 from conftest import FakeMachine, run_cli, run_tcptune
 
-from tcptune import sockets
-from tcptune.rules import ERROR, INFO, WARNING
-from tcptune.sockets import Holders, Tally
+from tcptune import census
+from tcptune.census import Tally
+from tcptune.model import ERROR, INFO, WARNING, Holders, parse_port_range, usable_ports
+from tcptune.rules import NETSTAT_SOURCE
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
-ST = {name: code for code, name in sockets.STATE_NAMES.items()}
+ST = {name: code for code, name in census.STATE_NAMES.items()}
 
 
 class Sock:
@@ -80,8 +82,8 @@ PROC_HEADER = (
 )
 
 
-def via_netlink(socks: list[Sock], low: int, high: int, per_buffer: int = 3) -> sockets.Census:
-    tally = Tally(sockets.NETLINK, low, high)
+def via_netlink(socks: list[Sock], low: int, high: int, per_buffer: int = 3) -> census.Census:
+    tally = Tally(census.NETLINK, low, high)
     for family in (V4, V6):
         feed = tally.netlink_feeder(family)
         messages = [netlink_message(s) for s in socks if s.family == family] + [DONE]
@@ -93,8 +95,8 @@ def via_netlink(socks: list[Sock], low: int, high: int, per_buffer: int = 3) -> 
     return tally.finish()
 
 
-def via_proc(socks: list[Sock], low: int, high: int) -> sockets.Census:
-    tally = Tally(sockets.PROC, low, high)
+def via_proc(socks: list[Sock], low: int, high: int) -> census.Census:
+    tally = Tally(census.PROC, low, high)
     for family in (V4, V6):
         rows = [s for s in socks if s.family == family]
         tally.feed_proc(family, [PROC_HEADER, *(proc_line(i, s) for i, s in enumerate(rows))])
@@ -126,7 +128,7 @@ TABLE = [
     Sock("LAST_ACK", ("10.0.0.1", 80), ("192.0.2.9", 50005)),
     Sock("CLOSING", ("10.0.0.1", 80), ("192.0.2.9", 50006), inode=401),
     Sock("SYN_SENT", ("10.0.0.1", 40999), ("10.0.0.9", 5432), inode=402),
-    Sock(sockets.NEW_SYN_RECV, ("10.0.0.1", 80), ("192.0.2.10", 50007)),
+    Sock(census.NEW_SYN_RECV, ("10.0.0.1", 80), ("192.0.2.10", 50007)),
     Sock("SYN_RECV", ("10.0.0.1", 80), ("192.0.2.10", 50008)),
 ]
 
@@ -134,7 +136,7 @@ TABLE = [
 def test_netlink_and_proc_parsers_give_the_same_census() -> None:
     from_netlink = via_netlink(TABLE, 40000, 40999)
     from_proc = via_proc(TABLE, 40000, 40999)
-    assert from_netlink._replace(source="") == from_proc._replace(source="")
+    assert replace(from_netlink, source="") == replace(from_proc, source="")
     c = from_netlink
     assert c.states == {
         "ESTABLISHED": 2,
@@ -151,7 +153,7 @@ def test_netlink_and_proc_parsers_give_the_same_census() -> None:
     }
     assert c.total == len(TABLE)
     assert (c.orphans, c.fin_wait2_orphans) == (3, 1)  # FIN_WAIT1, LAST_ACK, one FIN_WAIT2
-    assert [tuple(g) for g in c.groups] == [
+    assert [astuple(g) for g in c.groups] == [
         ("ipv4", "10.0.0.1", "10.0.0.9", 5432, 10, 7),  # 7 TIME_WAIT, 2 ESTAB, 1 SYN_SENT
         ("ipv6", "2001:db8::1", "2001:db8::9", 443, 5, 5),
         ("ipv4", "10.0.0.2", "10.0.0.9", 5432, 3, 3),
@@ -159,9 +161,11 @@ def test_netlink_and_proc_parsers_give_the_same_census() -> None:
     ]
     assert c.ephemeral == 20 and c.established_ephemeral == 2
     assert c.close_wait == [
-        sockets.CloseWait(300, 33, "10.0.0.1:80", "192.0.2.8:50001"),
-        sockets.CloseWait(301, 33, "10.0.0.1:80", "192.0.2.8:50002"),
-        sockets.CloseWait(302, 1000, "[2001:db8::1]:8443", "[2001:db8::7]:50003"),
+        census.CloseWait(inode=300, uid=33, local="10.0.0.1:80", remote="192.0.2.8:50001"),
+        census.CloseWait(inode=301, uid=33, local="10.0.0.1:80", remote="192.0.2.8:50002"),
+        census.CloseWait(
+            inode=302, uid=1000, local="[2001:db8::1]:8443", remote="[2001:db8::7]:50003"
+        ),
     ]
 
 
@@ -173,14 +177,14 @@ def test_port_range_bounds_are_inclusive_and_listeners_never_count() -> None:
         Sock("ESTABLISHED", ("10.0.0.1", 40003), ("10.0.0.9", 1), inode=4),
         Sock("LISTEN", ("10.0.0.1", 40001), ("0.0.0.0", 0), inode=5),
     ]
-    for census in (via_netlink(table, 40000, 40002), via_proc(table, 40000, 40002)):
-        assert [(g.local_address, g.sockets) for g in census.groups] == [("10.0.0.1", 2)]
+    for counted in (via_netlink(table, 40000, 40002), via_proc(table, 40000, 40002)):
+        assert [(g.local_address, g.sockets) for g in counted.groups] == [("10.0.0.1", 2)]
 
 
 @pytest.mark.skipif(sys.byteorder != "little", reason="sample taken on a little-endian machine")
 def test_proc_rows_as_the_kernel_prints_them() -> None:
     """Rows copied from /proc/net/tcp and tcp6 of an x86-64 machine."""
-    tally = Tally(sockets.PROC, 32768, 60999)
+    tally = Tally(census.PROC, 32768, 60999)
     tally.feed_proc(
         V4,
         [
@@ -200,15 +204,17 @@ def test_proc_rows_as_the_kernel_prints_them() -> None:
     )
     c = tally.finish()
     assert (c.states["LISTEN"], c.states["CLOSE_WAIT"], c.states["TIME_WAIT"]) == (1, 1, 1)
-    assert c.close_wait == [sockets.CloseWait(31337, 1000, "127.0.0.1:40000", "127.0.0.1:8080")]
-    assert [tuple(g) for g in c.groups] == [
+    assert c.close_wait == [
+        census.CloseWait(inode=31337, uid=1000, local="127.0.0.1:40000", remote="127.0.0.1:8080")
+    ]
+    assert [astuple(g) for g in c.groups] == [
         ("ipv4", "127.0.0.1", "127.0.0.1", 8080, 1, 0),
         ("ipv6", "::1", "::1", 80, 1, 1),
     ]
 
 
 def test_netlink_error_and_interrupted_dump() -> None:
-    tally = Tally(sockets.NETLINK, 1, 2)
+    tally = Tally(census.NETLINK, 1, 2)
     error = struct.pack("=IHHIIi", 36, 2, 0, 1, 0, -errno.EPERM) + b"\0" * 16
     with pytest.raises(OSError) as raised:
         tally.netlink_feeder(V4)(error)
@@ -216,9 +222,9 @@ def test_netlink_error_and_interrupted_dump() -> None:
     feed = tally.netlink_feeder(V6)
     sock = Sock("ESTABLISHED", ("::1", 5), ("::1", 6), family=V6, inode=9)
     assert feed(netlink_message(sock, flags=2 | 0x10) + DONE) is True
-    census = tally.finish()
-    assert census.interrupted and census.states["ESTABLISHED"] == 1
-    assert any("interrupted" in f.message for f in sockets.findings(context(census)))
+    counted = tally.finish()
+    assert counted.interrupted and counted.states["ESTABLISHED"] == 1
+    assert any("interrupted" in f.message for f in census.findings(context(counted)))
 
 
 # --- owners -------------------------------------------------------------------------------------
@@ -228,9 +234,9 @@ def holders(by_inode=None, denied=0, privileged=True) -> Holders:
     by_inode = by_inode or {}
     pids = {pid for pids in by_inode.values() for pid in pids}
     return Holders(
-        by_inode,
-        {pid: f"prog{pid}" for pid in pids},
-        {pid: f"/usr/bin/prog{pid} --serve" for pid in pids},
+        by_inode=by_inode,
+        commands={pid: f"prog{pid}" for pid in pids},
+        cmdlines={pid: f"/usr/bin/prog{pid} --serve" for pid in pids},
         scanned=len(pids),
         denied=denied,
         privileged=privileged,
@@ -238,9 +244,9 @@ def holders(by_inode=None, denied=0, privileged=True) -> Holders:
 
 
 def test_owners_per_process_and_unknown_per_uid_with_the_reason() -> None:
-    census = via_netlink(TABLE, 40000, 40999)
-    owners = sockets.close_wait_owners(
-        census, holders({300: [77], 301: [77]}, denied=4, privileged=False)
+    counted = via_netlink(TABLE, 40000, 40999)
+    owners = census.close_wait_owners(
+        counted, holders({300: [77], 301: [77]}, denied=4, privileged=False)
     )
     assert [(o.pid, o.command, o.uid, o.count) for o in owners] == [
         (77, "prog77", 33, 2),
@@ -249,15 +255,15 @@ def test_owners_per_process_and_unknown_per_uid_with_the_reason() -> None:
     assert owners[0].local == [("10.0.0.1:80", 2)]
     assert owners[0].cmdline == "/usr/bin/prog77 --serve"
     assert "not running as root" in owners[1].reason and "4 processes" in owners[1].reason
-    as_root = sockets.close_wait_owners(census, holders({300: [77]}, privileged=True))
+    as_root = census.close_wait_owners(counted, holders({300: [77]}, privileged=True))
     unknown = [o for o in as_root if o.pid is None]
     assert [(o.uid, o.count) for o in unknown] == [(33, 1), (1000, 1)]
     assert all("another PID namespace" in o.reason for o in unknown)
 
 
 def test_a_socket_shared_over_fork_counts_for_each_holder() -> None:
-    census = via_netlink(TABLE, 40000, 40999)
-    owners = sockets.close_wait_owners(census, holders({300: [5, 6], 301: [6], 302: [6]}))
+    counted = via_netlink(TABLE, 40000, 40999)
+    owners = census.close_wait_owners(counted, holders({300: [5, 6], 301: [6], 302: [6]}))
     assert [(o.pid, o.count) for o in owners] == [(6, 3), (5, 1)]
 
 
@@ -273,11 +279,19 @@ LIVE = {
 }
 
 
-def context(census, owners=(), sysctl=None, counters=None, tw_live=None) -> sockets.Context:
+def context(counted, owners=(), sysctl=None, counters=None, tw_live=None) -> census.CensusInput:
     values = {**LIVE, **(sysctl or {})}
-    port_range = sockets.parse_port_range(values["ip_local_port_range"])
-    usable = sockets.usable_ports(port_range, values["ip_local_reserved_ports"])
-    return sockets.Context(census, list(owners), values, counters, tw_live, port_range, usable)
+    port_range = parse_port_range(values["ip_local_port_range"])
+    usable = usable_ports(port_range, values["ip_local_reserved_ports"])
+    return census.CensusInput(
+        census=counted,
+        owners=list(owners),
+        sysctl=values,
+        counters=counters,
+        tw_live=tw_live,
+        port_range=port_range,
+        usable=usable,
+    )
 
 
 def clients(n: int, local="10.0.0.1", state="TIME_WAIT", start=40000) -> list[Sock]:
@@ -290,26 +304,26 @@ def test_close_wait_finding_names_the_program(count: int, severity: str) -> None
         Sock("CLOSE_WAIT", ("10.0.0.1", 80), ("10.0.0.2", 1 + i), inode=10 + i)
         for i in range(count)
     ]
-    census = via_proc(table, 40000, 40999)
-    owners = sockets.close_wait_owners(census, holders({10 + i: [4242] for i in range(count)}))
-    (finding,) = [f for f in sockets.findings(context(census, owners)) if f.key == "CLOSE_WAIT"]
+    counted = via_proc(table, 40000, 40999)
+    owners = census.close_wait_owners(counted, holders({10 + i: [4242] for i in range(count)}))
+    (finding,) = [f for f in census.findings(context(counted, owners)) if f.key == "CLOSE_WAIT"]
     assert finding.severity == severity
     assert f"prog4242 (pid 4242) holds {count} CLOSE_WAIT" in finding.message
     assert "does not close(); no sysctl bounds CLOSE_WAIT" in finding.message
     assert "10.0.0.1:80" in finding.message
     assert "RFC 9293" in finding.source
-    assert sockets.suggest_profile(context(census, owners)) is None  # no profile fixes a leak
+    assert census.suggest_profile(context(counted, owners)) is None  # no profile fixes a leak
 
 
 @pytest.mark.parametrize(
     ("count", "severity"), [(499, None), (500, WARNING), (899, WARNING), (900, ERROR)]
 )
 def test_port_pressure_on_one_destination(count: int, severity: str | None) -> None:
-    census = via_netlink(clients(count) + clients(100, local="10.0.0.2"), 40000, 40999)
-    found = [f for f in sockets.findings(context(census)) if f.key.endswith("ip_local_port_range")]
+    counted = via_netlink(clients(count) + clients(100, local="10.0.0.2"), 40000, 40999)
+    found = [f for f in census.findings(context(counted)) if f.key.endswith("ip_local_port_range")]
     if severity is None:
         assert found == []
-        assert sockets.suggest_profile(context(census)) is None
+        assert census.suggest_profile(context(counted)) is None
         return
     (finding,) = found
     assert finding.severity == severity
@@ -317,28 +331,28 @@ def test_port_pressure_on_one_destination(count: int, severity: str | None) -> N
     assert "EADDRNOTAVAIL" in finding.message and "client-profile" in finding.message
     assert "add source addresses" in finding.message
     assert "TCP_TIMEWAIT_LEN" in finding.source
-    assert sockets.suggest_profile(context(census))[0] == "client-profile"
+    assert census.suggest_profile(context(counted))[0] == "client-profile"
 
 
 def test_pressure_on_a_host_that_also_serves_suggests_the_proxy_profile() -> None:
     inbound = [
         Sock("ESTABLISHED", ("10.0.0.1", 443), ("192.0.2.1", 1000 + i), inode=i + 1)
-        for i in range(sockets.PROXY_INBOUND)
+        for i in range(census.PROXY_INBOUND)
     ]
     listener = [Sock("LISTEN", ("0.0.0.0", 443), ("0.0.0.0", 0), inode=9999)]
-    census = via_netlink(clients(600) + inbound + listener, 40000, 40999)
-    assert sockets.suggest_profile(context(census))[0] == "proxy-profile"
+    counted = via_netlink(clients(600) + inbound + listener, 40000, 40999)
+    assert census.suggest_profile(context(counted))[0] == "proxy-profile"
     fewer = via_netlink(clients(600) + inbound[1:] + listener, 40000, 40999)
-    assert sockets.suggest_profile(context(fewer))[0] == "client-profile"
+    assert census.suggest_profile(context(fewer))[0] == "client-profile"
 
 
 def test_pressure_when_the_profile_values_are_already_live() -> None:
-    census = via_netlink(clients(600, start=40000), 10240, 65535)
-    ctx = context(census, sysctl={"ip_local_port_range": "10240 65535", "tcp_tw_reuse": "1"})
-    ctx = ctx._replace(usable=1000)  # as if ip_local_reserved_ports left only 1000
-    (finding,) = [f for f in sockets.findings(ctx) if f.key.endswith("ip_local_port_range")]
+    counted = via_netlink(clients(600, start=40000), 10240, 65535)
+    ctx = context(counted, sysctl={"ip_local_port_range": "10240 65535", "tcp_tw_reuse": "1"})
+    ctx = replace(ctx, usable=1000)  # as if ip_local_reserved_ports left only 1000
+    (finding,) = [f for f in census.findings(ctx) if f.key.endswith("ip_local_port_range")]
     assert "client-profile" not in finding.message and "reuse connections" in finding.message
-    assert sockets.suggest_profile(ctx) is None
+    assert census.suggest_profile(ctx) is None
 
 
 @pytest.mark.parametrize(
@@ -346,10 +360,10 @@ def test_pressure_when_the_profile_values_are_already_live() -> None:
 )
 def test_time_wait_against_the_bucket_cap(tw_live: int | None, severity: str | None) -> None:
     # 850 TIME_WAIT on the server side; the estimate (no sockstat) is TIME_WAIT + FIN_WAIT2 orphans
-    census = via_netlink(clients(850, local="10.0.0.3", start=1000), 40000, 40999)
+    counted = via_netlink(clients(850, local="10.0.0.3", start=1000), 40000, 40999)
     found = [
         f
-        for f in sockets.findings(context(census, tw_live=tw_live))
+        for f in census.findings(context(counted, tw_live=tw_live))
         if f.key.endswith("tcp_max_tw_buckets")
     ]
     if severity is None:
@@ -361,19 +375,19 @@ def test_time_wait_against_the_bucket_cap(tw_live: int | None, severity: str | N
 
 
 def test_overflow_counter_is_reported() -> None:
-    census = via_netlink([], 1, 2)
+    counted = via_netlink([], 1, 2)
     counters = {"TW": 5, "TWKilled": 0, "TWRecycled": 0, "TCPTimeWaitOverflow": 42}
-    found = sockets.findings(context(census, counters=counters, tw_live=0))
+    found = census.findings(context(counted, counters=counters, tw_live=0))
     (finding,) = [f for f in found if "TCPTimeWaitOverflow = 42" in f.message]
-    assert finding.severity == WARNING and finding.source == sockets.NETSTAT_SOURCE
+    assert finding.severity == WARNING and finding.source == NETSTAT_SOURCE
 
 
 @pytest.mark.parametrize(("orphans", "severity"), [(1, INFO), (1000, WARNING)])
 def test_fin_wait2_orphans_point_at_tcp_fin_timeout(orphans: int, severity: str) -> None:
-    census = via_proc(clients(orphans, state="FIN_WAIT2"), 1, 2)
+    counted = via_proc(clients(orphans, state="FIN_WAIT2"), 1, 2)
     (finding,) = [
         f
-        for f in sockets.findings(context(census, sysctl={"tcp_fin_timeout": "17"}))
+        for f in census.findings(context(counted, sysctl={"tcp_fin_timeout": "17"}))
         if f.key == "net.ipv4.tcp_fin_timeout"
     ]
     assert finding.severity == severity
@@ -384,26 +398,26 @@ def test_fin_wait2_orphans_point_at_tcp_fin_timeout(orphans: int, severity: str)
 def test_syn_recv_pile_suggests_the_server_profile() -> None:
     half_open = [
         Sock("SYN_RECV", ("10.0.0.1", 443), ("192.0.2.1", 1000 + i))
-        for i in range(sockets.SYN_RECV_WARNING)
+        for i in range(census.SYN_RECV_WARNING)
     ]
-    census = via_netlink(half_open, 40000, 40999)
-    assert any(f.key == "SYN_RECV" for f in sockets.findings(context(census)))
-    assert sockets.suggest_profile(context(census))[0] == "server-profile"
-    assert sockets.suggest_profile(context(via_netlink(half_open[1:], 40000, 40999))) is None
+    counted = via_netlink(half_open, 40000, 40999)
+    assert any(f.key == "SYN_RECV" for f in census.findings(context(counted)))
+    assert census.suggest_profile(context(counted))[0] == "server-profile"
+    assert census.suggest_profile(context(via_netlink(half_open[1:], 40000, 40999))) is None
 
 
 def test_server_side_time_wait_is_explained() -> None:
-    census = via_netlink(
-        clients(sockets.SERVER_TIME_WAIT_NOTE, local="10.0.0.1", start=0), 40000, 40999
+    counted = via_netlink(
+        clients(census.SERVER_TIME_WAIT_NOTE, local="10.0.0.1", start=0), 40000, 40999
     )
-    (finding,) = [f for f in sockets.findings(context(census, tw_live=0)) if f.key == "TIME_WAIT"]
+    (finding,) = [f for f in census.findings(context(counted, tw_live=0)) if f.key == "TIME_WAIT"]
     assert finding.severity == INFO and "closed those connections first" in finding.message
 
 
 def test_every_finding_has_a_source() -> None:
-    census = via_proc(TABLE, 40000, 40999)
-    owners = sockets.close_wait_owners(census, holders({300: [1]}))
-    for finding in sockets.findings(context(census, owners, tw_live=1000)):
+    counted = via_proc(TABLE, 40000, 40999)
+    owners = census.close_wait_owners(counted, holders({300: [1]}))
+    for finding in census.findings(context(counted, owners, tw_live=1000)):
         assert finding.source and finding.severity in (INFO, WARNING, ERROR)
 
 
@@ -468,7 +482,7 @@ def test_sockets_json_on_a_fake_tree(modern: FakeMachine) -> None:
 def test_sockets_text_and_exit_1_on_error_findings(modern: FakeMachine) -> None:
     leak = [
         Sock("CLOSE_WAIT", ("10.0.0.1", 8080), ("10.0.0.5", 1 + i), inode=1000 + i)
-        for i in range(sockets.CLOSE_WAIT_ERROR)
+        for i in range(census.CLOSE_WAIT_ERROR)
     ]
     fake_sockets(modern, leak + clients(3), {31: ("leaky-app", [1000 + i for i in range(1000)])})
     result = run_cli("--root", str(modern.root), "sockets")

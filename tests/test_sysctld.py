@@ -6,14 +6,15 @@ from __future__ import annotations
 import pytest
 
 from tcptune import sysctld
-from tcptune.sysctld import PROCPS, SYSTEMD, ConfFile, boot_value, parse, persistence
+from tcptune.model import PROCPS, SYSTEMD, ConfFile, parse_assignments
+from tcptune.sysctld import boot_value, persistence
 
 KEY = "net.ipv4.tcp_fin_timeout"
 
 
 def conf(directory: str, name: str, text: str) -> ConfFile:
     path = f"/{directory}/{name}" if directory else "/etc/sysctl.conf"
-    return ConfFile(directory, name, path, text)
+    return ConfFile(directory=directory, name=name, path=path, text=text)
 
 
 def test_parse_syntax() -> None:
@@ -27,7 +28,7 @@ def test_parse_syntax() -> None:
         "net.ipv4.ip_local_port_range =   1024\t65000\n"
         "no equals sign here\n"
     )
-    assigned = parse(text, "/etc/sysctl.d/x.conf")
+    assigned = parse_assignments(text, "/etc/sysctl.d/x.conf")
     assert [(a.key, a.value, a.line, a.ignore_failure) for a in assigned] == [
         ("net.ipv4.tcp_fin_timeout", "30", 4, False),
         ("net.ipv4.tcp_keepalive_time", "600", 5, False),

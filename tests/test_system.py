@@ -8,10 +8,8 @@ import pytest
 from conftest import FakeMachine, as_nobody
 
 from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.model import MISSING, PRESENT, UNREADABLE
 from tcptune.system import (
-    MISSING,
-    PRESENT,
-    UNREADABLE,
     System,
     parse_netstat,
     parse_sockstat,
@@ -84,7 +82,11 @@ def test_parsers_read_this_machine() -> None:
 
 
 def read_as_nobody(system: System, key: str) -> tuple[str, str]:
-    _key, state, _value, error = as_nobody(lambda: system.read_sysctl(key))  # a Reading, as JSON
+    def read() -> tuple[str, str]:
+        reading = system.read_sysctl(key)
+        return reading.state, reading.error
+
+    state, error = as_nobody(read)  # as JSON
     return state, error
 
 

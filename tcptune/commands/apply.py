@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
+from typing import IO, Any
 
-from tcptune import plan as planning
-from tcptune import render
-from tcptune.apply import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
+from tcptune import profiles, render
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
-from tcptune.profiles import load as load_profile
-from tcptune.system import System, proc_sys_read_only, read_bytes_no_follow, read_conf_files
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO, Any
+from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, make_plan
+from tcptune.sysctld import boot_summary
+from tcptune.system import (
+    System,
+    proc_sys_read_only,
+    read_bytes_no_follow,
+    read_conf_files,
+    running_as_root,
+)
+from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 
 DROP_IN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.conf$")
 
@@ -30,14 +32,14 @@ def check_drop_in_name(name: str) -> None:
 
 def build_plan(
     system: System, profile_name: str, *, drop_in: str, runtime: bool, persist: bool
-) -> planning.Plan:
+) -> Plan:
     check_drop_in_name(drop_in)
-    profile = load_profile(profile_name, system.root)
+    profile = profiles.load(profile_name, system.root)
     system.require_proc_sys()
     release = system.kernel_release()
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
-    old = read_bytes_no_follow(system.path(f"{planning.DROP_IN_DIR}/{drop_in}"))
-    return planning.make_plan(
+    old = read_bytes_no_follow(system.path(f"{DROP_IN_DIR}/{drop_in}"))
+    return make_plan(
         profile=profile.name,
         profile_path=str(profile.path),
         targets=profile.sysctl,
@@ -54,7 +56,7 @@ def build_plan(
     )
 
 
-def plan_to_json(plan: planning.Plan) -> dict[str, Any]:
+def plan_to_json(plan: Plan) -> dict[str, Any]:
     return {
         "profile": {"name": plan.profile, "path": plan.profile_path},
         "keys": [
@@ -90,30 +92,20 @@ def plan_to_json(plan: planning.Plan) -> dict[str, Any]:
     }
 
 
-def boot_note(key: planning.KeyPlan, persist: bool) -> str:
-    if key.action == planning.SKIP:
-        return ""
-    overridden = [p for p in key.persistence if p.winner is not None and not p.survives]
-    if overridden:
-        return "; ".join(p.describe(key.target) for p in overridden)
-    if all(p.survives for p in key.persistence):
-        return "survives reboot"
-    return "not persisted" if not persist else "survives reboot (some loaders)"
-
-
-def write_plan_text(plan: planning.Plan, stream: IO[str], dry_run: bool) -> None:
+def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
     colour = render.wants_colour(stream)
     title = "plan (dry run: nothing is written)" if dry_run else "plan"
     render.write_line(stream, f"tcptune apply {plan.profile}: {title}", colour, "bold")
     table = render.Table(["KEY", "LIVE", "TARGET", "ACTION", "AT BOOT"])
     for k in plan.keys:
         live = "-" if k.live is None else (k.live or '""')
-        action = k.action if k.action != planning.SKIP else f"skip ({k.reason})"
-        if k.action == planning.CHANGE and not plan.runtime:
+        action = k.action if k.action != SKIP else f"skip ({k.reason})"
+        if k.action == CHANGE and not plan.runtime:
             action = "drop-in only"
         style = {"change": "yellow", "unchanged": "green", "skip": "dim"}.get(k.action)
+        at_boot = "" if k.action == SKIP else boot_summary(k.persistence, k.target, detailed=True)
         table.add(
-            [k.key, live, k.target or '""', action, boot_note(k, plan.persist)],
+            [k.key, live, k.target or '""', action, at_boot],
             [None, None, None, style, None],
         )
     table.write(stream, colour)
@@ -227,8 +219,8 @@ def run(
     return code
 
 
-def check_preconditions(system: System, plan: planning.Plan, force: bool) -> None:
-    if str(system.root) == "/" and os.geteuid() != 0:
+def check_preconditions(system: System, plan: Plan, force: bool) -> None:
+    if system.live and not running_as_root():
         raise EnvironmentProblem(
             "apply changes the kernel and /etc/sysctl.d: run it as root",
             hint=f"sudo tcptune apply {plan.profile}, or preview with --dry-run",

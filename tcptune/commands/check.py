@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+from typing import IO, TYPE_CHECKING, Any
+
 from tcptune import keys, render, rules
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.kernel import format_version
-from tcptune.system import System
+from tcptune.model import ERROR, INFO, UNREADABLE, WARNING
+from tcptune.system import System, read_conf_files
 
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
-if TYPE_CHECKING:
-    from typing import IO, Any
-
-    from tcptune import drift
+if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
+    from tcptune.drift import Comparison
     from tcptune.profiles import Profile
 
 
-def gather(system: System) -> rules.Report:
+def gather(system: System) -> rules.CheckReport:
     """Read every watched key, the kernel release and the socket counters, then evaluate."""
     system.require_proc_sys()
-    from tcptune.system import read_conf_files
-
     readings = {name: system.read_sysctl(name) for name in keys.KEYS}
     report = rules.inspect(
         system.kernel_release(),
@@ -37,14 +35,14 @@ def gather(system: System) -> rules.Report:
     return report
 
 
-def exit_code(report: rules.Report, strict: bool) -> int:
+def exit_code(report: rules.CheckReport, strict: bool) -> int:
     worst = report.worst()
-    if worst == rules.ERROR or (strict and worst == rules.WARNING):
+    if worst == ERROR or (strict and worst == WARNING):
         return EXIT_DRIFT
     return EXIT_OK
 
 
-def to_json(report: rules.Report, root: str, strict: bool, code: int) -> dict[str, Any]:
+def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> dict[str, Any]:
     return {
         "root": root,
         "kernel": {
@@ -73,14 +71,14 @@ def to_json(report: rules.Report, root: str, strict: bool, code: int) -> dict[st
     }
 
 
-def summary(report: rules.Report) -> dict[str, int]:
+def summary(report: rules.CheckReport) -> dict[str, int]:
     counts = {status: 0 for status in ("ok", "warning", "error", "missing", "unreadable")}
     for setting in report.settings:
         counts[setting.status] = counts.get(setting.status, 0) + 1
     return counts
 
 
-def write_text(report: rules.Report, root: str, stream: IO[str], code: int) -> None:
+def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int) -> None:
     colour = render.wants_colour(stream)
     kernel = report.release or "unknown"
     if report.version:
@@ -132,8 +130,8 @@ def run(
 
 
 def compare_profile(
-    system: System, profile: Profile, report: rules.Report
-) -> list[drift.Comparison]:
+    system: System, profile: Profile, report: rules.CheckReport
+) -> list[Comparison]:
     from tcptune import drift
 
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
@@ -142,21 +140,21 @@ def compare_profile(
 
 
 def profile_exit_code(
-    comparisons: list[drift.Comparison], report: rules.Report, strict: bool
+    comparisons: list[Comparison], report: rules.CheckReport, strict: bool
 ) -> int:
     from tcptune import drift
 
     if any(c.status == drift.DRIFT for c in comparisons):
         return EXIT_DRIFT
-    if any(c.status == drift.UNREADABLE for c in comparisons):
+    if any(c.status == UNREADABLE for c in comparisons):
         return EXIT_ENVIRONMENT
     return exit_code(report, strict)
 
 
 def profile_to_json(
     profile: Profile,
-    comparisons: list[drift.Comparison],
-    report: rules.Report,
+    comparisons: list[Comparison],
+    report: rules.CheckReport,
     root: str,
     strict: bool,
     code: int,
@@ -197,7 +195,7 @@ def profile_to_json(
         "findings": [
             {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
             for f in report.findings
-            if f.key in keys_in_profile or f.severity != rules.INFO
+            if f.key in keys_in_profile or f.severity != INFO
         ],
         "warnings": [str(w) for w in profile.warnings],
         "summary": counts,
@@ -206,7 +204,7 @@ def profile_to_json(
     }
 
 
-def write_profile_text(doc: dict[str, Any], report: rules.Report, stream: IO[str]) -> None:
+def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: IO[str]) -> None:
     colour = render.wants_colour(stream)
     profile = doc["profile"]
     chain = " <- ".join([profile["name"], *profile["extends"]])
@@ -226,7 +224,7 @@ def write_profile_text(doc: dict[str, Any], report: rules.Report, stream: IO[str
     shown = [
         f
         for f in report.findings
-        if f.key in {s["key"] for s in doc["settings"]} or f.severity != rules.INFO
+        if f.key in {s["key"] for s in doc["settings"]} or f.severity != INFO
     ]
     render.write_findings(stream, shown, colour)
     counts = doc["summary"]
@@ -238,9 +236,9 @@ def write_profile_text(doc: dict[str, Any], report: rules.Report, stream: IO[str
 def run_profile(
     system: System, name: str, *, json_output: bool, strict: bool, stream: IO[str]
 ) -> int:
-    from tcptune.profiles import load as load_profile
+    from tcptune import profiles
 
-    profile = load_profile(name, system.root)  # bad input is reported before anything is read
+    profile = profiles.load(name, system.root)  # bad input is reported before anything is read
     report = gather(system)
     comparisons = compare_profile(system, profile, report)
     code = profile_exit_code(comparisons, report, strict)

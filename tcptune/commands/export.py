@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from tcptune import export
+from typing import IO
+
+from tcptune import formats
 from tcptune.errors import EXIT_OK
 from tcptune.profiles import load
 from tcptune.system import System
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO
-
 
 def run(system: System, profile_name: str, *, fmt: str, stream: IO[str]) -> int:
     profile = load(profile_name, system.root)
-    stream.write(export.export(profile.name, profile.sysctl, fmt))
+    stream.write(formats.export(profile.name, profile.sysctl, fmt))
     return EXIT_OK

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO, Any
 
 from tcptune import keys, profiles, render
 from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem
-from tcptune.system import PRESENT, System, atomic_write
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO, Any
+from tcptune.model import PRESENT
+from tcptune.system import System, atomic_write, exists, host_name, is_dir, make_dirs
 
 
 def run_list(system: System, *, json_output: bool, stream: IO[str]) -> int:
@@ -116,17 +113,14 @@ def run_validate(system: System, paths: list[str], *, json_output: bool, stream:
 
 # --- capture ------------------------------------------------------------------------------------
 
-# Never captured: a key that is gone or harmful, whose value would not validate anyway.
-NOT_CAPTURED = {"net.ipv4.tcp_tw_recycle"}
-
 
 def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], list[str]]:
     """Live values of the knowledge-base keys, typed for TOML; and what was left out, with why."""
     values: dict[str, int | str | list[int]] = {}
     skipped = []
     for name, spec in keys.KEYS.items():
-        if name in NOT_CAPTURED:
-            continue
+        if spec.removed is not None:
+            continue  # gone from current kernels: a profile holding it would fail there
         reading = system.read_sysctl(name)
         if reading.state != PRESENT or reading.value is None:
             skipped.append(f"{name}: {reading.state} ({reading.error})")
@@ -158,9 +152,9 @@ def run_capture(
     profiles.check_name(name)
     system.require_proc_sys()
     path = Path(output) if output else profiles.local_dir(system.root) / f"{name}.toml"
-    if output and path.is_dir():
+    if output and is_dir(path):
         raise BadInput(f"--output {output} is a directory", hint="give a file path ending in .toml")
-    if path.exists() and not force:
+    if exists(path) and not force:
         raise BadInput(f"{path} already exists", hint="use --force to overwrite it")
     values, skipped = capture_values(system)
     if not values:
@@ -170,7 +164,7 @@ def run_capture(
         )
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")  # noqa: UP017
     release = system.kernel_release() or "unknown kernel"
-    description = f"Captured from {socket.gethostname()} (kernel {release}) at {now}"
+    description = f"Captured from {host_name()} (kernel {release}) at {now}"
     header = (
         "# Captured by `tcptune profiles capture`: the live values of this machine's watched TCP\n"
         "# keys. Compare other machines with `tcptune check PROFILE`.\n"
@@ -178,9 +172,11 @@ def run_capture(
     body = tomli_w.dumps({"description": description, "sysctl": values})
     data = (header + body).encode()
     # The file must load back as a valid profile before it replaces anything.
-    _check_round_trip(data, name)
+    problems = profiles.parse(data, path, name).problems
+    if problems:  # a bug: capture must only write what validates
+        raise AssertionError(f"captured profile does not validate: {problems}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         atomic_write(path, data, mode=0o644)
     except PermissionError as err:
         raise EnvironmentProblem(
@@ -198,14 +194,3 @@ def run_capture(
         for line in skipped:
             stream.write(f"  left out {line}\n")
     return EXIT_OK
-
-
-def _check_round_trip(data: bytes, name: str) -> None:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as scratch:
-        probe = Path(scratch) / f"{name}.toml"
-        probe.write_bytes(data)
-        problems = profiles.read_file(probe).problems
-    if problems:  # a bug: capture must only write what validates
-        raise AssertionError(f"captured profile does not validate: {problems}")

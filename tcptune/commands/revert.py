@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from tcptune import render
-from tcptune.apply import list_backups, load_backup, newest_unreverted, plan_revert, revert
-from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
-from tcptune.system import System
+from typing import IO
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import IO
+from tcptune import render
+from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
+from tcptune.system import System, running_as_root
+from tcptune.transaction import list_backups, load_backup, newest_unreverted, plan_revert, revert
 
 
 def run_revert(
@@ -21,8 +19,6 @@ def run_revert(
     json_output: bool,
     stream: IO[str],
 ) -> int:
-    import os
-
     backup = load_backup(system, backup_id) if backup_id else newest_unreverted(system)
     plan = plan_revert(system, backup)
     doc = {
@@ -33,7 +29,7 @@ def run_revert(
         "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
         "dry_run": dry_run,
     }
-    if not dry_run and str(system.root) == "/" and os.geteuid() != 0:
+    if not dry_run and system.live and not running_as_root():
         raise EnvironmentProblem(
             "revert changes the kernel and /etc/sysctl.d: run it as root",
             hint="or preview with --dry-run",

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import IO, Any
 
-from tcptune import render
-from tcptune import sockets as census_mod
+from tcptune import census, render
 from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
-from tcptune.rules import ERROR
+from tcptune.model import (
+    ERROR,
+    PRESENT,
+    Finding,
+    Holders,
+    parse_int,
+    parse_port_range,
+    usable_ports,
+    worst,
+)
 from tcptune.sockdiag import Unavailable
-from tcptune.system import PRESENT, System
-
-TYPE_CHECKING = False  # typing costs ~3 ms at start-up; annotations are never evaluated
-if TYPE_CHECKING:
-    from typing import IO, Any
+from tcptune.system import System
 
 AUTO = "auto"
-SOURCES = (AUTO, census_mod.NETLINK, census_mod.PROC)
+SOURCES = (AUTO, census.NETLINK, census.PROC)
 SYSCTLS = (
     "tcp_max_tw_buckets",
     "ip_local_port_range",
@@ -31,31 +38,26 @@ FAMILIES = ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6"))
 
 def read_census(
     system: System, source: str, port_range: tuple[int, int]
-) -> tuple[census_mod.Census, str]:
+) -> tuple[census.Census, str]:
     """Count the sockets over netlink (the live machine) or from /proc/net/tcp{,6}. Returns the
     census and a note on why /proc was read when netlink was wanted."""
     low, high = port_range
     note = ""
     check_source(system, source)
-    if source == census_mod.NETLINK or (source == AUTO and system.live):
-        tally = census_mod.Tally(census_mod.NETLINK, low, high)
+    if source == census.NETLINK or (source == AUTO and system.live):
+        tally = census.Tally(census.NETLINK, low, high)
         try:
             for family, _ in FAMILIES:
-                system.sock_diag(family, census_mod.ALL_STATES, tally.netlink_feeder(family))
+                system.sock_diag(family, census.ALL_STATES, tally.netlink_feeder(family))
             return tally.finish(), note
         except Unavailable as err:
-            if source == census_mod.NETLINK:
+            if source == census.NETLINK:
                 raise EnvironmentProblem(str(err), hint="try --source proc") from err
             note = f"netlink unavailable ({err}); read /proc/net/tcp and /proc/net/tcp6 instead"
-    tally = census_mod.Tally(census_mod.PROC, low, high)
+    tally = census.Tally(census.PROC, low, high)
     found = 0
     for family, name in FAMILIES:
-        handle = system.open_proc_net_tcp(name)
-        if handle is None:
-            continue
-        found += 1
-        with handle:
-            tally.feed_proc(family, handle)
+        found += system.feed_proc_net_tcp(name, partial(tally.feed_proc, family))
     if not found:
         raise EnvironmentProblem(
             f"neither {system.path('proc/net/tcp')} nor tcp6 exists: no socket table to read",
@@ -65,56 +67,35 @@ def read_census(
 
 
 def check_source(system: System, source: str) -> None:
-    if source == census_mod.NETLINK and not system.live:
+    if source == census.NETLINK and not system.live:
         raise BadInput(
             f"--source netlink asks the running kernel and cannot read below --root {system.root}",
             hint="drop --root, or use --source proc",
         )
 
 
-class Report:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SocketsReport:
     """What one look at the machine found, ready to render."""
 
-    def __init__(self, system: System, source: str, top: int) -> None:
-        system.require_proc_sys()
-        readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
-        self.sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
-        parsed = census_mod.parse_port_range(self.sysctl["ip_local_port_range"])
-        self.port_range_assumed = parsed is None
-        self.port_range = parsed or DEFAULT_PORT_RANGE
-        self.usable = census_mod.usable_ports(
-            self.port_range, self.sysctl["ip_local_reserved_ports"]
-        )
-        self.census, self.source_note = read_census(system, source, self.port_range)
-        inodes = {s.inode for s in self.census.close_wait if s.inode}
-        self.holders = system.socket_holders(inodes)
-        self.owners = census_mod.close_wait_owners(self.census, self.holders)
-        tcpext = (system.netstat() or {}).get("TcpExt")
-        self.counters = {k: tcpext.get(k) for k in census_mod.COUNTERS} if tcpext else None
-        tcp = (system.sockstat() or {}).get("TCP") or {}
-        self.tw_live = tcp.get("tw")
-        self.ctx = census_mod.Context(
-            self.census,
-            self.owners,
-            self.sysctl,
-            self.counters,
-            self.tw_live,
-            self.port_range,
-            self.usable,
-        )
-        self.findings = census_mod.findings(self.ctx)
-        self.profile = census_mod.suggest_profile(self.ctx)
-        self.top = top
-        self.root = str(system.root)
+    root: str
+    facts: census.CensusInput  # the census, its owners and the sysctls the findings looked at
+    port_range_assumed: bool  # ip_local_port_range was unreadable: the kernel default is assumed
+    source_note: str  # why /proc was read when netlink was wanted
+    holders: Holders
+    findings: list[Finding]
+    profile: tuple[str, str] | None  # a shipped profile that fits, and why
+    top: int  # rows shown per table
 
     def exit_code(self) -> int:
-        return EXIT_DRIFT if census_mod.worst(self.findings) == ERROR else EXIT_OK
+        return EXIT_DRIFT if worst(self.findings) == ERROR else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
-        c = self.census
-        cap = _int(self.sysctl["tcp_max_tw_buckets"])
-        used = census_mod.tw_buckets_used(self.ctx)
-        unknown = sum(o.count for o in self.owners if o.pid is None)
+        facts = self.facts
+        c = facts.census
+        cap = parse_int(facts.sysctl["tcp_max_tw_buckets"])
+        used = census.tw_buckets_used(facts)
+        unknown = sum(o.count for o in facts.owners if o.pid is None)
         return {
             "root": self.root,
             "source": c.source,
@@ -126,18 +107,18 @@ class Report:
             "time_wait": {
                 "count": c.states["TIME_WAIT"],
                 "buckets_used": used,
-                "buckets_used_from": "sockstat" if self.tw_live is not None else "estimate",
+                "buckets_used_from": "sockstat" if facts.tw_live is not None else "estimate",
                 "max_tw_buckets": cap,
                 "percent": _percent(used, cap),
             },
             "port_pressure": {
-                "range": list(self.port_range),
+                "range": list(facts.port_range),
                 "range_assumed": self.port_range_assumed,
-                "usable": self.usable,
+                "usable": facts.usable,
                 "sockets": c.ephemeral,
                 "groups": len(c.groups),
                 "top": [
-                    {**g._asdict(), "percent": _percent(g.sockets, self.usable)}
+                    {**asdict(g), "percent": _percent(g.sockets, facts.usable)}
                     for g in c.groups[: self.top]
                 ],
             },
@@ -153,41 +134,70 @@ class Report:
                     "remote_endpoints": [{"endpoint": e, "count": n} for e, n in o.remote],
                     "reason": o.reason or None,
                 }
-                for o in self.owners[: self.top]
+                for o in facts.owners[: self.top]
             ],
-            "close_wait_owner_count": len(self.owners),
+            "close_wait_owner_count": len(facts.owners),
             "close_wait_unknown": unknown,
             "owner_scan": {
                 "processes_read": self.holders.scanned,
                 "processes_denied": self.holders.denied,
                 "root": self.holders.privileged,
             },
-            "counters": self.counters,
-            "sysctl": {f"net.ipv4.{k}": v for k, v in self.sysctl.items()},
+            "counters": facts.counters,
+            "sysctl": {f"net.ipv4.{k}": v for k, v in facts.sysctl.items()},
             "suggested_profile": (
                 {"name": self.profile[0], "reason": self.profile[1]} if self.profile else None
             ),
-            "findings": [f._asdict() for f in self.findings],
+            "findings": [asdict(f) for f in self.findings],
             "exit_code": self.exit_code(),
         }
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+def look(system: System, source: str, top: int) -> SocketsReport:
+    """Read the sockets, their owners and the sysctls that bound them; make the findings."""
+    system.require_proc_sys()
+    readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
+    sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
+    parsed = parse_port_range(sysctl["ip_local_port_range"])
+    port_range = parsed or DEFAULT_PORT_RANGE
+    usable = usable_ports(port_range, sysctl["ip_local_reserved_ports"])
+    counted, source_note = read_census(system, source, port_range)
+    holders = system.socket_holders({s.inode for s in counted.close_wait if s.inode})
+    tcpext = (system.netstat() or {}).get("TcpExt")
+    tcp = (system.sockstat() or {}).get("TCP") or {}
+    facts = census.CensusInput(
+        census=counted,
+        owners=census.close_wait_owners(counted, holders),
+        sysctl=sysctl,
+        counters={k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None,
+        tw_live=tcp.get("tw"),
+        port_range=port_range,
+        usable=usable,
+    )
+    return SocketsReport(
+        root=str(system.root),
+        facts=facts,
+        port_range_assumed=parsed is None,
+        source_note=source_note,
+        holders=holders,
+        findings=census.findings(facts),
+        profile=census.suggest_profile(facts),
+        top=top,
+    )
 
 
 def _percent(part: int, whole: int | None) -> float | None:
-    return round(part * 100 / whole, 1) if whole else None
+    return round(part * 100 / whole, 1) if whole and whole > 0 else None
 
 
-def write_text(report: Report, stream: IO[str], colour: bool) -> None:
+def write_text(report: SocketsReport, stream: IO[str], colour: bool) -> None:
     doc = report.to_json()
-    c = report.census
+    c = report.facts.census
     where = "" if report.root == "/" else f", root {report.root}"
     render.write_line(
         stream,
         f"tcptune sockets: {c.total} TCP sockets (IPv4 and IPv6) from "
-        f"{census_mod.SOURCE_TEXT[c.source]}{where}",
+        f"{census.SOURCE_TEXT[c.source]}{where}",
         colour,
         "bold",
     )
@@ -208,8 +218,9 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
         f"\nTIME_WAIT: {tw['count']}; tw buckets in use {tw['buckets_used']} of "
         f"tcp_max_tw_buckets {cap if cap is not None else '?'}{share}\n"
     )
-    if report.counters is not None:
-        parts = ", ".join(f"{k} {v if v is not None else '?'}" for k, v in report.counters.items())
+    counters = report.facts.counters
+    if counters is not None:
+        parts = ", ".join(f"{k} {v if v is not None else '?'}" for k, v in counters.items())
         stream.write(f"TcpExt since boot (or namespace creation): {parts}\n")
     pressure = doc["port_pressure"]
     low, high = pressure["range"]
@@ -234,11 +245,12 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
         if pressure["groups"] > len(pressure["top"]):
             stream.write(f"({pressure['groups'] - len(pressure['top'])} more groups; --top N)\n")
     stream.write(f"\nCLOSE_WAIT owners ({doc['close_wait']} sockets)\n")
-    if report.owners:
-        owners = render.Table(["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"])
-        for o in report.owners[: report.top]:
+    owners = report.facts.owners
+    if owners:
+        table = render.Table(["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"])
+        for o in owners[: report.top]:
             local = ", ".join(f"{e} ({n})" for e, n in o.local)
-            owners.add(
+            table.add(
                 [
                     str(o.pid) if o.pid is not None else "?",
                     o.command or "unknown",
@@ -248,8 +260,8 @@ def write_text(report: Report, stream: IO[str], colour: bool) -> None:
                 ],
                 [None, None if o.pid is not None else "dim", None, "bold", None],
             )
-        owners.write(stream, colour)
-        reasons = {o.reason for o in report.owners if o.reason}
+        table.write(stream, colour)
+        reasons = {o.reason for o in owners if o.reason}
         for reason in sorted(reasons):
             stream.write(f"unknown owners: {reason}\n")
     else:
@@ -274,7 +286,7 @@ def run(
         if json_output:
             raise BadInput("--watch and --json cannot be combined", hint="run --json in a loop")
         return run_watch(system, top=top, seconds=watch, source=source, stream=stream)
-    report = Report(system, source, top)
+    report = look(system, source, top)
     if json_output:
         render.write_json(stream, "sockets", report.to_json())
     else:
@@ -292,7 +304,7 @@ def run_watch(system: System, *, top: int, seconds: float, source: str, stream: 
         if not render.wants_colour(stream):
             while True:
                 buffer = io.StringIO()
-                write_text(Report(system, source, top), buffer, colour=False)
+                write_text(look(system, source, top), buffer, colour=False)
                 stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{buffer.getvalue()}")
                 stream.flush()
                 time.sleep(seconds)
@@ -304,7 +316,7 @@ def run_watch(system: System, *, top: int, seconds: float, source: str, stream: 
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
                 buffer = io.StringIO()
-                write_text(Report(system, source, top), buffer, colour=False)
+                write_text(look(system, source, top), buffer, colour=False)
                 header = Text(
                     f"every {seconds:g} s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop",
                     style="dim",

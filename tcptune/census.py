@@ -14,9 +14,11 @@ import socket
 import struct
 import sys
 from collections import Counter
-from typing import NamedTuple
+from dataclasses import dataclass
 
-from tcptune.rules import ERROR, INFO, WARNING, Finding
+from tcptune.keys import IP_SYSCTL_DOC
+from tcptune.model import ERROR, INFO, WARNING, Finding, Holders, parse_int
+from tcptune.rules import TIME_WAIT_SECONDS, tw_cap_findings
 
 # include/net/tcp_states.h
 STATE_NAMES = {
@@ -70,16 +72,12 @@ CLOSE_WAIT_WARNING = 10  # a few come and go as programs read the last data; ten
 CLOSE_WAIT_ERROR = 1000
 PRESSURE_WARNING = 0.5  # share of the usable ephemeral ports held towards one destination
 PRESSURE_ERROR = 0.9
-TW_NEAR_CAP = 0.8
 FIN_WAIT2_WARNING = 1000
 SYN_RECV_WARNING = 128
 SERVER_TIME_WAIT_NOTE = 10000
 PROXY_INBOUND = 100  # established connections to local listeners that make a host a proxy
 
-IP_SYSCTL = "Documentation/networking/ip-sysctl.rst"
 TIMEWAIT_LEN = "include/net/tcp.h (TCP_TIMEWAIT_LEN)"
-NETSTAT_SOURCE = "/proc/net/netstat (TcpExt)"
-SOCKSTAT_SOURCE = "/proc/net/sockstat (TCP tw)"
 CLOSE_WAIT_SOURCE = "RFC 9293 section 3.3.2 (CLOSE-WAIT waits for the local close)"
 OWNERS_SOURCE = "/proc/<pid>/fd (socket:[inode])"
 COUNTERS = ("TW", "TWKilled", "TWRecycled", "TCPTimeWaitOverflow")
@@ -97,14 +95,20 @@ def _proc_address(family: int, text: str) -> bytes:
     )
 
 
-class CloseWait(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CloseWait:
+    """One CLOSE_WAIT socket: the peer closed, the program holding it has not."""
+
     inode: int
     uid: int
     local: str
     remote: str
 
 
-class Group(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Group:
+    """Sockets with an ephemeral local port towards one destination."""
+
     family: str  # "ipv4" or "ipv6"
     local_address: str
     remote_address: str
@@ -113,7 +117,10 @@ class Group(NamedTuple):
     time_wait: int
 
 
-class Census(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Census:
+    """The counts of one look at the socket tables, whichever source was read."""
+
     source: str
     states: dict[str, int]  # every name of STATE_NAMES, in kernel order
     total: int
@@ -142,7 +149,8 @@ class Tally:
         # those in TIME_WAIT); finish() counts them in C (Counter) and decodes each group once.
         self._groups: dict[int, list] = {}
         self._tw_groups: dict[int, list] = {}
-        self.close_wait: list[CloseWait] = []
+        # (inode, uid, local, remote) per CLOSE_WAIT socket; finish() makes them CloseWait records
+        self._close_wait: list[tuple[int, int, str, str]] = []
 
     def _orphan(self, state: int) -> None:
         self.orphans += 1
@@ -160,7 +168,7 @@ class Tally:
         u32 = _U32.unpack_from
         slow_states = _SLOW_STATES
         established = self._established
-        close_wait = self.close_wait.append
+        close_wait = self._close_wait.append
         width = 4 if family == socket.AF_INET else 16
 
         def feed(data: bytes) -> bool:
@@ -201,7 +209,7 @@ class Tally:
                             dst = data[offset + 40 : offset + 40 + width]
                             dport = data[offset + 22] << 8 | data[offset + 23]
                             close_wait(
-                                CloseWait(
+                                (
                                     inode,
                                     u32(data, offset + _UID)[0],
                                     endpoint(family, src, port),
@@ -223,7 +231,7 @@ class Tally:
         low, high = self.port_low, self.port_high
         slow_states = _SLOW_STATES
         established = self._established
-        close_wait = self.close_wait.append
+        close_wait = self._close_wait.append
         for line in lines:
             fields = line.split()
             # sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ...
@@ -245,7 +253,7 @@ class Tally:
             if state == CLOSE_WAIT:
                 remote = fields[2]
                 close_wait(
-                    CloseWait(
+                    (
                         int(fields[9]),
                         int(fields[7]),
                         endpoint(family, _proc_address(family, local[:-5]), port),
@@ -281,7 +289,16 @@ class Tally:
             label = "ipv4" if family == socket.AF_INET else "ipv6"
             for key, count in raw.items():
                 local, remote, port = self._decode(family, key)
-                groups.append(Group(label, local, remote, port, count, tw.get(key, 0)))
+                groups.append(
+                    Group(
+                        family=label,
+                        local_address=local,
+                        remote_address=remote,
+                        remote_port=port,
+                        sockets=count,
+                        time_wait=tw.get(key, 0),
+                    )
+                )
         groups.sort(key=lambda g: (-g.sockets, g.family, g.local_address, g.remote_address))
         return Census(
             source=self.source,
@@ -292,7 +309,10 @@ class Tally:
             ephemeral=sum(g.sockets for g in groups),
             established_ephemeral=self._established[0],
             groups=groups,
-            close_wait=sorted(self.close_wait),
+            close_wait=[
+                CloseWait(inode=inode, uid=uid, local=local, remote=remote)
+                for inode, uid, local, remote in sorted(self._close_wait)
+            ],
             interrupted=self.interrupted,
         )
 
@@ -300,18 +320,10 @@ class Tally:
 # --- owners of ------------------------------------------------------------------------------------
 
 
-class Holders(NamedTuple):
-    """What a scan of /proc/<pid>/fd found: which processes hold which socket inodes."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Owner:
+    """CLOSE_WAIT sockets of one process, or of one uid when no visible process holds them."""
 
-    by_inode: dict[int, list[int]]  # inode -> pids holding it
-    commands: dict[int, str]  # pid -> command name (/proc/<pid>/comm)
-    cmdlines: dict[int, str]  # pid -> command line
-    scanned: int  # processes whose fd directory was read
-    denied: int  # processes whose fd directory could not be read (permission)
-    privileged: bool  # running as root
-
-
-class Owner(NamedTuple):
     pid: int | None  # None: no visible process holds these sockets
     command: str | None
     cmdline: str | None
@@ -354,27 +366,27 @@ def close_wait_owners(census: Census, holders: Holders) -> list[Owner]:
             unknown.setdefault(sock.uid, []).append(sock)
     owners = [
         Owner(
-            pid,
-            holders.commands.get(pid),
-            holders.cmdlines.get(pid),
-            socks[0].uid,
-            len(socks),
-            _top(s.local for s in socks),
-            _top(s.remote for s in socks),
+            pid=pid,
+            command=holders.commands.get(pid),
+            cmdline=holders.cmdlines.get(pid),
+            uid=socks[0].uid,
+            count=len(socks),
+            local=_top(s.local for s in socks),
+            remote=_top(s.remote for s in socks),
         )
         for pid, socks in per_pid.items()
     ]
     reason = unknown_reason(holders) if unknown else ""
     owners += [
         Owner(
-            None,
-            None,
-            None,
-            uid,
-            len(socks),
-            _top(s.local for s in socks),
-            _top(s.remote for s in socks),
-            reason,
+            pid=None,
+            command=None,
+            cmdline=None,
+            uid=uid,
+            count=len(socks),
+            local=_top(s.local for s in socks),
+            remote=_top(s.remote for s in socks),
+            reason=reason,
         )
         for uid, socks in unknown.items()
     ]
@@ -387,35 +399,11 @@ def _top(endpoints) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:ENDPOINTS_SHOWN]
 
 
-# --- sysctl values --------------------------------------------------------------------------------
-
-
-def parse_port_range(value: str | None) -> tuple[int, int] | None:
-    parts = (value or "").split()
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        return None
-    low, high = int(parts[0]), int(parts[1])
-    return (low, high) if low <= high else None
-
-
-def usable_ports(port_range: tuple[int, int], reserved: str | None) -> int:
-    from tcptune.rules import _reserved_ports  # the one parser of ip_local_reserved_ports
-
-    low, high = port_range
-    return max(0, high - low + 1 - _reserved_ports(reserved, low, high))
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
 # --- findings -------------------------------------------------------------------------------------
 
 
-class Context(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CensusInput:
     """Everything the findings look at, gathered by the command."""
 
     census: Census
@@ -427,34 +415,39 @@ class Context(NamedTuple):
     usable: int | None
 
 
-def tw_buckets_used(ctx: Context) -> int:
+def tw_buckets_used(ctx: CensusInput) -> int:
     """The count tcp_max_tw_buckets caps: sockstat's tw when readable, else an estimate."""
     if ctx.tw_live is not None:
         return ctx.tw_live
     return ctx.census.states["TIME_WAIT"] + ctx.census.fin_wait2_orphans
 
 
-def findings(ctx: Context) -> list[Finding]:
+def findings(ctx: CensusInput) -> list[Finding]:
     found: list[Finding] = []
     found += _close_wait_findings(ctx)
     found += _pressure_findings(ctx)
-    found += _tw_cap_findings(ctx)
+    found += tw_cap_findings(
+        parse_int(ctx.sysctl.get("tcp_max_tw_buckets")),
+        tw_buckets_used(ctx),
+        (ctx.counters or {}).get("TCPTimeWaitOverflow"),
+        census=True,
+    )
     found += _fin_wait2_findings(ctx)
     found += _server_findings(ctx)
     if ctx.census.interrupted:
         found.append(
             Finding(
-                INFO,
-                "sockets",
-                "the kernel flagged the socket dump as interrupted (sockets changed while it "
-                "was read): counts may be off by the sockets that came and went.",
-                "include/uapi/linux/netlink.h (NLM_F_DUMP_INTR)",
+                severity=INFO,
+                key="sockets",
+                message="the kernel flagged the socket dump as interrupted (sockets changed while "
+                "it was read): counts may be off by the sockets that came and went.",
+                source="include/uapi/linux/netlink.h (NLM_F_DUMP_INTR)",
             )
         )
     return found
 
 
-def _close_wait_findings(ctx: Context) -> list[Finding]:
+def _close_wait_findings(ctx: CensusInput) -> list[Finding]:
     found = []
     for owner in ctx.owners:
         if owner.count >= CLOSE_WAIT_ERROR:
@@ -480,11 +473,11 @@ def _close_wait_findings(ctx: Context) -> list[Finding]:
                 "close(); no sysctl bounds CLOSE_WAIT."
             )
             source = f"{CLOSE_WAIT_SOURCE}; {OWNERS_SOURCE}"
-        found.append(Finding(severity, "CLOSE_WAIT", message, source))
+        found.append(Finding(severity=severity, key="CLOSE_WAIT", message=message, source=source))
     return found
 
 
-def _outbound_profile(ctx: Context) -> str:
+def _outbound_profile(ctx: CensusInput) -> str:
     """The shipped profile for a host whose outbound connections run short of ports: a proxy
     when it also serves many inbound connections, else a client."""
     inbound = ctx.census.states["ESTABLISHED"] - ctx.census.established_ephemeral
@@ -492,7 +485,7 @@ def _outbound_profile(ctx: Context) -> str:
     return "proxy-profile" if serving else "client-profile"
 
 
-def _pressure_findings(ctx: Context) -> list[Finding]:
+def _pressure_findings(ctx: CensusInput) -> list[Finding]:
     if not ctx.census.groups or not ctx.usable:
         return []
     top = ctx.census.groups[0]
@@ -514,28 +507,28 @@ def _pressure_findings(ctx: Context) -> list[Finding]:
     remedies.append(f"add source addresses: each local address has its own {ctx.usable} ports")
     message = (
         f"{destination} holds {top.sockets} of the {ctx.usable} usable ephemeral ports "
-        f"({share:.0%}; {top.time_wait} in TIME_WAIT, which holds a port for 60 s). When all "
-        "are taken, connect() to this destination fails with EADDRNOTAVAIL. Remedies: "
+        f"({share:.0%}; {top.time_wait} in TIME_WAIT, which holds a port for {TIME_WAIT_SECONDS} "
+        "s). When all are taken, connect() to this destination fails with EADDRNOTAVAIL. Remedies: "
         + "; ".join(remedies)
         + "."
     )
     return [
         Finding(
-            severity,
-            key,
-            message,
-            f"{IP_SYSCTL} (ip_local_port_range, tcp_tw_reuse); {TIMEWAIT_LEN}",
+            severity=severity,
+            key=key,
+            message=message,
+            source=f"{IP_SYSCTL_DOC} (ip_local_port_range, tcp_tw_reuse); {TIMEWAIT_LEN}",
         )
     ]
 
 
-def _outbound_values_live(ctx: Context) -> bool:
+def _outbound_values_live(ctx: CensusInput) -> bool:
     """Are client-profile's outbound values (or wider) already in effect?"""
     low, high = ctx.port_range or (65535, 0)
     return ctx.sysctl.get("tcp_tw_reuse") == "1" and low <= 10240 and high >= 65535
 
 
-def suggest_profile(ctx: Context) -> tuple[str, str] | None:
+def suggest_profile(ctx: CensusInput) -> tuple[str, str] | None:
     """The shipped profile that fits what the census shows, with why; None when none does
     (CLOSE_WAIT, for one, is fixed in the program, not by any profile)."""
     groups = ctx.census.groups
@@ -564,54 +557,7 @@ def _destination(group: Group) -> str:
     return f"{group.local_address} -> {group.remote_address}:{group.remote_port}"
 
 
-def _tw_cap_findings(ctx: Context) -> list[Finding]:
-    key = "net.ipv4.tcp_max_tw_buckets"
-    cap = _int(ctx.sysctl.get("tcp_max_tw_buckets"))
-    used = tw_buckets_used(ctx)
-    found = []
-    source = f"{IP_SYSCTL} (tcp_max_tw_buckets); {SOCKSTAT_SOURCE}"
-    at_cap = (
-        "past it, a closing socket skips TIME_WAIT and is destroyed at once "
-        "(TCPTimeWaitOverflow rises, nothing is logged to dmesg): a delayed segment of the old "
-        "connection can then land in a new one with the same addresses and ports"
-    )
-    if cap is not None and (cap == 0 or used >= cap):
-        found.append(
-            Finding(
-                ERROR,
-                key,
-                f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets have reached the cap of {cap}: "
-                f"{at_cap}. Find who closes first (the port pressure table), reuse connections, "
-                "or raise the cap (each TIME_WAIT socket costs a few hundred bytes).",
-                source,
-            )
-        )
-    elif cap and used >= cap * TW_NEAR_CAP:
-        found.append(
-            Finding(
-                WARNING,
-                key,
-                f"{used} TIME_WAIT + orphaned FIN_WAIT2 sockets, {used * 100 // cap}% of the cap "
-                f"of {cap}; {at_cap}.",
-                source,
-            )
-        )
-    overflow = (ctx.counters or {}).get("TCPTimeWaitOverflow")
-    if overflow:
-        found.append(
-            Finding(
-                WARNING,
-                key,
-                f"TCPTimeWaitOverflow = {overflow}: that many sockets already skipped TIME_WAIT "
-                "because the cap was reached (since boot, or since this network namespace was "
-                "created).",
-                NETSTAT_SOURCE,
-            )
-        )
-    return found
-
-
-def _fin_wait2_findings(ctx: Context) -> list[Finding]:
+def _fin_wait2_findings(ctx: CensusInput) -> list[Finding]:
     orphans = ctx.census.fin_wait2_orphans
     if not orphans:
         return []
@@ -619,50 +565,43 @@ def _fin_wait2_findings(ctx: Context) -> list[Finding]:
     severity = WARNING if orphans >= FIN_WAIT2_WARNING else INFO
     return [
         Finding(
-            severity,
-            "net.ipv4.tcp_fin_timeout",
-            f"{orphans} orphaned FIN_WAIT2 sockets: this host closed them and the peer has not "
-            "sent its FIN (often a peer that leaks CLOSE_WAIT). tcp_fin_timeout "
+            severity=severity,
+            key="net.ipv4.tcp_fin_timeout",
+            message=f"{orphans} orphaned FIN_WAIT2 sockets: this host closed them and the peer has "
+            "not sent its FIN (often a peer that leaks CLOSE_WAIT). tcp_fin_timeout "
             f"(now {timeout or '?'} s) is what bounds them, and that is all it governs: it does "
             "not shorten TIME_WAIT.",
-            f"{IP_SYSCTL} (tcp_fin_timeout); {TIMEWAIT_LEN}",
+            source=f"{IP_SYSCTL_DOC} (tcp_fin_timeout); {TIMEWAIT_LEN}",
         )
     ]
 
 
-def _server_findings(ctx: Context) -> list[Finding]:
+def _server_findings(ctx: CensusInput) -> list[Finding]:
     found = []
     states = ctx.census.states
     server_tw = states["TIME_WAIT"] - sum(g.time_wait for g in ctx.census.groups)
     if server_tw >= SERVER_TIME_WAIT_NOTE:
         found.append(
             Finding(
-                INFO,
-                "TIME_WAIT",
-                f"{server_tw} TIME_WAIT sockets have a local port outside the ephemeral range: "
-                "this host closed those connections first as a server. They cost a few hundred "
-                "bytes each and harm nothing below tcp_max_tw_buckets; tcp_tw_reuse does not act "
-                "on them (it only helps connect()). Fewer come with keep-alive, or when clients "
-                "close first.",
-                f"{IP_SYSCTL} (tcp_tw_reuse, tcp_max_tw_buckets); {TIMEWAIT_LEN}",
+                severity=INFO,
+                key="TIME_WAIT",
+                message=f"{server_tw} TIME_WAIT sockets have a local port outside the ephemeral "
+                "range: this host closed those connections first as a server. They cost a few "
+                "hundred bytes each and harm nothing below tcp_max_tw_buckets; tcp_tw_reuse does "
+                "not act on them (it only helps connect()). Fewer come with keep-alive, or when "
+                "clients close first.",
+                source=f"{IP_SYSCTL_DOC} (tcp_tw_reuse, tcp_max_tw_buckets); {TIMEWAIT_LEN}",
             )
         )
     if states["SYN_RECV"] >= SYN_RECV_WARNING:
         found.append(
             Finding(
-                WARNING,
-                "SYN_RECV",
-                f"{states['SYN_RECV']} half-open connections (SYN_RECV): listeners are under a "
-                "SYN flood or accept too slowly. server-profile raises the SYN and accept "
+                severity=WARNING,
+                key="SYN_RECV",
+                message=f"{states['SYN_RECV']} half-open connections (SYN_RECV): listeners are "
+                "under a SYN flood or accept too slowly. server-profile raises the SYN and accept "
                 "backlogs and keeps SYN cookies on (see 'tcptune check server-profile').",
-                f"{IP_SYSCTL} (tcp_max_syn_backlog, tcp_syncookies)",
+                source=f"{IP_SYSCTL_DOC} (tcp_max_syn_backlog, tcp_syncookies)",
             )
         )
     return found
-
-
-def worst(found: list[Finding]) -> str | None:
-    for severity in (ERROR, WARNING, INFO):
-        if any(f.severity == severity for f in found):
-            return severity
-    return None

@@ -9,23 +9,31 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import time
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from tcptune import __version__
 from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.model import PRESENT, same_value
 from tcptune.plan import Plan
 from tcptune.system import (
-    PRESENT,
+    LockBusy,
     SysctlWriteError,
     System,
     atomic_write,
+    discard_file,
+    exclusive_lock,
+    exists,
+    list_files,
+    make_dirs,
     private_dir,
+    prune_files,
     read_bytes_no_follow,
+    read_file_and_mode,
     remove_file,
     remove_stale_temp_files,
 )
@@ -45,13 +53,19 @@ NOT_REACHED = "not reached"  # an earlier key failed, so this one was not attemp
 RESTORED = "restored"
 
 
-class KeyResult(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeyResult:
+    """What a runtime write (or restore) of one key did."""
+
     key: str
     outcome: str
     detail: str = ""
 
 
-class Outcome(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TransactionResult:
+    """What an apply or a revert did."""
+
     backup_id: str | None
     drop_in_written: bool
     results: list[KeyResult]
@@ -69,37 +83,17 @@ def now_utc() -> datetime:
 
 
 @contextmanager
-def locked(system: System, wait: float = DEFAULT_LOCK_WAIT):
+def locked(system: System, wait: float = DEFAULT_LOCK_WAIT) -> Iterator[None]:
     """One apply or revert at a time: an flock on var/lib/tcptune/lock, waiting up to `wait` s."""
-    import fcntl
-
-    directory = private_dir(system.path(STATE_DIR))
-    path = directory / "lock"
+    path = private_dir(system.path(STATE_DIR)) / "lock"
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as err:
-        raise EnvironmentProblem(f"cannot open the lock {path}: {err.strerror}") from None
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                    raise EnvironmentProblem(
-                        f"another tcptune apply or revert (pid {holder}) holds {path}; "
-                        f"waited {wait:g} s",
-                        hint="wait for it to finish, or raise --lock-wait",
-                    ) from None
-                time.sleep(0.05)
-        with suppress(OSError):  # the pid is for the message of a waiting apply; a full disk
-            os.ftruncate(fd, 0)  # must not stop this one
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the flock
+        with exclusive_lock(path, wait):
+            yield
+    except LockBusy as busy:
+        raise EnvironmentProblem(
+            f"another tcptune apply or revert (pid {busy.holder}) holds {path}; waited {wait:g} s",
+            hint="wait for it to finish, or raise --lock-wait",
+        ) from None
 
 
 # --- backups ------------------------------------------------------------------------------------
@@ -112,7 +106,7 @@ def backup_dir(system: System) -> Path:
 def _new_backup_id(directory: Path, at: datetime) -> str:
     base = at.strftime("%Y%m%dT%H%M%S") + f"{at.microsecond:06d}Z"
     candidate, n = base, 1
-    while (directory / f"{candidate}.json").exists():
+    while exists(directory / f"{candidate}.json"):
         candidate, n = f"{base}-{n}", n + 1
     return candidate
 
@@ -120,8 +114,8 @@ def _new_backup_id(directory: Path, at: datetime) -> str:
 def make_backup(
     system: System, plan: Plan, drop_in: Path, release: str | None, at: datetime
 ) -> dict[str, Any]:
-    previous = read_bytes_no_follow(drop_in)
-    mode = (os.stat(drop_in).st_mode & 0o7777) if previous is not None else None
+    found = read_file_and_mode(drop_in)
+    previous, mode = found if found is not None else (None, None)
     runtime = []
     for key in plan.runtime_changes:
         reading = system.read_sysctl(key.key)
@@ -151,22 +145,13 @@ def save_backup(system: System, backup: dict[str, Any], at: datetime) -> str:
     backup["id"] = backup_id
     data = json.dumps(backup, indent=2).encode() + b"\n"
     atomic_write(directory / f"{backup_id}.json", data, mode=0o600)
-    prune(directory)
+    prune_files(directory, "*.json", KEEP_BACKUPS)
     return backup_id
 
 
-def prune(directory: Path, keep: int = KEEP_BACKUPS) -> None:
-    files = sorted(p for p in directory.glob("*.json") if not p.is_symlink())
-    for old in files[:-keep] if len(files) > keep else []:
-        old.unlink(missing_ok=True)
-
-
 def list_backups(system: System) -> list[dict[str, Any]]:
-    directory = system.path(BACKUP_DIR)
-    if not directory.is_dir():
-        return []
     result = []
-    for path in sorted(directory.glob("*.json")):
+    for path in list_files(system.path(BACKUP_DIR), "*.json"):
         try:
             result.append(load_backup(system, path.stem))
         except BadInput as err:
@@ -180,7 +165,8 @@ def load_backup(system: System, backup_id: str) -> dict[str, Any]:
     if not re.fullmatch(r"[0-9]{8}T[0-9]{12}Z(-[0-9]+)?", backup_id):
         raise BadInput(f"invalid backup id {backup_id!r}", hint="list them with: tcptune backups")
     directory = system.path(BACKUP_DIR)
-    private_dir(directory) if directory.exists() else None
+    if exists(directory):
+        private_dir(directory)  # refuses a planted link before anything is read through it
     path = directory / f"{backup_id}.json"
     raw = read_bytes_no_follow(path)
     if raw is None:
@@ -242,20 +228,20 @@ def newest_unreverted(system: System) -> dict[str, Any]:
 
 
 def write_runtime(system: System, key: str, value: str) -> KeyResult:
-    from tcptune.drift import same_value
-
     try:
         system.write_sysctl(key, value)
     except SysctlWriteError as err:
-        return KeyResult(key, FAILED, err.reason)
+        return KeyResult(key=key, outcome=FAILED, detail=err.reason)
     reading = system.read_sysctl(key)
     if reading.state != PRESENT or reading.value is None or not same_value(reading.value, value):
         seen = reading.value if reading.state == PRESENT else reading.error
-        return KeyResult(key, MISMATCH, f"wrote {value!r}, the kernel reads back {seen!r}")
-    return KeyResult(key, WRITTEN)
+        return KeyResult(
+            key=key, outcome=MISMATCH, detail=f"wrote {value!r}, the kernel reads back {seen!r}"
+        )
+    return KeyResult(key=key, outcome=WRITTEN)
 
 
-def execute(system: System, plan: Plan, release: str | None) -> Outcome:
+def execute(system: System, plan: Plan, release: str | None) -> TransactionResult:
     """Apply a plan made by tcptune.plan, under the lock (see `locked`). The caller checked
     nothing_to_do and --force, and made the plan while holding the lock."""
     drop_in = system.path(plan.drop_in_path)
@@ -264,31 +250,34 @@ def execute(system: System, plan: Plan, release: str | None) -> Outcome:
     backup_file = system.path(f"{BACKUP_DIR}/{backup_id}.json")
     written = False
     if plan.persist and plan.drop_in_changes:
-        drop_in.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(drop_in.parent)
         remove_stale_temp_files(drop_in)
         try:
             atomic_write(drop_in, plan.new_text.encode(), mode=0o644)
         except BaseException:
             # Nothing has changed yet: a backup of nothing would only confuse `revert`.
-            backup_file.unlink(missing_ok=True)
+            discard_file(backup_file)
             raise
         written = True
     results: list[KeyResult] = []
     failed = False
     for key in plan.runtime_changes:
         if failed:
-            results.append(KeyResult(key.key, NOT_REACHED))
+            results.append(KeyResult(key=key.key, outcome=NOT_REACHED))
             continue
         result = write_runtime(system, key.key, key.target)
         results.append(result)
         failed = result.outcome == FAILED
-    return Outcome(backup_id, written, results)
+    return TransactionResult(backup_id=backup_id, drop_in_written=written, results=results)
 
 
 # --- revert -------------------------------------------------------------------------------------
 
 
-class RevertPlan(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RevertPlan:
+    """What a revert will put back, and what each key reads now."""
+
     backup: dict[str, Any]
     drop_in_action: str  # "restore", "remove", or "keep"
     runtime: list[tuple[str, str | None, str | None]]  # key, value now, value to restore
@@ -304,17 +293,19 @@ def plan_revert(system: System, backup: dict[str, Any]) -> RevertPlan:
     for item in backup["runtime"]:
         now = system.read_sysctl(item["key"])
         runtime.append((item["key"], now.value if now.state == PRESENT else None, item["previous"]))
-    return RevertPlan(backup, action, runtime)
+    return RevertPlan(backup=backup, drop_in_action=action, runtime=runtime)
 
 
-def revert(system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_WAIT) -> Outcome:
+def revert(
+    system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_WAIT
+) -> TransactionResult:
     backup = plan.backup
     drop_in = system.path(backup["drop_in"]["path"])
     with locked(system, lock_wait):
         written = False
         if plan.drop_in_action == "restore":
             content = base64.b64decode(backup["drop_in"]["content_b64"])
-            drop_in.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(drop_in.parent)
             atomic_write(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
             written = True
         elif plan.drop_in_action == "remove":
@@ -323,12 +314,16 @@ def revert(system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_
         results = []
         for key, _now, previous in plan.runtime:
             if previous is None:
-                results.append(KeyResult(key, RESTORED, "had no readable value before; left as is"))
+                results.append(
+                    KeyResult(
+                        key=key, outcome=RESTORED, detail="had no readable value before; left as is"
+                    )
+                )
                 continue
             result = write_runtime(system, key, previous)
             results.append(
-                result._replace(outcome=RESTORED) if result.outcome == WRITTEN else result
+                replace(result, outcome=RESTORED) if result.outcome == WRITTEN else result
             )
         if all(r.outcome == RESTORED for r in results):
             mark_reverted(system, backup, now_utc())
-    return Outcome(backup["id"], written, results)
+    return TransactionResult(backup_id=backup["id"], drop_in_written=written, results=results)

@@ -10,6 +10,7 @@ import json
 
 from tcptune import __version__, keys
 from tcptune.errors import BadInput
+from tcptune.kernel import format_version
 
 FORMATS = ("sysctl", "k8s", "docker", "ansible")
 
@@ -52,8 +53,10 @@ def container_keys(sysctl: dict[str, str], fmt: str) -> dict[str, str]:
     """Keys a container runtime can set; refuse the rest with the reason."""
     refused = []
     for key in sysctl:
-        if key == "net.ipv4.tcp_tw_recycle":
-            refused.append(f"{key} (removed in 4.12; never set it per container)")
+        spec = keys.KEYS.get(key)
+        if spec is not None and spec.removed is not None:
+            removed = format_version(spec.removed)
+            refused.append(f"{key} (removed in {removed}; never set it per container)")
         elif namespaced(key) is False:
             refused.append(f"{key} (global, not per network namespace)")
         elif namespaced(key) is None:
@@ -71,8 +74,6 @@ def _conditional(key: str, value: str) -> str | None:
     spec = keys.KEYS.get(key)
     if spec is None:
         return None
-    from tcptune.kernel import format_version
-
     if spec.removed:
         return f"removed in {format_version(spec.removed)}"
     if spec.added:

@@ -1,0 +1,202 @@
+"""The values tcptune's layers hand to each other, and the pure functions over them.
+
+A Reading (what one sysctl read found), a Finding (what a rule says, how severe, on what
+authority), a sysctl.d file and its assignments, the holders of sockets, and how values are
+normalised, compared and parsed. This module imports no other tcptune module, so the system layer,
+the rules, the census and the commands all build on it without import cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# What reading a key found (Reading.state). A setting or a profile comparison whose key could not be
+# read carries the same word as its status; OK is the status of one that is fine.
+PRESENT = "present"
+MISSING = "missing"
+UNREADABLE = "unreadable"
+OK = "ok"
+
+# Severities of findings, in rising order.
+INFO = "info"
+WARNING = "warning"
+ERROR = "error"
+SEVERITY_RANK = {INFO: 0, WARNING: 1, ERROR: 2}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Reading:
+    """One sysctl as read below the root."""
+
+    key: str
+    state: str  # PRESENT, MISSING or UNREADABLE
+    value: str | None = None  # whitespace-normalised, as `sysctl -n` prints it with single spaces
+    error: str = ""  # why it is missing or unreadable
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finding:
+    """What a rule says about a key (or a socket state such as CLOSE_WAIT), and its source."""
+
+    severity: str  # INFO, WARNING or ERROR
+    key: str
+    message: str
+    source: str
+
+
+def worst(findings: Iterable[Finding]) -> str | None:
+    """The highest severity among the findings; None when there are none."""
+    seen = {f.severity for f in findings}
+    return next((s for s in (ERROR, WARNING, INFO) if s in seen), None)
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """Collapse the kernel's tabs and newlines: '32768\\t60999\\n' -> '32768 60999'."""
+    return " ".join(text.split())
+
+
+def canonical(value: str) -> str:
+    """A value as the kernel prints it back: blanks collapsed, no blanks around list commas."""
+    return normalise(value).replace(", ", ",").replace(" ,", ",")
+
+
+def same_value(live: str, target: str) -> bool:
+    """Compare as the kernel would print them: whitespace and list form normalised."""
+    return canonical(live) == canonical(target)
+
+
+def parse_int(text: str | None) -> int | None:
+    """A decimal integer as the kernel prints one ('4096', '-1'), blanks around it allowed;
+    None for anything else (hex, '+1', '1_000', other scripts' digits)."""
+    if text is None:
+        return None
+    text = text.strip()
+    digits = text[1:] if text.startswith("-") else text
+    return int(text) if digits.isascii() and digits.isdigit() else None
+
+
+def parse_port_range(value: str | None) -> tuple[int, int] | None:
+    """ip_local_port_range 'low high' as two ports, low <= high; None if it is not that."""
+    parts = (value or "").split()
+    if len(parts) != 2:
+        return None
+    low, high = parse_int(parts[0]), parse_int(parts[1])
+    if low is None or high is None or low < 0 or low > high:
+        return None
+    return low, high
+
+
+def reserved_ports(text: str | None, low: int, high: int) -> int:
+    """How many ports of [low, high] ip_local_reserved_ports ('8080,9000-9100') takes away."""
+    if not text:
+        return 0
+    taken: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        start, end = parse_int(first), parse_int(last or first)
+        if start is None or end is None:
+            continue
+        taken.update(range(max(start, low), min(end, high) + 1))
+    return len(taken)
+
+
+def usable_ports(port_range: tuple[int, int], reserved: str | None) -> int:
+    """Ephemeral ports per destination: the range less the reserved ports inside it."""
+    low, high = port_range
+    return max(0, high - low + 1 - reserved_ports(reserved, low, high))
+
+
+# --- sysctl.d ------------------------------------------------------------------------------------
+
+PROCPS = "procps"  # sysctl --system
+SYSTEMD = "systemd"  # systemd-sysctl
+LOADERS = (PROCPS, SYSTEMD)
+
+# Where each loader looks, in order, below the root; procps also reads SYSCTL_CONF, last.
+COMMON_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
+DIRS = {PROCPS: (*COMMON_DIRS, "lib/sysctl.d"), SYSTEMD: COMMON_DIRS}
+SYSCTL_CONF = "etc/sysctl.conf"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConfFile:
+    """One configuration file as found below the root."""
+
+    directory: str  # e.g. "etc/sysctl.d", or "" for etc/sysctl.conf
+    name: str  # file name, e.g. "99-tcptune.conf"
+    path: str  # as shown to the user, e.g. "/etc/sysctl.d/99-tcptune.conf"
+    text: str  # empty for a /dev/null mask
+
+    def assignments(self) -> list[Assignment]:
+        return parse_assignments(self.text, self.path)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Assignment:
+    """One 'key = value' line of a sysctl.d file."""
+
+    key: str  # dotted, as written (may be a glob)
+    value: str  # whitespace-normalised
+    path: str
+    line: int
+    ignore_failure: bool  # a leading '-'
+
+
+def canonical_key(raw: str) -> str:
+    """'net/ipv4/tcp_fin_timeout' -> 'net.ipv4.tcp_fin_timeout' (the first separator decides)."""
+    raw = raw.strip()
+    for char in raw:
+        if char == "/":
+            return raw.replace("/", ".")
+        if char == ".":
+            return raw
+    return raw
+
+
+def parse_assignments(text: str, path: str) -> list[Assignment]:
+    """sysctl.conf syntax: '#' or ';' comments, 'key = value', a leading '-' ignores failures."""
+    result = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep:
+            continue  # both loaders warn and skip a line without '='
+        key = key.strip()
+        ignore = key.startswith("-")
+        if ignore:
+            key = key[1:].strip()
+        if not key:
+            continue
+        result.append(
+            Assignment(
+                key=canonical_key(key),
+                value=normalise(value),
+                path=path,
+                line=number,
+                ignore_failure=ignore,
+            )
+        )
+    return result
+
+
+# --- sockets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Holders:
+    """What a scan of /proc/<pid>/fd found: which processes hold which socket inodes."""
+
+    by_inode: dict[int, list[int]]  # inode -> pids holding it
+    commands: dict[int, str]  # pid -> command name (/proc/<pid>/comm)
+    cmdlines: dict[int, str]  # pid -> command line
+    scanned: int  # processes whose fd directory was read
+    denied: int  # processes whose fd directory could not be read (permission)
+    privileged: bool  # running as root

@@ -1,0 +1,137 @@
+"""The shared values and parsers, and the places where two commands must say the same thing
+because they ask the same function."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import FakeMachine
+
+from tcptune import census, keys, model, rules, sysctld
+from tcptune.commands.check import gather
+from tcptune.model import ConfFile, Finding, parse_int, parse_port_range, reserved_ports
+from tcptune.system import System
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("4096", 4096), ("-1", -1), (" 7\n", 7), ("0", 0), ("2147483647", 2147483647)],
+)
+def test_parse_int_reads_decimal_as_the_kernel_prints_it(text: str, number: int) -> None:
+    assert parse_int(text) == number
+
+
+@pytest.mark.parametrize(
+    "text", [None, "", "-", "0x400", "+5", "1_000", "1.5", "٣", "12 13", "--1"]
+)
+def test_parse_int_refuses_anything_else(text: str | None) -> None:
+    assert parse_int(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("32768 60999", (32768, 60999)),
+        ("1024\t65535", (1024, 65535)),
+        ("5 5", (5, 5)),
+        ("60999 32768", None),
+        ("-5 60000", None),
+        ("1 2 3", None),
+        ("x y", None),
+        (None, None),
+    ],
+)
+def test_port_range(text: str | None, expected: tuple[int, int] | None) -> None:
+    assert parse_port_range(text) == expected
+
+
+def test_reserved_ports_count_only_inside_the_range() -> None:
+    assert reserved_ports("8080,9000-9100", 9000, 9049) == 50
+    assert reserved_ports("8080, 9000-9100", 1, 65535) == 102
+    assert reserved_ports("7-, abc,40000-40001", 40000, 40999) == 2  # bad parts are skipped
+    assert reserved_ports("", 1, 10) == 0
+
+
+def test_records_are_frozen_and_take_keywords_only() -> None:
+    finding = Finding(severity="info", key="k", message="m", source="s")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finding.message = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Finding("info", "k", "m", "s")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("cap", "tw", "overflow", "expected"),
+    [
+        ("100", 10, 0, []),
+        ("100", 85, 0, [model.WARNING]),
+        ("100", 100, 0, [model.ERROR]),
+        ("100", 130, 17, [model.ERROR, model.WARNING]),
+        ("0", 0, 3, [model.ERROR, model.WARNING]),
+        ("-1", 5, 0, [model.ERROR]),
+    ],
+)
+def test_check_and_sockets_judge_the_time_wait_cap_alike(
+    modern: FakeMachine, cap: str, tw: int, overflow: int, expected: list[str]
+) -> None:
+    """One rule for tcp_max_tw_buckets: `check` and `sockets` reach the same severities."""
+    modern.set("net.ipv4.tcp_max_tw_buckets", cap).sockets(tw=tw, overflow=overflow)
+    report = gather(System(modern.root))
+    from_check = [
+        f.severity
+        for f in report.findings
+        if f.key == "net.ipv4.tcp_max_tw_buckets"
+        and "/proc/net/" in f.source  # the cap rule's, not the generic range check's
+        and f.severity != model.INFO
+    ]
+    counted = census.Tally(census.PROC, 32768, 60999).finish()
+    facts = census.CensusInput(
+        census=counted,
+        owners=[],
+        sysctl={"tcp_max_tw_buckets": cap},
+        counters={"TCPTimeWaitOverflow": overflow},
+        tw_live=tw,
+        port_range=(32768, 60999),
+        usable=28232,
+    )
+    from_sockets = [
+        f.severity for f in census.findings(facts) if f.key == "net.ipv4.tcp_max_tw_buckets"
+    ]
+    assert from_check == from_sockets == expected
+
+
+def test_removed_keys_are_special_through_the_knowledge_base_alone() -> None:
+    """tcp_tw_recycle is the removed key; every command treats it through its KeySpec."""
+    removed = [spec.name for spec in keys.KEYS.values() if spec.removed is not None]
+    assert removed == ["net.ipv4.tcp_tw_recycle"]
+    spec = keys.KEYS["net.ipv4.tcp_tw_recycle"]
+    assert set(spec.refused) == {"1"} and "0" not in spec.refused
+
+
+def test_boot_summary_is_one_answer_for_check_and_apply() -> None:
+    key = "net.ipv4.tcp_keepalive_time"
+    only_procps = [
+        ConfFile(directory="", name="sysctl.conf", path="/etc/sysctl.conf", text=f"{key} = 600\n")
+    ]
+    checks = sysctld.persistence(only_procps, key, "600")
+    assert sysctld.boot_summary(checks, "600") == "survives under procps"
+    assert sysctld.boot_summary(checks, "600", detailed=True) == "survives under procps"
+    overriding = sysctld.persistence(only_procps, key, "700")
+    assert sysctld.boot_summary(overriding, "700") == "overridden (procps)"
+    assert sysctld.boot_summary(overriding, "700", detailed=True) == (
+        f"procps: overridden by /etc/sysctl.conf:1 ({key} = 600)"
+    )
+    assert sysctld.boot_summary(sysctld.persistence([], key, "600"), "600") == "not persisted"
+
+
+def test_worst_severity() -> None:
+    def of(*severities: str) -> list[Finding]:
+        return [Finding(severity=s, key="k", message="m", source="s") for s in severities]
+
+    assert model.worst(of()) is None
+    assert model.worst(of(model.INFO)) == model.INFO
+    assert model.worst(of(model.INFO, model.ERROR, model.WARNING)) == model.ERROR
+    assert rules.CheckReport(
+        release=None, version=None, settings=[], findings=of(model.WARNING)
+    ).worst() == (model.WARNING)
