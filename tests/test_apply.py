@@ -415,7 +415,7 @@ def test_not_root_is_refused_before_anything(tmp_path: Path) -> None:
     import contextlib
     import io
 
-    import tcptune.commands.apply  # noqa: F401  (imported before dropping privileges)
+    import tcptune.cli.apply  # noqa: F401  (imported before dropping privileges)
     from tcptune.cli.main import main
 
     def attempt() -> dict:

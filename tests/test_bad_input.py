@@ -265,7 +265,7 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
 
 
 def run_as_nobody(argv: list[str]) -> tuple[int, str, str]:
-    import tcptune.commands.apply  # noqa: F401  (loaded before privileges are dropped)
+    import tcptune.cli.apply  # noqa: F401  (loaded before privileges are dropped)
 
     code, out, err = as_nobody(lambda: run_in_process(argv))
     return code, out, err

@@ -143,7 +143,7 @@ def test_exit_codes_0_1_2_3(modern: FakeMachine, tmp_path: Path) -> None:
 
 
 def test_a_bug_prints_the_traceback_and_exits_4(modern: FakeMachine, monkeypatch) -> None:
-    from tcptune.commands import check
+    from tcptune.cli import check
 
     def broken(*args, **kwargs):
         return {}["a bug"]

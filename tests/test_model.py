@@ -9,7 +9,7 @@ import pytest
 from conftest import FakeMachine
 
 from tcptune import census, keys, model, rules, sysctld
-from tcptune.commands.check import gather
+from tcptune.cli.check import gather
 from tcptune.model import ConfFile, Finding, parse_int, parse_port_range, reserved_ports
 from tcptune.system import System
 

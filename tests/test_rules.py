@@ -6,7 +6,7 @@ import pytest
 from conftest import FakeMachine, modern_machine
 
 from tcptune import keys, rules
-from tcptune.commands.check import exit_code, gather
+from tcptune.cli.check import exit_code, gather
 from tcptune.system import System
 
 

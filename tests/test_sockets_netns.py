@@ -139,7 +139,7 @@ MEASURE = textwrap.dedent(
 AS_NOBODY = textwrap.dedent(
     """
     import io, shutil, textwrap
-    import tcptune.cli.main, tcptune.commands.sockets, tcptune.sockdiag, tcptune.system
+    import tcptune.cli.main, tcptune.cli.sockets, tcptune.sockdiag, tcptune.system
     os.environ.pop("TCPTUNE_ROOT", None)
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -1,10 +1,15 @@
-"""`tcptune apply PROFILE`."""
+"""`tcptune apply PROFILE`: plan, show, then (unless --dry-run) back up and apply.
 
+`apply` is the command; `run` does its work and is what the tests call without the command line.
+"""
+
+import re
 import sys
-from typing import Annotated
+from typing import IO, Annotated, Any
 
 import typer
 
+from tcptune import profiles, render
 from tcptune.cli.options import (
     BAD_INPUT,
     DryRunOption,
@@ -16,6 +21,18 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
+from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.kernel import parse_release
+from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, make_plan
+from tcptune.sysctld import boot_summary
+from tcptune.system import (
+    System,
+    proc_sys_read_only,
+    read_bytes_no_follow,
+    read_conf_files,
+    running_as_root,
+)
+from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
 
 SHORT_HELP = "make the kernel and /etc/sysctl.d match a profile (with a backup)"
 EPILOG = epilog(
@@ -66,9 +83,7 @@ def apply(
     revert`)."""
     system = open_system(ctx, root)
     check_lock_wait(lock_wait)
-    from tcptune.commands import apply as command
-
-    return command.run(
+    return run(
         system,
         profile,
         dry_run=dry_run,
@@ -80,3 +95,221 @@ def apply(
         json_output=json_output,
         stream=sys.stdout,
     )
+
+
+def run(
+    system: System,
+    profile_name: str,
+    *,
+    dry_run: bool,
+    runtime_only: bool,
+    persist_only: bool,
+    drop_in: str,
+    force: bool,
+    lock_wait: float,
+    json_output: bool,
+    stream: IO[str],
+) -> int:
+    if runtime_only and persist_only:
+        raise BadInput("--runtime-only and --persist-only exclude each other", hint="choose one")
+    plan = build_plan(
+        system, profile_name, drop_in=drop_in, runtime=not persist_only, persist=not runtime_only
+    )
+    doc = plan_to_json(plan)
+    if dry_run:
+        if json_output:
+            render.write_json(
+                stream, "apply", {**doc, "dry_run": True, "changed": False, "exit_code": 0}
+            )
+        else:
+            write_plan_text(plan, stream, dry_run=True)
+        return EXIT_OK
+    check_preconditions(system, plan, force)
+    if not plan.nothing_to_do:
+        with locked(system, lock_wait):
+            # Plan again under the lock: another apply may have finished while this one waited.
+            plan = build_plan(
+                system,
+                profile_name,
+                drop_in=drop_in,
+                runtime=not persist_only,
+                persist=not runtime_only,
+            )
+            check_preconditions(system, plan, force)
+            outcome = None if plan.nothing_to_do else execute(system, plan, system.kernel_release())
+    if plan.nothing_to_do or outcome is None:
+        doc = plan_to_json(plan)
+        if json_output:
+            render.write_json(
+                stream,
+                "apply",
+                {
+                    **doc,
+                    "dry_run": False,
+                    "changed": False,
+                    "backup_id": None,
+                    "results": [],
+                    "exit_code": 0,
+                },
+            )
+        else:
+            stream.write(
+                f"{plan.profile}: nothing to do; the live values and {plan.drop_in_path} already "
+                "match. No backup made.\n"
+            )
+        return EXIT_OK
+    doc = plan_to_json(plan)
+    code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
+    if json_output:
+        render.write_json(
+            stream,
+            "apply",
+            {
+                **doc,
+                "dry_run": False,
+                "changed": True,
+                "backup_id": outcome.backup_id,
+                "drop_in_written": outcome.drop_in_written,
+                "results": [
+                    {"key": r.key, "outcome": r.outcome, "detail": r.detail or None}
+                    for r in outcome.results
+                ],
+                "exit_code": code,
+            },
+        )
+        return code
+    write_plan_text(plan, stream, dry_run=False)
+    stream.write("\n")
+    if outcome.drop_in_written:
+        stream.write(f"wrote {plan.drop_in_path}\n")
+    for r in outcome.results:
+        stream.write(f"  {r.outcome:<11} {r.key}" + (f": {r.detail}" if r.detail else "") + "\n")
+    stream.write(f"backup {outcome.backup_id}; undo with: tcptune revert {outcome.backup_id}\n")
+    if not outcome.ok:
+        bad = [r for r in outcome.results if r.outcome in (FAILED, MISMATCH, NOT_REACHED)]
+        stream.write(
+            f"apply stopped with {len(bad)} key(s) not applied; the backup restores everything: "
+            f"tcptune revert {outcome.backup_id}\n"
+        )
+    return code
+
+
+DROP_IN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.conf$")
+
+
+def check_drop_in_name(name: str) -> None:
+    if not DROP_IN_NAME.match(name) or ".." in name or len(name) > 128:
+        raise BadInput(
+            f"invalid --drop-in {name!r}",
+            hint="a plain file name ending in .conf, e.g. 99-tcptune.conf",
+        )
+
+
+def build_plan(
+    system: System, profile_name: str, *, drop_in: str, runtime: bool, persist: bool
+) -> Plan:
+    check_drop_in_name(drop_in)
+    profile = profiles.load(profile_name, system.root)
+    system.require_proc_sys()
+    release = system.kernel_release()
+    readings = {key: system.read_sysctl(key) for key in profile.sysctl}
+    old = read_bytes_no_follow(system.path(f"{DROP_IN_DIR}/{drop_in}"))
+    return make_plan(
+        profile=profile.name,
+        profile_path=str(profile.path),
+        targets=profile.sysctl,
+        origin=profile.origin,
+        readings=readings,
+        version=parse_release(release),
+        release=release,
+        old_text=old.decode("utf-8", errors="replace") if old is not None else None,
+        conf_files=read_conf_files(system),
+        drop_in_name=drop_in,
+        runtime=runtime,
+        persist=persist,
+        written_at=now_utc().isoformat(timespec="seconds"),
+    )
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "profile": {"name": plan.profile, "path": plan.profile_path},
+        "keys": [
+            {
+                "key": k.key,
+                "live": k.live,
+                "target": k.target,
+                "origin": k.origin,
+                "action": k.action,
+                "reason": k.reason or None,
+                "boot": [
+                    {
+                        "loader": p.loader,
+                        "survives": p.survives,
+                        "set_by": f"{p.winner.path}:{p.winner.line}" if p.winner else None,
+                        "value": p.winner.value if p.winner else None,
+                    }
+                    for p in k.persistence
+                ],
+            }
+            for k in plan.keys
+        ],
+        "runtime": plan.runtime,
+        "persist": plan.persist,
+        "drop_in": {
+            "path": plan.drop_in_path,
+            "exists": plan.old_text is not None,
+            "foreign": plan.foreign,
+            "changes": plan.persist and plan.drop_in_changes,
+            "diff": plan.diff() if plan.persist and plan.drop_in_changes else "",
+        },
+        "nothing_to_do": plan.nothing_to_do,
+    }
+
+
+def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
+    colour = render.wants_colour(stream)
+    title = "plan (dry run: nothing is written)" if dry_run else "plan"
+    render.write_line(stream, f"tcptune apply {plan.profile}: {title}", colour, "bold")
+    table = render.Table(["KEY", "LIVE", "TARGET", "ACTION", "AT BOOT"])
+    for k in plan.keys:
+        live = "-" if k.live is None else (k.live or '""')
+        action = k.action if k.action != SKIP else f"skip ({k.reason})"
+        if k.action == CHANGE and not plan.runtime:
+            action = "drop-in only"
+        style = {"change": "yellow", "unchanged": "green", "skip": "dim"}.get(k.action)
+        at_boot = "" if k.action == SKIP else boot_summary(k.persistence, k.target, detailed=True)
+        table.add(
+            [k.key, live, k.target or '""', action, at_boot],
+            [None, None, None, style, None],
+        )
+    table.write(stream, colour)
+    if plan.persist:
+        if plan.drop_in_changes:
+            stream.write(f"\n{plan.drop_in_path}:\n")
+            stream.write(plan.diff())
+        else:
+            stream.write(f"\n{plan.drop_in_path} already says this; it is left as it is.\n")
+    if plan.foreign:
+        stream.write(
+            f"\nwarning: {plan.drop_in_path} exists and was not written by tcptune; "
+            "apply refuses to replace it without --force (it is backed up first).\n"
+        )
+
+
+def check_preconditions(system: System, plan: Plan, force: bool) -> None:
+    if system.live and not running_as_root():
+        raise EnvironmentProblem(
+            "apply changes the kernel and /etc/sysctl.d: run it as root",
+            hint=f"sudo tcptune apply {plan.profile}, or preview with --dry-run",
+        )
+    if plan.runtime and plan.runtime_changes and proc_sys_read_only(system):
+        raise EnvironmentProblem(
+            f"{system.path('proc/sys')} is read-only here (a container?)",
+            hint="use --persist-only to write only the drop-in, or --dry-run to preview",
+        )
+    if plan.persist and plan.foreign and plan.drop_in_changes and not force:
+        raise BadInput(
+            f"{plan.drop_in_path} exists and was not written by tcptune (no tcptune header)",
+            hint="--force replaces it after backing it up, or choose another --drop-in NAME",
+        )

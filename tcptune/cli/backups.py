@@ -1,10 +1,19 @@
-"""`tcptune backups`."""
+"""`tcptune backups`: the backups made by apply, newest last.
+
+`backups` is the command; `run_backups` does its work and is what the tests call without the
+command line.
+"""
 
 import sys
+from typing import IO
 
 import typer
 
+from tcptune import render
 from tcptune.cli.options import BAD_INPUT, JsonOption, RootOption, epilog, open_system
+from tcptune.errors import EXIT_OK
+from tcptune.system import System
+from tcptune.transaction import list_backups
 
 SHORT_HELP = "list the backups made by apply"
 EPILOG = epilog(
@@ -20,6 +29,46 @@ EPILOG = epilog(
 def backups(ctx: typer.Context, json_output: JsonOption = False, root: RootOption = None) -> int:
     """List the backups that `tcptune apply` made, newest last, and whether each was
     reverted."""
-    from tcptune.commands import revert as command
+    return run_backups(open_system(ctx, root), json_output=json_output, stream=sys.stdout)
 
-    return command.run_backups(open_system(ctx, root), json_output=json_output, stream=sys.stdout)
+
+def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
+    rows = []
+    for backup in list_backups(system):
+        if "corrupt" in backup:
+            rows.append({"id": backup["id"], "corrupt": backup["corrupt"]})
+            continue
+        rows.append(
+            {
+                "id": backup["id"],
+                "created": backup["created"],
+                "profile": backup["profile"]["name"],
+                "keys": len(backup["runtime"]),
+                "drop_in": backup["drop_in"]["path"],
+                "reverted": backup["reverted"],
+            }
+        )
+    if json_output:
+        render.write_json(stream, "backups", {"backups": rows})
+        return EXIT_OK
+    if not rows:
+        stream.write("no backups yet (each `tcptune apply` that changes something makes one)\n")
+        return EXIT_OK
+    table = render.Table(["ID", "CREATED", "PROFILE", "KEYS", "REVERTED"])
+    for row in rows:
+        if "corrupt" in row:
+            table.add(
+                [row["id"], "CORRUPT", row["corrupt"], "", ""], [None, "red", "red", None, None]
+            )
+        else:
+            table.add(
+                [
+                    row["id"],
+                    row["created"],
+                    row["profile"],
+                    str(row["keys"]),
+                    row["reverted"] or "no",
+                ]
+            )
+    table.write(stream, render.wants_colour(stream))
+    return EXIT_OK

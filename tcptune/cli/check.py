@@ -1,10 +1,14 @@
-"""`tcptune check [PROFILE]`."""
+"""`tcptune check [PROFILE]`: the watched TCP sysctls with findings, or drift from a profile.
+
+`check` is the command; `run` does its work and is what the tests call without the command line.
+"""
 
 import sys
-from typing import Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tcptune import keys, render, rules
 from tcptune.cli.completion import profile_names
 from tcptune.cli.options import (
     BAD_INPUT,
@@ -14,6 +18,14 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
+from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
+from tcptune.kernel import format_version
+from tcptune.model import ERROR, INFO, UNREADABLE, WARNING
+from tcptune.system import System, read_conf_files
+
+if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
+    from tcptune.drift import Comparison
+    from tcptune.profiles import Profile
 
 SHORT_HELP = "show the live TCP sysctls with kernel-aware findings"
 EPILOG = epilog(
@@ -52,12 +64,245 @@ def check(
 ) -> int:
     """Show the watched TCP sysctls, their defaults on this kernel, and findings (each with a
     severity and a source); with PROFILE, how far the machine is from that profile."""
-    from tcptune.commands import check as command
-
-    return command.run(
+    return run(
         open_system(ctx, root),
         json_output=json_output,
         strict=strict,
         stream=sys.stdout,
         profile_name=profile,
     )
+
+
+def run(
+    system: System,
+    *,
+    json_output: bool,
+    strict: bool,
+    stream: IO[str],
+    profile_name: str | None = None,
+) -> int:
+    if profile_name is not None:
+        return run_profile(
+            system, profile_name, json_output=json_output, strict=strict, stream=stream
+        )
+    report = gather(system)
+    code = exit_code(report, strict)
+    if json_output:
+        render.write_json(stream, "check", to_json(report, str(system.root), strict, code))
+    else:
+        write_text(report, str(system.root), stream, code)
+    return code
+
+
+def gather(system: System) -> rules.CheckReport:
+    """Read every watched key, the kernel release and the socket counters, then evaluate."""
+    system.require_proc_sys()
+    readings = {name: system.read_sysctl(name) for name in keys.KEYS}
+    report = rules.inspect(
+        system.kernel_release(),
+        readings,
+        system.sockstat(),
+        system.netstat(),
+        read_conf_files(system),
+    )
+    if report.all_unreadable():
+        first = report.settings[0]
+        raise EnvironmentProblem(
+            f"cannot read any TCP setting under {system.path('proc/sys/net')}: {first.error}",
+            hint="run where /proc/sys is readable (as root if needed), or fix --root",
+        )
+    return report
+
+
+def exit_code(report: rules.CheckReport, strict: bool) -> int:
+    worst = report.worst()
+    if worst == ERROR or (strict and worst == WARNING):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> dict[str, Any]:
+    return {
+        "root": root,
+        "kernel": {
+            "release": report.release,
+            "version": list(report.version) if report.version else None,
+        },
+        "settings": [
+            {
+                "key": s.key,
+                "value": s.value,
+                "default": s.default,
+                "default_note": s.default_note or None,
+                "status": s.status,
+                "error": s.error or None,
+            }
+            for s in report.settings
+        ],
+        "findings": [
+            {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
+            for f in report.findings
+        ],
+        "sockstat_tcp": report.tcp_counts,
+        "summary": summary(report),
+        "strict": strict,
+        "exit_code": code,
+    }
+
+
+def summary(report: rules.CheckReport) -> dict[str, int]:
+    counts = {status: 0 for status in ("ok", "warning", "error", "missing", "unreadable")}
+    for setting in report.settings:
+        counts[setting.status] = counts.get(setting.status, 0) + 1
+    return counts
+
+
+def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int) -> None:
+    colour = render.wants_colour(stream)
+    kernel = report.release or "unknown"
+    if report.version:
+        kernel += f" (rules for {format_version(report.version[:2])})"
+    where = "" if root == "/" else f", root {root}"
+    render.write_line(stream, f"tcptune check: kernel {kernel}{where}", colour, "bold")
+    table = render.Table(["KEY", "VALUE", "DEFAULT", "STATUS"])
+    for s in report.settings:
+        value = s.value if s.value is not None else "-"
+        if s.value == "":
+            value = '""'
+        default = s.default if s.default is not None else ("varies" if s.default_note else "?")
+        if default == "":
+            default = '""'
+        style = render.STATUS_STYLE.get(s.status)
+        table.add([s.key, value, default, s.status], [None, None, "dim", style])
+    table.write(stream, colour)
+    render.write_findings(stream, report.findings, colour)
+    counts = summary(report)
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    stream.write(f"\n{len(report.settings)} keys: {parts}. Exit {code}.\n")
+    if code:
+        stream.write("Exit 1: error-level findings (or warnings with --strict); see above.\n")
+    stream.write("More on any key: tcptune explain KEY\n")
+
+
+# --- check PROFILE ------------------------------------------------------------------------------
+
+
+def run_profile(
+    system: System, name: str, *, json_output: bool, strict: bool, stream: IO[str]
+) -> int:
+    from tcptune import profiles
+
+    profile = profiles.load(name, system.root)  # bad input is reported before anything is read
+    report = gather(system)
+    comparisons = compare_profile(system, profile, report)
+    code = profile_exit_code(comparisons, report, strict)
+    doc = profile_to_json(profile, comparisons, report, str(system.root), strict, code)
+    if json_output:
+        render.write_json(stream, "check", doc)
+    else:
+        write_profile_text(doc, report, stream)
+    return code
+
+
+def compare_profile(
+    system: System, profile: "Profile", report: rules.CheckReport
+) -> list["Comparison"]:
+    from tcptune import drift
+
+    readings = {key: system.read_sysctl(key) for key in profile.sysctl}
+    comparisons = drift.compare(profile.sysctl, profile.origin, readings, report.version)
+    return drift.with_boot(comparisons, list(report.conf_files))  # read once, by gather()
+
+
+def profile_exit_code(
+    comparisons: list["Comparison"], report: rules.CheckReport, strict: bool
+) -> int:
+    from tcptune import drift
+
+    if any(c.status == drift.DRIFT for c in comparisons):
+        return EXIT_DRIFT
+    if any(c.status == UNREADABLE for c in comparisons):
+        return EXIT_ENVIRONMENT
+    return exit_code(report, strict)
+
+
+def profile_to_json(
+    profile: "Profile",
+    comparisons: list["Comparison"],
+    report: rules.CheckReport,
+    root: str,
+    strict: bool,
+    code: int,
+) -> dict[str, Any]:
+    defaults = {s.key: s.default for s in report.settings}
+    keys_in_profile = set(profile.sysctl)
+    counts = {status: 0 for status in ("ok", "drift", "missing", "unreadable")}
+    for c in comparisons:
+        counts[c.status] += 1
+    return {
+        "root": root,
+        "kernel": {
+            "release": report.release,
+            "version": list(report.version) if report.version else None,
+        },
+        "profile": {
+            "name": profile.name,
+            "path": str(profile.path),
+            "description": profile.description,
+            "extends": profile.chain[1:],
+        },
+        "in_sync": counts["drift"] == 0 and counts["unreadable"] == 0,
+        "settings": [
+            {
+                "key": c.key,
+                "value": c.value,
+                "target": c.target,
+                "default": defaults.get(c.key),
+                "status": c.status,
+                "in_sync": c.in_sync,
+                "origin": c.origin,
+                "reason": c.reason or None,
+                "boot": list(c.boot),
+                "boot_summary": c.boot_summary or None,
+            }
+            for c in comparisons
+        ],
+        "findings": [
+            {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
+            for f in report.findings
+            if f.key in keys_in_profile or f.severity != INFO
+        ],
+        "warnings": [str(w) for w in profile.warnings],
+        "summary": counts,
+        "strict": strict,
+        "exit_code": code,
+    }
+
+
+def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: IO[str]) -> None:
+    colour = render.wants_colour(stream)
+    profile = doc["profile"]
+    chain = " <- ".join([profile["name"], *profile["extends"]])
+    kernel = report.release or "unknown"
+    render.write_line(stream, f"tcptune check {chain}: kernel {kernel}", colour, "bold")
+    for warning in doc["warnings"]:
+        stream.write(f"warning: {warning}\n")
+    table = render.Table(["KEY", "LIVE", "TARGET", "FROM", "AT BOOT", "STATUS"])
+    for s in doc["settings"]:
+        status = s["status"] + (f" ({s['reason']})" if s["reason"] else "")
+        live = "-" if s["value"] is None else (s["value"] or '""')
+        table.add(
+            [s["key"], live, s["target"] or '""', s["origin"], s["boot_summary"] or "", status],
+            [None, None, None, "dim", None, render.STATUS_STYLE.get(s["status"])],
+        )
+    table.write(stream, colour)
+    shown = [
+        f
+        for f in report.findings
+        if f.key in {s["key"] for s in doc["settings"]} or f.severity != INFO
+    ]
+    render.write_findings(stream, shown, colour)
+    counts = doc["summary"]
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    verdict = "in sync" if doc["in_sync"] else "NOT in sync"
+    stream.write(f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Exit {doc['exit_code']}.\n")

@@ -1,11 +1,17 @@
-"""`tcptune export PROFILE --format sysctl|k8s|docker|ansible`."""
+"""`tcptune export PROFILE --format sysctl|k8s|docker|ansible`: a profile for another tool.
+
+`export` is the command; `run` does its work and is what the tests call without the command line.
+"""
 
 import sys
-from typing import Annotated, Literal
+from typing import IO, Annotated, Literal
 
 import typer
 
+from tcptune import formats, profiles
 from tcptune.cli.options import BAD_INPUT, ProfileArgument, RootOption, epilog, open_system
+from tcptune.errors import EXIT_OK
+from tcptune.system import System
 
 SHORT_HELP = "a profile as sysctl.d text, a Kubernetes pod snippet, Docker flags or Ansible tasks"
 EPILOG = epilog(
@@ -35,6 +41,10 @@ def export(
 ) -> int:
     """Print a profile for another tool. k8s and docker accept only keys that are per network
     namespace, and mark the Kubernetes keys the kubelet treats as unsafe."""
-    from tcptune.commands import export as command
+    return run(open_system(ctx, root), profile, fmt=fmt, stream=sys.stdout)
 
-    return command.run(open_system(ctx, root), profile, fmt=fmt, stream=sys.stdout)
+
+def run(system: System, profile_name: str, *, fmt: str, stream: IO[str]) -> int:
+    profile = profiles.load(profile_name, system.root)
+    stream.write(formats.export(profile.name, profile.sysctl, fmt))
+    return EXIT_OK

@@ -1,10 +1,20 @@
-"""`tcptune profiles list|show|validate|capture`: a group of its own (a Typer sub-app)."""
+"""`tcptune profiles list|show|validate|capture`: a group of its own (a Typer sub-app).
+
+`list_profiles`, `show`, `validate` and `capture` are the commands; `run_list`, `run_show`,
+`run_validate` and `run_capture` do their work and are what the tests call without the command
+line.
+"""
 
 import sys
-from typing import Annotated
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Annotated, Any
 
+import tomli_w
 import typer
 
+import tcptune.profiles  # by its full name: `profiles` in this module is the group
+from tcptune import keys, render
 from tcptune.cli.core import Command, Group
 from tcptune.cli.options import (
     BAD_INPUT,
@@ -14,6 +24,9 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
+from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.model import PRESENT
+from tcptune.system import System, atomic_write, exists, host_name, is_dir, make_dirs
 
 SHORT_HELP = "list, show, validate and capture profiles"
 INVALID = "an unknown or invalid profile"
@@ -58,9 +71,7 @@ def list_profiles(
 ) -> int:
     """List every profile tcptune finds, shipped and in {root}/etc/tcptune/profiles: name,
     description and file."""
-    from tcptune.commands import profiles as command
-
-    return command.run_list(open_system(ctx, root), json_output=json_output, stream=sys.stdout)
+    return run_list(open_system(ctx, root), json_output=json_output, stream=sys.stdout)
 
 
 @app.command(
@@ -80,11 +91,7 @@ def show(
 ) -> int:
     """Show a profile merged with the profiles it extends, and which file each value came
     from."""
-    from tcptune.commands import profiles as command
-
-    return command.run_show(
-        open_system(ctx, root), name, json_output=json_output, stream=sys.stdout
-    )
+    return run_show(open_system(ctx, root), name, json_output=json_output, stream=sys.stdout)
 
 
 PathsArgument = Annotated[
@@ -113,11 +120,7 @@ def validate(
 ) -> int:
     """Check profile files: TOML syntax, known keys, types, ranges and the extends chain. Each
     problem is one line naming the file, the line and the key."""
-    from tcptune.commands import profiles as command
-
-    return command.run_validate(
-        open_system(ctx, root), paths, json_output=json_output, stream=sys.stdout
-    )
+    return run_validate(open_system(ctx, root), paths, json_output=json_output, stream=sys.stdout)
 
 
 NameArgument = Annotated[
@@ -161,9 +164,7 @@ def capture(
 ) -> int:
     """Write the live values of the watched keys as a profile, by default to
     {root}/etc/tcptune/profiles/NAME.toml, where `tcptune check NAME` finds it."""
-    from tcptune.commands import profiles as command
-
-    return command.run_capture(
+    return run_capture(
         open_system(ctx, root),
         name,
         output=output,
@@ -171,3 +172,185 @@ def capture(
         json_output=json_output,
         stream=sys.stdout,
     )
+
+
+def run_list(system: System, *, json_output: bool, stream: IO[str]) -> int:
+    found = tcptune.profiles.available(system.root)
+    shipped = tcptune.profiles.shipped_dir()
+    rows: list[dict[str, Any]] = []
+    for name, path in sorted(found.items()):
+        problems, _ = tcptune.profiles.validate(str(path), system.root)
+        description = ""
+        if not problems:
+            description = tcptune.profiles.read_file(path).description
+        rows.append(
+            {
+                "name": name,
+                "description": description,
+                "path": str(path),
+                "shipped": path.parent == shipped,
+                "valid": not problems,
+                "problem": str(problems[0]) if problems else None,
+            }
+        )
+    if json_output:
+        render.write_json(stream, "profiles list", {"profiles": rows})
+        return EXIT_OK
+    colour = render.wants_colour(stream)
+    table = render.Table(["NAME", "DESCRIPTION", "SOURCE"])
+    for row in rows:
+        description = row["description"] if row["valid"] else f"INVALID: {row['problem']}"
+        table.add(
+            [row["name"], description, row["path"]], [None, None if row["valid"] else "red", "dim"]
+        )
+    table.write(stream, colour)
+    return EXIT_OK
+
+
+def run_show(system: System, name: str, *, json_output: bool, stream: IO[str]) -> int:
+    profile = tcptune.profiles.load(name, system.root)
+    doc = {
+        "name": profile.name,
+        "path": str(profile.path),
+        "description": profile.description,
+        "extends": profile.chain[1:],
+        "sysctl": profile.sysctl,
+        "origin": profile.origin,
+        "warnings": [str(w) for w in profile.warnings],
+    }
+    if json_output:
+        render.write_json(stream, "profiles show", doc)
+        return EXIT_OK
+    colour = render.wants_colour(stream)
+    render.write_line(stream, f"{profile.name}: {profile.description}", colour, "bold")
+    stream.write(f"file: {profile.path}\n")
+    if len(profile.chain) > 1:
+        stream.write("extends: " + " <- ".join(profile.chain) + "\n")
+    for warning in profile.warnings:
+        stream.write(f"warning: {warning}\n")
+    table = render.Table(["KEY", "VALUE", "FROM"])
+    for key, value in profile.sysctl.items():
+        table.add([key, value if value != "" else '""', profile.origin[key]], [None, None, "dim"])
+    table.write(stream, colour)
+    return EXIT_OK
+
+
+def run_validate(system: System, paths: list[str], *, json_output: bool, stream: IO[str]) -> int:
+    results = []
+    for argument in paths:
+        problems, warnings = tcptune.profiles.validate(argument, system.root)
+        results.append(
+            {
+                "profile": argument,
+                "valid": not problems,
+                "problems": [
+                    {"file": p.path, "line": p.line, "key": p.key or None, "message": p.message}
+                    for p in problems
+                ],
+                "warnings": [
+                    {"file": w.path, "line": w.line, "key": w.key or None, "message": w.message}
+                    for w in warnings
+                ],
+            }
+        )
+    code = EXIT_OK if all(r["valid"] for r in results) else EXIT_BAD_INPUT
+    if json_output:
+        render.write_json(stream, "profiles validate", {"results": results, "exit_code": code})
+        return code
+    colour = render.wants_colour(stream)
+    for result, argument in zip(results, paths, strict=True):
+        if result["valid"]:
+            render.write_line(stream, f"{argument}: valid", colour, "green")
+        for problem in result["problems"]:
+            line = f":{problem['line']}" if problem["line"] else ""
+            key = f" {problem['key']}:" if problem["key"] else ""
+            render.write_line(
+                stream, f"error: {problem['file']}{line}:{key} {problem['message']}", colour, "red"
+            )
+        for warning in result["warnings"]:
+            where = warning["file"] + (f": {warning['key']}" if warning["key"] else "")
+            render.write_line(stream, f"warning: {where}: {warning['message']}", colour, "yellow")
+    return code
+
+
+# --- capture ------------------------------------------------------------------------------------
+
+
+def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], list[str]]:
+    """Live values of the knowledge-base keys, typed for TOML; and what was left out, with why."""
+    values: dict[str, int | str | list[int]] = {}
+    skipped = []
+    for name, spec in keys.KEYS.items():
+        if spec.removed is not None:
+            continue  # gone from current kernels: a profile holding it would fail there
+        reading = system.read_sysctl(name)
+        if reading.state != PRESENT or reading.value is None:
+            skipped.append(f"{name}: {reading.state} ({reading.error})")
+            continue
+        error, normalised = tcptune.profiles.normalise_for(spec, reading.value)
+        if error:
+            skipped.append(f"{name}: live value {reading.value!r} would not validate: {error}")
+            continue
+        if spec.type == keys.INT_VECTOR:
+            values[name] = [int(p) for p in normalised.split()]
+        elif spec.type in (keys.INT, keys.BOOL, keys.ENUM):
+            values[name] = int(normalised)
+        else:
+            values[name] = normalised
+    return values, skipped
+
+
+def run_capture(
+    system: System,
+    name: str,
+    *,
+    output: str | None,
+    force: bool,
+    json_output: bool,
+    stream: IO[str],
+) -> int:
+    tcptune.profiles.check_name(name)
+    system.require_proc_sys()
+    path = Path(output) if output else tcptune.profiles.local_dir(system.root) / f"{name}.toml"
+    if output and is_dir(path):
+        raise BadInput(f"--output {output} is a directory", hint="give a file path ending in .toml")
+    if exists(path) and not force:
+        raise BadInput(f"{path} already exists", hint="use --force to overwrite it")
+    values, skipped = capture_values(system)
+    if not values:
+        raise EnvironmentProblem(
+            f"no readable TCP setting under {system.path('proc/sys/net')}",
+            hint="run where /proc/sys is readable, or fix --root",
+        )
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")  # noqa: UP017
+    release = system.kernel_release() or "unknown kernel"
+    description = f"Captured from {host_name()} (kernel {release}) at {now}"
+    header = (
+        "# Captured by `tcptune profiles capture`: the live values of this machine's watched TCP\n"
+        "# keys. Compare other machines with `tcptune check PROFILE`.\n"
+    )
+    body = tomli_w.dumps({"description": description, "sysctl": values})
+    data = (header + body).encode()
+    # The file must load back as a valid profile before it replaces anything.
+    problems = tcptune.profiles.parse(data, path, name).problems
+    if problems:  # a bug: capture must only write what validates
+        raise AssertionError(f"captured profile does not validate: {problems}")
+    try:
+        make_dirs(path.parent)
+        atomic_write(path, data, mode=0o644)
+    except PermissionError as err:
+        raise EnvironmentProblem(
+            f"cannot write {path}: permission denied", hint="run as root or use --output"
+        ) from err
+    except OSError as err:
+        raise EnvironmentProblem(
+            f"cannot write {path}: {err.strerror or err}", hint="check the disk and the path"
+        ) from err
+    doc = {"name": name, "path": str(path), "keys": len(values), "skipped": skipped}
+    if json_output:
+        render.write_json(stream, "profiles capture", doc)
+    else:
+        stream.write(f"captured {len(values)} keys into {path}\n")
+        for line in skipped:
+            stream.write(f"  left out {line}\n")
+    return EXIT_OK

@@ -1,10 +1,15 @@
-"""`tcptune revert [BACKUP_ID]`."""
+"""`tcptune revert [BACKUP_ID]`: undo an apply from its backup.
+
+`revert` is the command; `run_revert` does its work and is what the tests call without the
+command line.
+"""
 
 import sys
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 
+from tcptune import render, transaction
 from tcptune.cli.options import (
     BAD_INPUT,
     DryRunOption,
@@ -15,6 +20,8 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
+from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
+from tcptune.system import System, running_as_root
 
 SHORT_HELP = "undo an apply from its backup (the newest not yet reverted by default)"
 EPILOG = epilog(
@@ -49,9 +56,7 @@ def revert(
     recorded in a backup. Repeated reverts walk back the stack of backups."""
     system = open_system(ctx, root)
     check_lock_wait(lock_wait)
-    from tcptune.commands import revert as command
-
-    return command.run_revert(
+    return run_revert(
         system,
         backup_id,
         dry_run=dry_run,
@@ -59,3 +64,83 @@ def revert(
         json_output=json_output,
         stream=sys.stdout,
     )
+
+
+def run_revert(
+    system: System,
+    backup_id: str | None,
+    *,
+    dry_run: bool,
+    lock_wait: float,
+    json_output: bool,
+    stream: IO[str],
+) -> int:
+    backup = (
+        transaction.load_backup(system, backup_id)
+        if backup_id
+        else transaction.newest_unreverted(system)
+    )
+    plan = transaction.plan_revert(system, backup)
+    doc = {
+        "backup_id": backup["id"],
+        "profile": backup["profile"]["name"],
+        "already_reverted": backup["reverted"],
+        "drop_in": {"path": backup["drop_in"]["path"], "action": plan.drop_in_action},
+        "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
+        "dry_run": dry_run,
+    }
+    if not dry_run and system.live and not running_as_root():
+        raise EnvironmentProblem(
+            "revert changes the kernel and /etc/sysctl.d: run it as root",
+            hint="or preview with --dry-run",
+        )
+    if dry_run:
+        if json_output:
+            render.write_json(stream, "revert", {**doc, "exit_code": 0})
+        else:
+            write_revert_plan(doc, stream)
+        return EXIT_OK
+    outcome = transaction.revert(system, plan, lock_wait=lock_wait)
+    code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
+    if json_output:
+        results = [
+            {"key": r.key, "outcome": r.outcome, "detail": r.detail or None}
+            for r in outcome.results
+        ]
+        render.write_json(stream, "revert", {**doc, "results": results, "exit_code": code})
+        return code
+    write_revert_plan(doc, stream)
+    for r in outcome.results:
+        stream.write(f"  {r.outcome:<10} {r.key}" + (f": {r.detail}" if r.detail else "") + "\n")
+    if outcome.ok:
+        stream.write(f"reverted backup {backup['id']}\n")
+    else:
+        stream.write(f"revert incomplete; fix the cause and run: tcptune revert {backup['id']}\n")
+    return code
+
+
+def write_revert_plan(doc: dict, stream: IO[str]) -> None:
+    colour = render.wants_colour(stream)
+    title = " (dry run: nothing is written)" if doc["dry_run"] else ""
+    render.write_line(
+        stream, f"tcptune revert {doc['backup_id']} ({doc['profile']}){title}", colour, "bold"
+    )
+    if doc["already_reverted"]:
+        stream.write(f"note: this backup was already reverted at {doc['already_reverted']}\n")
+    action = doc["drop_in"]["action"]
+    verb = {
+        "restore": "restore its previous content",
+        "remove": "remove it (it did not exist)",
+        "keep": "leave it (the apply did not change it)",
+    }[action]
+    stream.write(f"{doc['drop_in']['path']}: {verb}\n")
+    table = render.Table(["KEY", "NOW", "RESTORE"])
+    for item in doc["runtime"]:
+        table.add(
+            [
+                item["key"],
+                item["now"] if item["now"] is not None else "-",
+                item["restore"] if item["restore"] is not None else "-",
+            ]
+        )
+    table.write(stream, colour)

@@ -1,10 +1,20 @@
-"""`tcptune sockets`."""
+"""`tcptune sockets`: a TIME_WAIT / CLOSE_WAIT census that names the cause.
 
+`sockets` is the command; `run` does its work and is what the tests call without the command
+line.
+"""
+
+import io
+import socket
 import sys
-from typing import Annotated, Literal
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import IO, Annotated, Any, Literal
 
 import typer
 
+from tcptune import census, render
 from tcptune.cli.options import (
     BAD_INPUT,
     JsonOption,
@@ -14,6 +24,19 @@ from tcptune.cli.options import (
     positive_int,
     positive_seconds,
 )
+from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.model import (
+    ERROR,
+    PRESENT,
+    Finding,
+    Holders,
+    parse_int,
+    parse_port_range,
+    usable_ports,
+    worst,
+)
+from tcptune.sockdiag import Unavailable
+from tcptune.system import System
 
 SHORT_HELP = "TIME_WAIT / CLOSE_WAIT census: states, port pressure, CLOSE_WAIT owners"
 EPILOG = epilog(
@@ -73,9 +96,7 @@ def sockets(
     ephemeral port pressure per destination and the processes that hold CLOSE_WAIT sockets,
     with findings that name the cause and the remedy. Reads the kernel over NETLINK_SOCK_DIAG,
     or /proc/net/tcp and tcp6."""
-    from tcptune.commands import sockets as command
-
-    return command.run(
+    return run(
         open_system(ctx, root),
         json_output=json_output,
         top=top,
@@ -83,3 +104,305 @@ def sockets(
         source=source,
         stream=sys.stdout,
     )
+
+
+AUTO = "auto"
+SOURCES = (AUTO, census.NETLINK, census.PROC)
+SYSCTLS = (
+    "tcp_max_tw_buckets",
+    "ip_local_port_range",
+    "ip_local_reserved_ports",
+    "tcp_fin_timeout",
+    "tcp_tw_reuse",
+    "tcp_timestamps",
+)
+DEFAULT_PORT_RANGE = (32768, 60999)  # the kernel default, used when the live value is unreadable
+FAMILIES = ((socket.AF_INET, "tcp"), (socket.AF_INET6, "tcp6"))
+
+
+def run(
+    system: System,
+    *,
+    json_output: bool,
+    top: int,
+    watch: float | None,
+    source: str,
+    stream: IO[str],
+) -> int:
+    check_source(system, source)
+    if watch is not None:
+        if json_output:
+            raise BadInput("--watch and --json cannot be combined", hint="run --json in a loop")
+        return run_watch(system, top=top, seconds=watch, source=source, stream=stream)
+    report = look(system, source, top)
+    if json_output:
+        render.write_json(stream, "sockets", report.to_json())
+    else:
+        write_text(report, stream, render.wants_colour(stream))
+    return report.exit_code()
+
+
+def run_watch(system: System, *, top: int, seconds: float, source: str, stream: IO[str]) -> int:
+    """Refresh every `seconds` until Ctrl-C, which ends it with exit 0: a rich live view on a
+    terminal, else one plain snapshot after another."""
+    try:
+        if not render.wants_colour(stream):
+            while True:
+                buffer = io.StringIO()
+                write_text(look(system, source, top), buffer, colour=False)
+                stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{buffer.getvalue()}")
+                stream.flush()
+                time.sleep(seconds)
+        from rich.console import Console, Group
+        from rich.live import Live
+        from rich.text import Text
+
+        console = Console(file=stream, highlight=False)
+        with Live(console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                buffer = io.StringIO()
+                write_text(look(system, source, top), buffer, colour=False)
+                header = Text(
+                    f"every {seconds:g} s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop",
+                    style="dim",
+                )
+                live.update(Group(header, Text(buffer.getvalue())), refresh=True)
+                time.sleep(seconds)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def read_census(
+    system: System, source: str, port_range: tuple[int, int]
+) -> tuple[census.Census, str]:
+    """Count the sockets over netlink (the live machine) or from /proc/net/tcp{,6}. Returns the
+    census and a note on why /proc was read when netlink was wanted."""
+    low, high = port_range
+    note = ""
+    check_source(system, source)
+    if source == census.NETLINK or (source == AUTO and system.live):
+        tally = census.Tally(census.NETLINK, low, high)
+        try:
+            for family, _ in FAMILIES:
+                system.sock_diag(family, census.ALL_STATES, tally.netlink_feeder(family))
+            return tally.finish(), note
+        except Unavailable as err:
+            if source == census.NETLINK:
+                raise EnvironmentProblem(str(err), hint="try --source proc") from err
+            note = f"netlink unavailable ({err}); read /proc/net/tcp and /proc/net/tcp6 instead"
+    tally = census.Tally(census.PROC, low, high)
+    found = 0
+    for family, name in FAMILIES:
+        found += system.feed_proc_net_tcp(name, partial(tally.feed_proc, family))
+    if not found:
+        raise EnvironmentProblem(
+            f"neither {system.path('proc/net/tcp')} nor tcp6 exists: no socket table to read",
+            hint="is /proc mounted? with --root, point at a tree with proc/net/tcp",
+        )
+    return tally.finish(), note
+
+
+def check_source(system: System, source: str) -> None:
+    if source == census.NETLINK and not system.live:
+        raise BadInput(
+            f"--source netlink asks the running kernel and cannot read below --root {system.root}",
+            hint="drop --root, or use --source proc",
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SocketsReport:
+    """What one look at the machine found, ready to render."""
+
+    root: str
+    facts: census.CensusInput  # the census, its owners and the sysctls the findings looked at
+    port_range_assumed: bool  # ip_local_port_range was unreadable: the kernel default is assumed
+    source_note: str  # why /proc was read when netlink was wanted
+    holders: Holders
+    findings: list[Finding]
+    profile: tuple[str, str] | None  # a shipped profile that fits, and why
+    top: int  # rows shown per table
+
+    def exit_code(self) -> int:
+        return EXIT_DRIFT if worst(self.findings) == ERROR else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        facts = self.facts
+        c = facts.census
+        cap = parse_int(facts.sysctl["tcp_max_tw_buckets"])
+        used = census.tw_buckets_used(facts)
+        unknown = sum(o.count for o in facts.owners if o.pid is None)
+        return {
+            "root": self.root,
+            "source": c.source,
+            "source_note": self.source_note or None,
+            "total": c.total,
+            "states": c.states,
+            "orphans": c.orphans,
+            "fin_wait2_orphans": c.fin_wait2_orphans,
+            "time_wait": {
+                "count": c.states["TIME_WAIT"],
+                "buckets_used": used,
+                "buckets_used_from": "sockstat" if facts.tw_live is not None else "estimate",
+                "max_tw_buckets": cap,
+                "percent": _percent(used, cap),
+            },
+            "port_pressure": {
+                "range": list(facts.port_range),
+                "range_assumed": self.port_range_assumed,
+                "usable": facts.usable,
+                "sockets": c.ephemeral,
+                "groups": len(c.groups),
+                "top": [
+                    {**asdict(g), "percent": _percent(g.sockets, facts.usable)}
+                    for g in c.groups[: self.top]
+                ],
+            },
+            "close_wait": c.states["CLOSE_WAIT"],
+            "close_wait_owners": [
+                {
+                    "pid": o.pid,
+                    "command": o.command,
+                    "cmdline": o.cmdline,
+                    "uid": o.uid,
+                    "count": o.count,
+                    "local_endpoints": [{"endpoint": e, "count": n} for e, n in o.local],
+                    "remote_endpoints": [{"endpoint": e, "count": n} for e, n in o.remote],
+                    "reason": o.reason or None,
+                }
+                for o in facts.owners[: self.top]
+            ],
+            "close_wait_owner_count": len(facts.owners),
+            "close_wait_unknown": unknown,
+            "owner_scan": {
+                "processes_read": self.holders.scanned,
+                "processes_denied": self.holders.denied,
+                "root": self.holders.privileged,
+            },
+            "counters": facts.counters,
+            "sysctl": {f"net.ipv4.{k}": v for k, v in facts.sysctl.items()},
+            "suggested_profile": (
+                {"name": self.profile[0], "reason": self.profile[1]} if self.profile else None
+            ),
+            "findings": [asdict(f) for f in self.findings],
+            "exit_code": self.exit_code(),
+        }
+
+
+def look(system: System, source: str, top: int) -> SocketsReport:
+    """Read the sockets, their owners and the sysctls that bound them; make the findings."""
+    system.require_proc_sys()
+    readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
+    sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
+    parsed = parse_port_range(sysctl["ip_local_port_range"])
+    port_range = parsed or DEFAULT_PORT_RANGE
+    usable = usable_ports(port_range, sysctl["ip_local_reserved_ports"])
+    counted, source_note = read_census(system, source, port_range)
+    holders = system.socket_holders({s.inode for s in counted.close_wait if s.inode})
+    tcpext = (system.netstat() or {}).get("TcpExt")
+    tcp = (system.sockstat() or {}).get("TCP") or {}
+    facts = census.CensusInput(
+        census=counted,
+        owners=census.close_wait_owners(counted, holders),
+        sysctl=sysctl,
+        counters={k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None,
+        tw_live=tcp.get("tw"),
+        port_range=port_range,
+        usable=usable,
+    )
+    return SocketsReport(
+        root=str(system.root),
+        facts=facts,
+        port_range_assumed=parsed is None,
+        source_note=source_note,
+        holders=holders,
+        findings=census.findings(facts),
+        profile=census.suggest_profile(facts),
+        top=top,
+    )
+
+
+def _percent(part: int, whole: int | None) -> float | None:
+    return round(part * 100 / whole, 1) if whole and whole > 0 else None
+
+
+def write_text(report: SocketsReport, stream: IO[str], colour: bool) -> None:
+    doc = report.to_json()
+    c = report.facts.census
+    where = "" if report.root == "/" else f", root {report.root}"
+    render.write_line(
+        stream,
+        f"tcptune sockets: {c.total} TCP sockets (IPv4 and IPv6) from "
+        f"{census.SOURCE_TEXT[c.source]}{where}",
+        colour,
+        "bold",
+    )
+    if report.source_note:
+        stream.write(f"note: {report.source_note}\n")
+    states = render.Table(["STATE", "COUNT"])
+    for name, count in c.states.items():
+        states.add([name, str(count)], [None, "bold" if count else "dim"])
+    states.write(stream, colour)
+    stream.write(
+        f"orphans (closed by their program, finished by the kernel): {c.orphans}, "
+        f"of which FIN_WAIT2: {c.fin_wait2_orphans}\n"
+    )
+    tw = doc["time_wait"]
+    cap = tw["max_tw_buckets"]
+    share = f" ({tw['percent']}%)" if tw["percent"] is not None else ""
+    stream.write(
+        f"\nTIME_WAIT: {tw['count']}; tw buckets in use {tw['buckets_used']} of "
+        f"tcp_max_tw_buckets {cap if cap is not None else '?'}{share}\n"
+    )
+    counters = report.facts.counters
+    if counters is not None:
+        parts = ", ".join(f"{k} {v if v is not None else '?'}" for k, v in counters.items())
+        stream.write(f"TcpExt since boot (or namespace creation): {parts}\n")
+    pressure = doc["port_pressure"]
+    low, high = pressure["range"]
+    assumed = " (unreadable; kernel default assumed)" if pressure["range_assumed"] else ""
+    stream.write(
+        f"\nEphemeral ports: {pressure['sockets']} sockets with a local port in {low}-{high}"
+        f"{assumed}, {pressure['usable']} usable ports per destination\n"
+    )
+    if pressure["top"]:
+        groups = render.Table(["LOCAL", "REMOTE", "SOCKETS", "TIME_WAIT", "OF RANGE"])
+        for g in pressure["top"]:
+            remote = (
+                f"[{g['remote_address']}]:{g['remote_port']}"
+                if g["family"] == "ipv6"
+                else f"{g['remote_address']}:{g['remote_port']}"
+            )
+            groups.add(
+                [g["local_address"], remote, str(g["sockets"]), str(g["time_wait"]),
+                 f"{g['percent']}%"]
+            )  # fmt: skip
+        groups.write(stream, colour)
+        if pressure["groups"] > len(pressure["top"]):
+            stream.write(f"({pressure['groups'] - len(pressure['top'])} more groups; --top N)\n")
+    stream.write(f"\nCLOSE_WAIT owners ({doc['close_wait']} sockets)\n")
+    owners = report.facts.owners
+    if owners:
+        table = render.Table(["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"])
+        for o in owners[: report.top]:
+            local = ", ".join(f"{e} ({n})" for e, n in o.local)
+            table.add(
+                [
+                    str(o.pid) if o.pid is not None else "?",
+                    o.command or "unknown",
+                    str(o.uid),
+                    str(o.count),
+                    local,
+                ],
+                [None, None if o.pid is not None else "dim", None, "bold", None],
+            )
+        table.write(stream, colour)
+        reasons = {o.reason for o in owners if o.reason}
+        for reason in sorted(reasons):
+            stream.write(f"unknown owners: {reason}\n")
+    else:
+        stream.write("none\n")
+    render.write_findings(stream, report.findings, colour)
+    if report.profile:
+        stream.write(f"\nSuggested profile: {report.profile[0]} ({report.profile[1]})\n")
+    stream.write(f"\nExit {report.exit_code()}.\n")

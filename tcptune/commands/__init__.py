@@ -1,1 +1,0 @@
-"""One module per subcommand: each gathers from tcptune.system, calls the pure logic, renders."""
