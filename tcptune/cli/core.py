@@ -8,6 +8,7 @@
   tcptune.errors.error_handler, the one place that maps errors to exit codes.
 """
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -152,13 +153,6 @@ class Command(CommandMixin, TyperCommand):
 class Group(CommandMixin, TyperGroup):
     """The tcptune program, and its command groups (profiles)."""
 
-    # Commands named here come first, in this order (Typer itself lists groups last).
-    order: tuple[str, ...] = ()
-
-    def list_commands(self, ctx: _click.Context) -> list[str]:
-        rank = {name: i for i, name in enumerate(self.order)}
-        return sorted(super().list_commands(ctx), key=lambda name: rank.get(name, len(rank)))
-
     def main(  # type: ignore[override]
         self,
         args: Sequence[str] | None = None,
@@ -184,6 +178,8 @@ class Group(CommandMixin, TyperGroup):
 
     def run(self, args: list[str], complete_var: str | None, extra: dict[str, Any]) -> int:
         # The completion request of a shell (an environment variable) is answered and exits.
+        if os.environ.get(complete_var or "_TCPTUNE_COMPLETE"):
+            import tcptune.cli.completion  # noqa: F401  (registers the answering side)
         self._main_shell_completion(extra, PROG, complete_var)
         try:
             with self.make_context(PROG, args, **extra) as ctx:

@@ -4,41 +4,57 @@
 """
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext, redirect_stdout
+from importlib import import_module
 from typing import IO, Annotated
 
 import typer
+from typer._click import Command as ClickCommand
+from typer._click import Context
+from typer._click.exceptions import UsageError
 
 from tcptune import __version__
-from tcptune.cli import (
-    apply,
-    backups,
-    check,
-    completion,
-    explain,
-    export,
-    options,
-    profiles,
-    revert,
-    sockets,
-)
+from tcptune.cli import options
 from tcptune.cli.core import Command, Group
 from tcptune.cli.options import RootOption
 
+# The commands, in the order of the help. Each lives in tcptune/cli/NAME.py, which is imported,
+# and the command built, only when a command line names it or a help lists it (click's "lazily
+# loading subcommands" pattern): `tcptune check` pays for check alone.
+COMMANDS = (
+    "check",
+    "explain",
+    "profiles",
+    "apply",
+    "revert",
+    "backups",
+    "sockets",
+    "export",
+    "completion",
+)
+
 
 class Tcptune(Group):
-    order = (
-        "check",
-        "explain",
-        "profiles",
-        "apply",
-        "revert",
-        "backups",
-        "sockets",
-        "export",
-        "completion",
-    )
+    """The program: its commands are added to the app, and built, on first use."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> ClickCommand | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = build(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, ClickCommand | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError:  # an unknown command: "did you mean" needs every name loaded
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+            return super().resolve_command(ctx, args)
 
 
 app = typer.Typer(
@@ -93,32 +109,51 @@ def tcptune(root: RootOption = None, version: VersionOption = False) -> None:
     with, what it means, profiles to compare with and apply, and a socket census."""
 
 
-def add_command(function: Callable[..., int], short_help: str, epilog: str) -> None:
-    app.command(function.__name__, cls=Command, short_help=short_help, epilog=epilog)(function)
+COMPLETION_HELP = "print a completion script for bash, zsh or fish"
+COMPLETION_EPILOG = options.epilog(
+    [
+        "source <(tcptune completion bash)",
+        "tcptune completion bash > /etc/bash_completion.d/tcptune",
+        'tcptune completion zsh > "${fpath[1]}/_tcptune"',
+        "tcptune completion fish > ~/.config/fish/completions/tcptune.fish",
+    ],
+    {0: "ok", 2: "bad input: the command line (an unknown shell)"},
+)
 
 
-add_command(check.check, check.SHORT_HELP, check.EPILOG)
-add_command(explain.explain, explain.SHORT_HELP, explain.EPILOG)
-app.add_typer(profiles.app, name="profiles", short_help=profiles.SHORT_HELP)
-add_command(apply.apply, apply.SHORT_HELP, apply.EPILOG)
-add_command(revert.revert, revert.SHORT_HELP, revert.EPILOG)
-add_command(backups.backups, backups.SHORT_HELP, backups.EPILOG)
-add_command(sockets.sockets, sockets.SHORT_HELP, sockets.EPILOG)
-add_command(export.export, export.SHORT_HELP, export.EPILOG)
-app.command(
-    "completion",
-    cls=Command,
-    short_help="print a completion script for bash, zsh or fish",
-    epilog=options.epilog(
-        [
-            "source <(tcptune completion bash)",
-            "tcptune completion bash > /etc/bash_completion.d/tcptune",
-            'tcptune completion zsh > "${fpath[1]}/_tcptune"',
-            "tcptune completion fish > ~/.config/fish/completions/tcptune.fish",
-        ],
-        {0: "ok", 2: "bad input: the command line (an unknown shell)"},
-    ),
-)(completion.completion)
+def register(name: str) -> None:
+    """Add command `name`, from its module tcptune/cli/NAME.py, to the app (once)."""
+    if name in {info.name for info in app.registered_commands + app.registered_groups}:
+        return
+    module = import_module(f"tcptune.cli.{name}")
+    if name == "profiles":  # a group: a Typer app of its own
+        app.add_typer(module.app, name=name, short_help=module.SHORT_HELP)
+        return
+    short_help, epilog = (
+        (COMPLETION_HELP, COMPLETION_EPILOG)
+        if name == "completion"
+        else (module.SHORT_HELP, module.EPILOG)
+    )
+    app.command(name, cls=Command, short_help=short_help, epilog=epilog)(getattr(module, name))
+
+
+def build(name: str) -> ClickCommand:
+    """The click command (or group) of command `name`, as typer.main.get_command builds it."""
+    register(name)
+    for info in app.registered_groups:
+        if info.name == name:
+            return typer.main.get_group_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=app.suggest_commands,
+            )
+    (info,) = (info for info in app.registered_commands if info.name == name)
+    return typer.main.get_command_from_info(
+        info,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
 
 
 def command_paths() -> list[str]:
