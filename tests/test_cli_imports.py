@@ -12,6 +12,8 @@ from pathlib import Path
 
 from conftest import FakeMachine
 
+from tcptune.cli.main import COMMANDS
+
 PACKAGE = Path(__file__).resolve().parent.parent / "tcptune"
 
 PROBE = """
@@ -43,8 +45,10 @@ def test_check_json_loads_only_what_it_needs(modern: FakeMachine) -> None:
     assert code == 0
     assert not [m for m in modules if m == "rich" or m.startswith("rich.")]
     assert "argparse" not in modules
-    commands = [m for m in modules if m.startswith("tcptune.commands.")]
-    assert commands == ["tcptune.commands.check"]
+    loaded = [name for name in COMMANDS if f"tcptune.cli.{name}" in modules]
+    assert loaded == ["check"]
+    # check without a profile needs neither the profile loader nor drift, nor the completion
+    assert not {"tcptune.profiles", "tcptune.drift", "tcptune.cli.completion"} & set(modules)
 
 
 def test_no_argparse_in_the_package() -> None:

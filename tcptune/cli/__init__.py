@@ -1,5 +1,6 @@
 """The command line: one Typer application (main.py) with a module per command or group.
 
-Each command is a thin wrapper: it opens the machine (--root) and calls the plain function in
-tcptune.commands that does the work, imported when the command runs so that start-up stays cheap.
+Each command's module holds the Typer command (a thin wrapper: it opens the machine below --root
+and calls a plain function) and the plain functions that do the work, which tests call directly.
+main.py imports a command's module only when a command line names it (or a help lists it).
 """

@@ -9,7 +9,6 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from tcptune import keys, render, rules
-from tcptune.cli.completion import profile_names
 from tcptune.cli.options import (
     BAD_INPUT,
     JsonOption,
@@ -17,6 +16,7 @@ from tcptune.cli.options import (
     StrictOption,
     epilog,
     open_system,
+    profile_names,
 )
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
 from tcptune.kernel import format_version

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tcptune.cli.completion import profile_names
-
 if TYPE_CHECKING:
     from tcptune.system import System
 
@@ -33,6 +31,14 @@ def positive_seconds(text: str) -> float:
     if not 0 < value < 86400:  # also rejects nan and inf
         raise typer.BadParameter(f"expected seconds > 0 (e.g. 2 or 0.5), got {str(text)!r}")
     return value
+
+
+def profile_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Profile names for a shell's completion request (tcptune.cli.completion answers; it is
+    imported only when a shell asks)."""
+    from tcptune.cli import completion
+
+    return completion.profile_names(ctx, incomplete)
 
 
 RootOption = Annotated[
