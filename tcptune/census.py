@@ -7,8 +7,6 @@ hold hundreds of thousands of sockets. finish() turns the tally into a Census wh
 depend on which source was read.
 """
 
-from __future__ import annotations
-
 import os
 import socket
 import struct

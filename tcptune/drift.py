@@ -1,7 +1,5 @@
 """Pure: live readings against a profile's targets. Used by `check PROFILE` (and apply's plan)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, replace
 
 from tcptune import keys, sysctld

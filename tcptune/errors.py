@@ -5,8 +5,6 @@ User mistakes and environment problems are TcptuneError subclasses: they print o
 traceback and exits with EXIT_BUG.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from collections.abc import Iterator

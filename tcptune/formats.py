@@ -4,8 +4,6 @@ Kubernetes and Docker set sysctls per container network namespace, so only keys 
 namespaces can go there; tcptune refuses the others instead of emitting a pod that never starts.
 """
 
-from __future__ import annotations
-
 import json
 
 from tcptune import __version__, keys

@@ -1,7 +1,5 @@
 """Kernel release strings and version comparison."""
 
-from __future__ import annotations
-
 import re
 
 Version = tuple[int, int, int]

@@ -6,8 +6,6 @@ namespaces). A fact that could not be established is not stated: the tool reads 
 kernel instead.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field

@@ -6,8 +6,6 @@ normalised, compared and parsed. This module imports no other tcptune module, so
 the rules, the census and the commands all build on it without import cycles.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -125,6 +123,17 @@ SYSCTL_CONF = "etc/sysctl.conf"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Assignment:
+    """One 'key = value' line of a sysctl.d file."""
+
+    key: str  # dotted, as written (may be a glob)
+    value: str  # whitespace-normalised
+    path: str
+    line: int
+    ignore_failure: bool  # a leading '-'
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ConfFile:
     """One configuration file as found below the root."""
 
@@ -135,17 +144,6 @@ class ConfFile:
 
     def assignments(self) -> list[Assignment]:
         return parse_assignments(self.text, self.path)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Assignment:
-    """One 'key = value' line of a sysctl.d file."""
-
-    key: str  # dotted, as written (may be a glob)
-    value: str  # whitespace-normalised
-    path: str
-    line: int
-    ignore_failure: bool  # a leading '-'
 
 
 def canonical_key(raw: str) -> str:

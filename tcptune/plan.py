@@ -1,8 +1,6 @@
 """Pure: live values + a profile -> the list of changes and the drop-in text. No I/O here, so
 `apply --dry-run` and `apply` show and do exactly the same thing."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 from tcptune import __version__, drift, sysctld

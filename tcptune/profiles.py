@@ -12,8 +12,6 @@ Only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are accepted: tcptune run
 profile must never be a way to write arbitrary /proc/sys files.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from dataclasses import dataclass, field

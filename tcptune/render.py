@@ -4,8 +4,6 @@ rich is imported only when a terminal will show colour; JSON and plain text use 
 library alone, which keeps `tcptune check --json` fast in CI.
 """
 
-from __future__ import annotations
-
 import json
 import os
 from typing import IO, Any

@@ -4,8 +4,6 @@ inspect() takes readings (from tcptune.system) and returns a CheckReport; it doe
 rule is tested on hand-made inputs.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 

@@ -6,8 +6,6 @@ replies are handed over as raw buffers; tcptune.census parses them without build
 socket, which is what keeps 100k sockets fast.
 """
 
-from __future__ import annotations
-
 import socket
 import struct
 from collections.abc import Callable

@@ -12,8 +12,6 @@ Pure: the files are read by tcptune.system and handed in. The rules (docs/kernel
 - procps applies /etc/sysctl.conf last; systemd-sysctl does not read it.
 """
 
-from __future__ import annotations
-
 import fnmatch
 from dataclasses import dataclass
 

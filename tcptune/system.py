@@ -13,8 +13,6 @@ happened, and the caller reports it. Writes are atomic (temp file, fsync, rename
 and say what failed and how to fix it.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 from collections.abc import Callable, Iterable, Iterator

@@ -4,8 +4,6 @@ Order matters for safety: the backup is complete on disk (fsynced) before anythi
 so whatever happens next, `tcptune revert` can put back the drop-in and every live value.
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import json
