@@ -40,9 +40,15 @@ class EnvironmentProblem(TcptuneError):
     exit_code = EXIT_ENVIRONMENT
 
 
+def printable(text: str) -> str:
+    """`text` with every control character (newline, escape, ...) shown escaped, as Python
+    writes it in a string literal: text from names, paths and files stays on its line."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def say(line: str) -> None:
     """One line on stderr, prefixed with the program's name."""
-    sys.stderr.write(f"tcptune: {line}\n")
+    sys.stderr.write(f"tcptune: {printable(line)}\n")
     sys.stderr.flush()
 
 

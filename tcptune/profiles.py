@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tcptune import keys
-from tcptune.errors import BadInput
+from tcptune.errors import BadInput, printable
 from tcptune.model import parse_int
 from tcptune.system import (
     exists,
@@ -31,10 +31,10 @@ from tcptune.system import (
     stat_path,
 )
 
-NAME_RULE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]*")  # whole string: .fullmatch
 NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")
 # A key below a network prefix: dotted words; interface names may hold '-' (net.ipv4.conf.eth-1.x).
-KEY_RULE = re.compile(r"^net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_\-]+)+$")
+KEY_RULE = re.compile(r"net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_\-]+)+")  # whole string: .fullmatch
 MAX_PROFILE_BYTES = 1024 * 1024
 MAX_NAME_LENGTH = 64
 TOP_LEVEL = {"description", "extends", "sysctl"}
@@ -49,7 +49,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line else "")
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return printable(text)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -120,7 +121,7 @@ def check_name(name: str) -> None:
         raise BadInput(
             f"profile name longer than {MAX_NAME_LENGTH} characters", hint="use a shorter name"
         )
-    if not NAME_RULE.match(name):
+    if not NAME_RULE.fullmatch(name):
         raise BadInput(
             f"invalid profile name {name!r}",
             hint="names are lower-case letters, digits, '-' and '_' ([a-z0-9][a-z0-9_-]*); "
@@ -158,7 +159,7 @@ def available(root: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for directory in (shipped_dir(), local_dir(root)):
         for path in list_files(directory, "*.toml"):
-            if NAME_RULE.match(path.stem):
+            if NAME_RULE.fullmatch(path.stem):
                 found[path.stem] = path
     return found
 
@@ -292,7 +293,7 @@ def _validate_document(name: str, path: Path, data: dict) -> ProfileFile:
                 Problem(path=shown, key="extends", message="must be a profile name (a string)")
             )
             extends = None
-        elif not is_path(extends) and not NAME_RULE.match(extends):
+        elif not is_path(extends) and not NAME_RULE.fullmatch(extends):
             problems.append(
                 Problem(
                     path=shown, key="extends", message=f"{extends!r} is not a valid profile name"
@@ -333,7 +334,7 @@ def check_value(
     key: str, value: object, shown: str, problems: list[Problem], warnings: list[Problem]
 ) -> str | None:
     """Validate one entry; return the normalised value (as the kernel prints it) or None."""
-    if not KEY_RULE.match(key) or ".." in key:
+    if not KEY_RULE.fullmatch(key) or ".." in key:
         if key.startswith(NETWORK_PREFIXES) or "/" in key or ".." in key:
             problems.append(Problem(path=shown, key=key, message="not a valid sysctl key name"))
         else:

@@ -9,6 +9,7 @@ import os
 from typing import IO, Any
 
 from tcptune import __version__
+from tcptune.errors import printable
 from tcptune.model import SEVERITY_RANK, Finding
 
 SCHEMA_VERSION = 1
@@ -142,6 +143,8 @@ def write_findings(
 
 
 def write_line(stream: IO[str], text: str, colour: bool, style: str = "") -> None:
+    """One line: control characters in `text` (from names, paths, files) are shown escaped."""
+    text = printable(text)
     if colour and style:
         from rich.console import Console
 

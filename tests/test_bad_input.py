@@ -88,6 +88,7 @@ simple("vector-order", '"net.ipv4.ip_local_port_range" = [40000, 30001]', "apply
 simple("key-kernel", '"kernel.core_pattern" = "|/tmp/x"', "apply")
 simple("key-vm", '"vm.swappiness" = 10', "apply")
 simple("key-dotdot", '"net.ipv4.../../kernel.core_pattern" = 1', "apply")
+simple("key-newline", '"net.ipv4.tcp_fin_timeout\\n" = 30', "apply")
 simple("key-unknown-net", '"net.core.netdev_max_backlog" = 5000', "validate")
 simple("key-table", "net.ipv4.tcp_fin_timeout = 30", "apply")
 simple("recycle-on", '"net.ipv4.tcp_tw_recycle" = 1', "apply")
@@ -110,6 +111,8 @@ def _(root: Path) -> Case:
 
 setup("name-dotdot")(lambda root: Case(["profiles", "capture", "../evil"]))
 setup("name-slash")(lambda root: Case(["check", "a/b"]))
+setup("name-newline")(lambda root: Case(["check", "server-profile\n"]))
+setup("explain-newline")(lambda root: Case(["explain", "tcp_fin\ntimeout"]))
 setup("name-nul")(lambda root: Case(["check", "a\x00b"]))
 setup("name-empty")(lambda root: Case(["profiles", "capture", ""]))
 setup("name-long")(lambda root: Case(["profiles", "capture", "a" * 200]))

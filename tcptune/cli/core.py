@@ -66,8 +66,7 @@ def param_name(param: _click.Parameter) -> str:
 
 def one_line(text: str) -> str:
     """Whitespace runs become one space; other control characters are shown escaped."""
-    text = " ".join(text.split())
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return errors.printable(" ".join(text.split()))
 
 
 def plain_help() -> bool:
