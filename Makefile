@@ -43,9 +43,12 @@ test: lint system-deps
 	$(BIN)/python -m pytest
 
 # bench_sockets.py needs root: it makes 100k sockets inside a private network namespace.
+# Both run; the target fails if either misses its goal.
 bench: install
-	$(BIN)/python bench/bench_check.py
-	$(BIN)/python bench/bench_sockets.py
+	status=0; \
+	$(BIN)/python bench/bench_check.py || status=1; \
+	$(BIN)/python bench/bench_sockets.py || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
