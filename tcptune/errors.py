@@ -8,7 +8,8 @@ traceback and exits with EXIT_BUG.
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_DRIFT = 1  # drift from a profile, error-level findings, or warnings with --strict
@@ -40,6 +41,10 @@ class EnvironmentProblem(TcptuneError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class OutputFailed(EnvironmentProblem):
+    """Standard output is closed, or writing to it failed (a full disk, an I/O error)."""
+
+
 def printable(text: str) -> str:
     """`text` with every control character (newline, escape, ...) shown escaped, as Python
     writes it in a string literal: text from names, paths and files stays on its line."""
@@ -47,9 +52,64 @@ def printable(text: str) -> str:
 
 
 def say(line: str) -> None:
-    """One line on stderr, prefixed with the program's name."""
-    sys.stderr.write(f"tcptune: {printable(line)}\n")
-    sys.stderr.flush()
+    """One line on stderr, prefixed with the program's name; nothing if stderr is closed or
+    cannot be written (the exit code still tells)."""
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.write(f"tcptune: {printable(line)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class GuardedOutput:
+    """Standard output, whose write failures (other than a reader that went away) are an
+    OutputFailed: one line and exit 3, not a traceback."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise output_failed(err) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as err:
+            raise output_failed(err) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def output_failed(err: OSError) -> OutputFailed:
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    return OutputFailed(
+        f"cannot write to standard output: {reason}",
+        hint="free space on, or fix, where the output goes",
+    )
+
+
+@contextmanager
+def guarded_stdout() -> Iterator[None]:
+    """Run the command with stdout guarded (see GuardedOutput); a closed stdout fails before
+    anything runs, so nothing is changed that could not be reported."""
+    if sys.stdout is None:
+        raise OutputFailed("standard output is closed", hint="send it somewhere, e.g. >/dev/null")
+    stream = sys.stdout
+    sys.stdout = GuardedOutput(stream)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout = stream
 
 
 @contextmanager
@@ -63,6 +123,8 @@ def error_handler() -> Iterator[None]:
     try:
         yield
     except TcptuneError as err:
+        if isinstance(err, OutputFailed):
+            silence_stdout()  # what is still buffered cannot be written at exit either
         say(f"error: {err.line()}")
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
@@ -74,7 +136,9 @@ def error_handler() -> Iterator[None]:
     except Exception:
         import traceback
 
-        traceback.print_exc()
+        if sys.stderr is not None:
+            with suppress(OSError, ValueError):
+                traceback.print_exc()
         say("internal error (a bug in tcptune); please report it with the traceback above")
         raise SystemExit(EXIT_BUG) from None
 

@@ -151,6 +151,19 @@ complete -c tcptune -f -a '(__tcptune_complete)'
 """
 
 SCRIPTS = {"bash": BASH, "zsh": ZSH, "fish": FISH}
+# What the scripts (complete_SHELL) and Typer's older style (source_SHELL) may ask.
+INSTRUCTIONS = {f"{kind}_{shell}" for kind in ("complete", "source") for shell in SCRIPTS}
+
+
+def check_instruction(variable: str, instruction: str) -> None:
+    """A completion request tcptune does not know is bad input, reported on one line."""
+    if instruction not in INSTRUCTIONS:
+        from tcptune.errors import BadInput
+
+        raise BadInput(
+            f"{variable}={instruction!r} is not a completion request tcptune knows",
+            hint=f"unset {variable}; the scripts of `tcptune completion SHELL` set it",
+        )
 
 
 Shell = Literal["bash", "zsh", "fish"]

@@ -102,18 +102,17 @@ class CommandMixin:
         if plain_help():
             _click.Command.format_help(self, ctx, formatter)  # type: ignore[arg-type]
             return
-        import shutil
-
-        from typer import rich_utils
-
+        rich_utils = import_rich_utils()
+        width = help_width()
         epilog: str | None = getattr(self, "epilog", None)
         if epilog:  # rich pads the epilog by one column on each side
-            width = shutil.get_terminal_size().columns - 2
-            self.epilog = "\n".join(wrap_epilog(epilog, width))
+            self.epilog = "\n".join(wrap_epilog(epilog, width - 2))
+        max_width, rich_utils.MAX_WIDTH = rich_utils.MAX_WIDTH, width
         try:
             rich_utils.rich_format_help(obj=self, ctx=ctx, markup_mode="rich")  # type: ignore[arg-type]
         finally:
             self.epilog = epilog
+            rich_utils.MAX_WIDTH = max_width
 
     def format_epilog(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
         epilog: str | None = getattr(self, "epilog", None)
@@ -121,6 +120,34 @@ class CommandMixin:
             formatter.write_paragraph()
             for line in wrap_epilog(epilog, formatter.width):
                 formatter.write(f"{line}\n")
+
+
+MIN_HELP_WIDTH = 40
+MAX_HELP_WIDTH = 200
+
+
+def help_width() -> int:
+    """The width of the rich help: TERMINAL_WIDTH, else COLUMNS, else the terminal's, kept
+    within 40..200 columns whatever the environment says (0, 1, 10**20, "abc")."""
+    import shutil
+
+    text = os.environ.get("TERMINAL_WIDTH", "").strip()
+    columns = int(text) if text.isdecimal() and len(text) < 6 else 0
+    if columns <= 0:
+        columns = shutil.get_terminal_size().columns
+    return min(max(columns, MIN_HELP_WIDTH), MAX_HELP_WIDTH)
+
+
+def import_rich_utils() -> Any:
+    """typer.rich_utils, which reads TERMINAL_WIDTH as a number when imported: a value that is
+    not one is hidden from it (help_width decides the width)."""
+    saved = os.environ.pop("TERMINAL_WIDTH", None)
+    try:
+        from typer import rich_utils
+    finally:
+        if saved is not None:
+            os.environ["TERMINAL_WIDTH"] = saved
+    return rich_utils
 
 
 def wrap_epilog(epilog: str, width: int) -> list[str]:
@@ -164,7 +191,7 @@ class Group(CommandMixin, TyperGroup):
         """Parse `args` and run the command they name; its exit code is the result (with
         standalone_mode, the process exits with it, as click does)."""
         try:
-            with errors.error_handler():
+            with errors.error_handler(), errors.guarded_stdout():
                 code = self.run(list(sys.argv[1:] if args is None else args), complete_var, extra)
                 sys.stdout.flush()  # a reader that went away shows here, inside the handler
         except SystemExit as done:
@@ -176,10 +203,16 @@ class Group(CommandMixin, TyperGroup):
         return code
 
     def run(self, args: list[str], complete_var: str | None, extra: dict[str, Any]) -> int:
-        # The completion request of a shell (an environment variable) is answered and exits.
-        if os.environ.get(complete_var or "_TCPTUNE_COMPLETE"):
-            import tcptune.cli.completion  # noqa: F401  (registers the answering side)
-        self._main_shell_completion(extra, PROG, complete_var)
+        # The completion request of a shell (an environment variable, and no arguments: the
+        # scripts run plain `tcptune`) is answered and exits. A command line with arguments
+        # runs as written, whatever the environment holds.
+        complete_var = complete_var or "_TCPTUNE_COMPLETE"
+        instruction = os.environ.get(complete_var)
+        if instruction and not args:
+            from tcptune.cli.completion import check_instruction  # registers the answering side
+
+            check_instruction(complete_var, instruction)
+            self._main_shell_completion(extra, PROG, complete_var)
         try:
             with self.make_context(PROG, args, **extra) as ctx:
                 code = self.invoke(ctx)

@@ -89,8 +89,8 @@ app = typer.Typer(
 )
 
 
-def show_version(value: bool) -> None:
-    if value:
+def show_version(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:  # not while a shell's completion request parses
         typer.echo(f"tcptune {__version__}")
         raise typer.Exit()
 

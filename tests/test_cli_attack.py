@@ -1,0 +1,201 @@
+"""The command line under hostile or unlucky conditions: a closed or full stdout or stderr,
+terminal widths from the environment, shell-completion instructions, and empty option values.
+Each case gets its documented exit code and at most one line on stderr, never a traceback, and
+writes nothing it was not asked to."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TCPTUNE, FakeMachine, run_tcptune
+
+
+def run_shell(command: str, *argv: str, env: dict[str, str] | None = None):
+    """Run tcptune through `sh -c COMMAND` ("$@" is tcptune and argv): redirections such as
+    `>&-` that subprocess cannot express. The command line is passed as arguments, never as
+    shell text."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
+    full_env.update(env or {})
+    return subprocess.run(
+        ["sh", "-c", command, "sh", str(TCPTUNE), *argv],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+
+
+def one_error_line(stderr: str) -> bool:
+    return stderr.startswith("tcptune: error: ") and stderr.count("\n") == 1
+
+
+def files_below(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+# --- stdout closed or full ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], ["check"], ["completion", "bash"], ["apply", "client-profile"]],
+    ids=" ".join,
+)
+def test_a_closed_stdout_is_an_environment_error_before_anything_runs(
+    modern: FakeMachine, argv: list[str]
+) -> None:
+    (modern.root / "etc/sysctl.d").mkdir(parents=True)
+    before = files_below(modern.root)
+    done = run_shell('exec "$@" >&-', "--root", str(modern.root), *argv)
+    assert done.returncode == 3, done.stderr
+    assert one_error_line(done.stderr) and "Traceback" not in done.stderr
+    assert "standard output is closed" in done.stderr
+    assert files_below(modern.root) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["--version"],
+        ["check"],
+        ["check", "--json"],
+        ["completion", "bash"],
+        ["explain", "tcp_tw_reuse"],
+        ["profiles", "list"],
+        [],
+    ],
+    ids=lambda argv: " ".join(argv) or "no arguments",
+)
+def test_a_full_stdout_is_an_environment_error(modern: FakeMachine, argv: list[str]) -> None:
+    argv = ["--root", str(modern.root), *argv] if argv else []  # none: the help, on stdout
+    done = run_shell('exec "$@" >/dev/full', *argv)
+    assert done.returncode == 3, done.stderr
+    assert one_error_line(done.stderr) and "Traceback" not in done.stderr
+    assert "cannot write to standard output: No space left on device" in done.stderr
+
+
+def test_a_reader_that_goes_away_is_still_not_an_error(modern: FakeMachine) -> None:
+    done = run_shell('"$@" | head -c 1 >/dev/null', "--root", str(modern.root), "check")
+    assert done.returncode == 0 and done.stderr == ""
+
+
+@pytest.mark.parametrize("redirect", ["2>&-", "2>/dev/full"])
+def test_a_closed_or_full_stderr_keeps_the_exit_code(modern: FakeMachine, redirect: str) -> None:
+    root = str(modern.root)
+    assert run_shell(f'exec "$@" {redirect}', "chek").returncode == 2
+    assert run_shell(f'exec "$@" {redirect}', "--root", "/nonexistent", "check").returncode == 2
+    empty = modern.root / "empty"
+    empty.mkdir()
+    assert run_shell(f'exec "$@" {redirect}', "--root", str(empty), "check").returncode == 3
+    done = run_shell(f'exec "$@" {redirect}', "--root", root, "check", "--json")
+    assert done.returncode == 0 and done.stdout.startswith("{")
+
+
+# --- the rich help on a terminal whose width comes from the environment -------------------------
+
+
+def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with a terminal on stdout and stderr; the exit code and what it printed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env
+    )
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    code = proc.wait(timeout=60)
+    os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    "width",
+    [
+        {"COLUMNS": "0"},
+        {"COLUMNS": "1"},
+        {"COLUMNS": "2"},
+        {"COLUMNS": "10000"},
+        {"COLUMNS": "99999999999999999999"},
+        {"COLUMNS": "abc"},
+        {"TERMINAL_WIDTH": "abc"},
+        {"TERMINAL_WIDTH": "0"},
+        {"TERMINAL_WIDTH": "-3"},
+        {"TERMINAL_WIDTH": "99999999999999999999"},
+    ],
+    ids=lambda width: " ".join(f"{k}={v}" for k, v in width.items()),
+)
+@pytest.mark.parametrize("argv", [["--help"], ["apply", "-h"], ["profiles", "capture", "-h"]])
+def test_rich_help_at_any_width_from_the_environment(
+    width: dict[str, str], argv: list[str]
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM", "COLUMNS")}
+    env.update({"TERM": "xterm-256color", **width})
+    code, out = run_in_pty([str(TCPTUNE), *argv], env)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out).replace("\r\n", "\n")
+    assert code == 0, text[-2000:]
+    assert "Traceback" not in text
+    assert "Usage:" in text and "exit codes:" in text
+    assert max(len(line) for line in text.splitlines()) <= 200
+
+
+# --- shell-completion instructions in the environment -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "instruction", ["bogus", "source", "bash_source", "complete_powershell", "source_tcsh"]
+)
+def test_an_unknown_completion_instruction_is_one_line_and_exit_2(
+    instruction: str, tmp_path: Path
+) -> None:
+    done = run_tcptune(env={"_TCPTUNE_COMPLETE": instruction}, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert one_error_line(done.stderr), done.stderr
+    assert "_TCPTUNE_COMPLETE" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("instruction", ["source_bash", "complete_bash", "bogus"])
+def test_a_completion_variable_left_in_the_environment_does_not_replace_a_command(
+    modern: FakeMachine, instruction: str, tmp_path: Path
+) -> None:
+    """The shells ask with no arguments; a command line with arguments runs as written, so a
+    stray `export _TCPTUNE_COMPLETE=...` cannot turn `tcptune apply` into a silent success."""
+    env = {"_TCPTUNE_COMPLETE": instruction, "_TCPTUNE_COMPLETE_ARGS": "tcptune "}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    done = run_tcptune("--root", str(modern.root), "check", "--json", env=env, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("{") and '"command": "check"' in done.stdout
+    assert list(cwd.iterdir()) == []
+
+
+def test_the_version_option_answers_nothing_to_a_completion_request() -> None:
+    env = {"_TCPTUNE_COMPLETE": "complete_bash", "_TCPTUNE_COMPLETE_ARGS": "tcptune --version "}
+    done = run_tcptune(env=env)
+    assert done.returncode == 0
+    assert done.stdout and all(line.startswith("plain\t") for line in done.stdout.splitlines())
