@@ -43,7 +43,7 @@ def root_from(option: str | None) -> Path:
     if not raw:
         raise BadInput("--root is empty", hint="give a directory, e.g. --root /")
     root = Path(raw)
-    if not root.is_dir():
+    if not is_dir(root):
         source = "--root" if option is not None else "TCPTUNE_ROOT"
         raise BadInput(f"{source} {raw!r} is not a directory", hint="point it at a filesystem root")
     return root
@@ -61,7 +61,7 @@ class System:
     def require_proc_sys(self) -> None:
         """Fail early, with the fix, when there is no /proc/sys/net to look at."""
         net = self.path("proc/sys/net")
-        if not net.is_dir():
+        if not is_dir(net):
             where = "/" if str(self.root) == "/" else str(self.root)
             raise EnvironmentProblem(
                 f"{net} does not exist: no kernel network settings to read under root {where}",
@@ -450,7 +450,7 @@ def private_dir(path: Path) -> Path:
 
 def list_files(directory: Path, pattern: str) -> list[Path]:
     """Files matching `pattern` in `directory`, sorted; none if it is not a directory."""
-    return sorted(directory.glob(pattern)) if directory.is_dir() else []
+    return sorted(directory.glob(pattern)) if is_dir(directory) else []
 
 
 def read_bytes_limited(path: Path, limit: int) -> bytes:
@@ -485,15 +485,30 @@ def make_dirs(directory: Path) -> None:
 
 
 def exists(path: Path) -> bool:
-    return path.exists()
+    return _probe(path, Path.exists)
 
 
 def is_file(path: Path) -> bool:
-    return path.is_file()
+    return _probe(path, Path.is_file)
 
 
 def is_dir(path: Path) -> bool:
-    return path.is_dir()
+    return _probe(path, Path.is_dir)
+
+
+def _probe(path: Path, test: Callable[[Path], bool]) -> bool:
+    """`test(path)`; pathlib answers False for a missing path or a link loop, and raises for
+    the rest: a name the kernel refuses (too long) is bad input, anything else (permission
+    denied, I/O error) an environment problem."""
+    try:
+        return test(path)
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        if err.errno == errno.ENAMETOOLONG:
+            raise BadInput(f"{path}: {reason}", hint="give a shorter path") from None
+        raise EnvironmentProblem(
+            f"cannot look at {path}: {reason}", hint="check the path"
+        ) from None
 
 
 def real_path(path: Path) -> Path:

@@ -117,6 +117,8 @@ setup("name-nul")(lambda root: Case(["check", "a\x00b"]))
 setup("name-empty")(lambda root: Case(["profiles", "capture", ""]))
 setup("name-long")(lambda root: Case(["profiles", "capture", "a" * 200]))
 setup("name-unknown")(lambda root: Case(["check", "server-profil"]))
+setup("path-too-long")(lambda root: Case(["check", f"{root}/{'a' * 5000}.toml"]))
+setup("output-empty")(lambda root: Case(["profiles", "capture", "x", "--output", ""]))
 
 
 @setup("not-utf8")
@@ -207,6 +209,12 @@ setup("backup-unknown")(lambda root: Case(["revert", "20990101T000000000000Z"]))
 setup("backup-id-path")(lambda root: Case(["revert", "../../etc/shadow"]))
 
 
+@setup("backup-id-empty")
+def _(root: Path) -> Case:
+    applied_backup(root)
+    return Case(["revert", ""])
+
+
 @setup("proc-unreadable")
 def _(root: Path) -> Case:
     path = root / "proc/sys/net/ipv4/tcp_fin_timeout"
@@ -224,6 +232,7 @@ setup("disk-full-dropin")(
     lambda root: Case(["apply", "client-profile"], "mount", ("full", "etc/sysctl.d"))
 )
 setup("root-missing")(lambda root: Case(["--root", "/nonexistent", "check"]))
+setup("root-too-long")(lambda root: Case(["--root", "/" + "a" * 5000, "check"]))
 
 
 @setup("root-no-proc")

@@ -311,8 +311,14 @@ def run_capture(
 ) -> int:
     tcptune.profiles.check_name(name)
     system.require_proc_sys()
-    path = Path(output) if output else tcptune.profiles.local_dir(system.root) / f"{name}.toml"
-    if output and is_dir(path):
+    if output == "":  # not "no --output": an empty variable would write to /etc/tcptune
+        raise BadInput("--output is empty", hint="give a file path ending in .toml")
+    path = (
+        Path(output)
+        if output is not None
+        else tcptune.profiles.local_dir(system.root) / f"{name}.toml"
+    )
+    if output is not None and is_dir(path):
         raise BadInput(f"--output {output} is a directory", hint="give a file path ending in .toml")
     if exists(path) and not force:
         raise BadInput(f"{path} already exists", hint="use --force to overwrite it")

@@ -77,7 +77,7 @@ def run_revert(
 ) -> int:
     backup = (
         transaction.load_backup(system, backup_id)
-        if backup_id
+        if backup_id is not None  # "" is an invalid id, not "the newest"
         else transaction.newest_unreverted(system)
     )
     plan = transaction.plan_revert(system, backup)
