@@ -1,3 +1,3 @@
-from tcptune.cli.main import main
+from tcptune.cli import main
 
 raise SystemExit(main())

@@ -199,3 +199,41 @@ def test_the_version_option_answers_nothing_to_a_completion_request() -> None:
     done = run_tcptune(env=env)
     assert done.returncode == 0
     assert done.stdout and all(line.startswith("plain\t") for line in done.stdout.splitlines())
+
+
+# CPython itself reports a KeyboardInterrupt that lands inside its import lock's clean-up as
+# "Exception ignored in: <function _get_module_lock.<locals>.cb ...>" and goes on: the
+# interpreter's own message, which no Python code can intercept.
+IMPORT_LOCK_NOTICE = re.compile(
+    r"Exception ignored in: <function _get_module_lock\.<locals>\.cb at 0x[0-9a-f]+>\n"
+    r"Traceback \(most recent call last\):\n(  .*\n)+KeyboardInterrupt: ?\n"
+)
+
+
+@pytest.mark.parametrize("delay_ms", [15, 30, 50, 80, 120])
+def test_ctrl_c_while_starting_is_one_line_and_130(modern: FakeMachine, delay_ms: int) -> None:
+    """SIGINT at moments while the interpreter loads Typer and the command (from 15 ms: the
+    interpreter's own start comes first): never a traceback of tcptune's. The process ends with
+    130 and `tcptune: interrupted`, or, signalled before Python's own handler exists, dies of
+    SIGINT silently; a run that finished first keeps its own code."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.Popen(
+        [str(TCPTUNE), "--root", str(modern.root), "check", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    time.sleep(delay_ms / 1000)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    stderr = IMPORT_LOCK_NOTICE.sub("", stderr)
+    assert "Traceback" not in stderr
+    if proc.returncode == 130:
+        assert stderr == "tcptune: interrupted\n"
+    else:
+        assert proc.returncode in (0, -signal.SIGINT), (proc.returncode, stderr)
+        assert stderr == ""

@@ -4,3 +4,18 @@ Each command's module holds the Typer command (a thin wrapper: it opens the mach
 and calls a plain function) and the plain functions that do the work, which tests call directly.
 main.py imports a command's module only when a command line names it (or a help lists it).
 """
+
+import sys
+
+
+def main() -> int:
+    """The console script and `python -m tcptune`. Loading Typer and building the command take a
+    moment: Ctrl-C then ends the program as it does later, with one line and exit 130, not a
+    traceback."""
+    try:
+        from tcptune.cli.main import main as run
+
+        return run()
+    except KeyboardInterrupt:
+        sys.stderr.write("tcptune: interrupted\n")
+        return 130
