@@ -43,8 +43,8 @@ def write_json(stream: IO[str], command: str, payload: dict[str, Any]) -> None:
         "command": command,
         **payload,
     }
-    json.dump(document, stream, indent=2, ensure_ascii=False)
-    stream.write("\n")
+    # One write of the whole document: a reader never sees half of one.
+    stream.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def width() -> int:
