@@ -141,6 +141,9 @@ AS_NOBODY = textwrap.dedent(
     import io, shutil, textwrap
     import tcptune.cli.main, tcptune.cli.sockets, tcptune.sockdiag, tcptune.system
     os.environ.pop("TCPTUNE_ROOT", None)
+    # One run as root first: what the command line imports on the way (click imports some of
+    # its parts when first used) is loaded before this interpreter's files may become unreadable.
+    tcptune.cli.main.main(["sockets", "--json"], stdout=io.StringIO())
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:

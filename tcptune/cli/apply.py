@@ -112,6 +112,8 @@ def run(
 ) -> int:
     if runtime_only and persist_only:
         raise BadInput("--runtime-only and --persist-only exclude each other", hint="choose one")
+    if not dry_run:
+        require_root(system, profile_name)
     plan = build_plan(
         system, profile_name, drop_in=drop_in, runtime=not persist_only, persist=not runtime_only
     )
@@ -297,12 +299,16 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
         )
 
 
-def check_preconditions(system: System, plan: Plan, force: bool) -> None:
+def require_root(system: System, profile_name: str) -> None:
+    """Refused before anything is read: as another user even the profile may be unreadable."""
     if system.live and not running_as_root():
         raise EnvironmentProblem(
             "apply changes the kernel and /etc/sysctl.d: run it as root",
-            hint=f"sudo tcptune apply {plan.profile}, or preview with --dry-run",
+            hint=f"sudo tcptune apply {profile_name}, or preview with --dry-run",
         )
+
+
+def check_preconditions(system: System, plan: Plan, force: bool) -> None:
     if plan.runtime and plan.runtime_changes and proc_sys_read_only(system):
         raise EnvironmentProblem(
             f"{system.path('proc/sys')} is read-only here (a container?)",

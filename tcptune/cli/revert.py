@@ -75,6 +75,12 @@ def run_revert(
     json_output: bool,
     stream: IO[str],
 ) -> int:
+    # Refused before anything is read: the backups are readable by root alone.
+    if not dry_run and system.live and not running_as_root():
+        raise EnvironmentProblem(
+            "revert changes the kernel and /etc/sysctl.d: run it as root",
+            hint="or preview with --dry-run",
+        )
     backup = (
         transaction.load_backup(system, backup_id)
         if backup_id is not None  # "" is an invalid id, not "the newest"
@@ -89,11 +95,6 @@ def run_revert(
         "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
         "dry_run": dry_run,
     }
-    if not dry_run and system.live and not running_as_root():
-        raise EnvironmentProblem(
-            "revert changes the kernel and /etc/sysctl.d: run it as root",
-            hint="or preview with --dry-run",
-        )
     if dry_run:
         if json_output:
             render.write_json(stream, "revert", {**doc, "exit_code": 0})
