@@ -7,8 +7,9 @@ namespaces can go there; tcptune refuses the others instead of emitting a pod th
 import json
 
 from tcptune import __version__, keys
-from tcptune.errors import BadInput
+from tcptune.errors import BadInput, printable
 from tcptune.kernel import format_version
+from tcptune.model import only_network_assignments
 
 FORMATS = ("sysctl", "k8s", "docker", "ansible")
 
@@ -36,7 +37,8 @@ K8S_SOURCE = (
 
 
 def header(profile: str, fmt: str, comment: str = "#") -> str:
-    return f"{comment} tcptune {__version__}: profile {profile} exported as {fmt}\n"
+    """The first comment line: the profile's name shown escaped, so it stays one line."""
+    return f"{comment} tcptune {__version__}: profile {printable(profile)} exported as {fmt}\n"
 
 
 def namespaced(key: str) -> bool | None:
@@ -93,7 +95,7 @@ def to_sysctl(profile: str, sysctl: dict[str, str]) -> str:
             lines.append(f"-{key} = {value}")
         else:
             lines.append(f"{key} = {value}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(only_network_assignments(lines)) + "\n"
 
 
 def _yaml_string(value: str) -> str:

@@ -120,6 +120,7 @@ LOADERS = (PROCPS, SYSTEMD)
 COMMON_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
 DIRS = {PROCPS: (*COMMON_DIRS, "lib/sysctl.d"), SYSTEMD: COMMON_DIRS}
 SYSCTL_CONF = "etc/sysctl.conf"
+NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")  # the only keys tcptune writes
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -198,3 +199,14 @@ class Holders:
     scanned: int  # processes whose fd directory was read
     denied: int  # processes whose fd directory could not be read (permission)
     privileged: bool  # running as root
+
+
+def only_network_assignments(lines: list[str]) -> list[str]:
+    """`lines` as they are, once each is known to be a comment or a one-line network key
+    assignment: anything else reaching a drop-in is a bug, and nothing is written."""
+    for line in lines:
+        key, equals, _ = line.lstrip("-").partition(" = ")
+        assignment = equals and key.startswith(NETWORK_PREFIXES) and " " not in key
+        if not (line.startswith("#") or assignment) or not line.isprintable():
+            raise ValueError(f"refusing to write a drop-in line that is not ours: {line!r}")
+    return lines

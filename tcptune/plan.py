@@ -4,8 +4,9 @@
 from dataclasses import dataclass
 
 from tcptune import __version__, drift, sysctld
+from tcptune.errors import printable
 from tcptune.kernel import Version
-from tcptune.model import MISSING, OK, ConfFile, Reading
+from tcptune.model import MISSING, OK, ConfFile, Reading, only_network_assignments
 
 DEFAULT_DROP_IN = "99-tcptune.conf"
 DROP_IN_DIR = "etc/sysctl.d"
@@ -75,13 +76,17 @@ def _without_time(text: str | None) -> list[str] | None:
 def render_drop_in(
     profile: str, profile_path: str, values: dict[str, str], written_at: str, release: str | None
 ) -> str:
+    """The drop-in: tcptune's comment lines, then one `key = value` line per network key. Text
+    from names and paths is shown escaped, so no field can start a line of its own."""
     lines = [
-        f"{HEADER_MARK}: profile {profile}. Changes here are replaced by the next apply.",
-        f"{WRITTEN_MARK}{written_at} by tcptune {__version__} on kernel {release or 'unknown'}.",
-        f"# Profile file: {profile_path}. Undo with: tcptune revert",
+        f"{HEADER_MARK}: profile {printable(profile)}. Changes here are replaced by the next "
+        "apply.",
+        f"{WRITTEN_MARK}{written_at} by tcptune {__version__} on kernel "
+        f"{printable(release or 'unknown')}.",
+        f"# Profile file: {printable(profile_path)}. Undo with: tcptune revert",
     ]
     lines += [f"{key} = {value}" for key, value in values.items()]
-    return "\n".join(lines) + "\n"
+    return "\n".join(only_network_assignments(lines)) + "\n"
 
 
 def make_plan(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tcptune import keys
 from tcptune.errors import BadInput, printable
-from tcptune.model import parse_int
+from tcptune.model import NETWORK_PREFIXES, parse_int
 from tcptune.system import (
     exists,
     is_dir,
@@ -32,7 +32,6 @@ from tcptune.system import (
 )
 
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]*")  # whole string: .fullmatch
-NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")
 # A key below a network prefix: dotted words; interface names may hold '-' (net.ipv4.conf.eth-1.x).
 KEY_RULE = re.compile(r"net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_\-]+)+")  # whole string: .fullmatch
 MAX_PROFILE_BYTES = 1024 * 1024

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import FakeMachine, run_cli
 
 from tcptune import profiles
@@ -120,3 +121,60 @@ def test_backup_contents_are_validated_before_use(machine: FakeMachine) -> None:
 
         with pytest.raises(BadInput, match=message):
             load_backup(System(machine.root), data["id"])
+
+
+HOSTILE_NAMES = [
+    "evil\nkernel.core_pattern = |bin\n",  # a newline starts a line of its own
+    "evil\rkernel.core_pattern = |bin\r",  # carriage return
+    "evil\x0bfs.suid_dumpable = 2\x0c",  # vertical tab, form feed
+    "evil\u2028kernel.modprobe = x\u2029",  # Unicode line and paragraph separators
+    "evil\x1b[2Jkernel.sysrq = 1",  # a terminal escape
+]
+ASSIGNMENT = __import__("re").compile(r"-?net\.(ipv4|ipv6|core)(\.[A-Za-z0-9_-]+)+ = \S.*")
+
+
+def lines_a_loader_could_read(text: str) -> list[str]:
+    """Every line of `text` split at anything any reader might take for a line break (a superset
+    of what procps and systemd-sysctl split on), blank lines and comments left out."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith(("#", ";"))]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_names_and_paths_never_reach_a_drop_in_as_lines(machine: FakeMachine, name: str) -> None:
+    """A profile whose file name holds line breaks: the drop-in apply writes and every export
+    hold only network key assignments and tcptune's own comment lines."""
+    folder = machine.root / "profiles-in"
+    folder.mkdir()
+    path = folder / f"{name}.toml"
+    path.write_text('description = "x"\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n')
+    assert run_cli("--root", str(machine.root), "apply", str(path)).code == 0
+    written = (machine.root / "etc/sysctl.d/99-tcptune.conf").read_text()
+    assert lines_a_loader_could_read(written) == ["net.ipv4.tcp_fin_timeout = 30"]
+    out = {}
+    for fmt in ("sysctl", "k8s", "docker", "ansible"):
+        result = run_cli("--root", str(machine.root), "export", str(path), "--format", fmt)
+        assert result.code == 0
+        assert not any(ch in result.out for ch in "\r\x0b\x0c\x1b\u2028\u2029"), fmt
+        out[fmt] = result.out
+    assert [
+        ASSIGNMENT.fullmatch(line) is not None for line in lines_a_loader_could_read(out["sysctl"])
+    ] == [True]
+    # what the YAML consumers would set: the profile's one network key, nothing else
+    k8s = yaml.safe_load(out["k8s"])
+    assert [s["name"] for s in k8s["securityContext"]["sysctls"]] == ["net.ipv4.tcp_fin_timeout"]
+    tasks = yaml.safe_load(out["ansible"])
+    assert [t["ansible.posix.sysctl"]["name"] for t in tasks] == ["net.ipv4.tcp_fin_timeout"]
+    compose = yaml.safe_load(out["docker"].split("# docker compose")[1].split("\n", 1)[1])
+    assert list(compose["services"]["app"]["sysctls"]) == ["net.ipv4.tcp_fin_timeout"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["kernel.core_pattern = |x", "net.ipv4.x = 1\nkernel.sysrq = 1", "net.ipv4.a b = 1", "junk"],
+)
+def test_a_line_that_is_not_a_network_assignment_never_reaches_a_drop_in(line: str) -> None:
+    from tcptune.model import only_network_assignments
+
+    with pytest.raises(ValueError, match="not ours"):
+        only_network_assignments(["# Managed by tcptune", line])
