@@ -204,6 +204,10 @@ def parse(raw: bytes, path: Path, name: str | None = None) -> ProfileFile:
 
     shown = str(path)
     name = name or path.stem
+    if raw.startswith(b"\xef\xbb\xbf"):  # TOML does not allow one; say what it is
+        message = "starts with a UTF-8 byte order mark (BOM), which TOML does not allow: "
+        message += "save it without one"
+        return _unusable(name, path, Problem(path=shown, key="", message=message, line=1))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -39,12 +39,13 @@ _MAX_VALUE_BYTES = 64 * 1024
 
 def root_from(option: str | None) -> Path:
     """The root to read under: --root, else TCPTUNE_ROOT, else /."""
-    raw = option if option is not None else os.environ.get("TCPTUNE_ROOT") or "/"
+    source, raw = ("--root", option) if option is not None else ("TCPTUNE_ROOT", None)
+    if raw is None:
+        raw = os.environ.get("TCPTUNE_ROOT", "/")  # set but empty is a mistake, as --root ""
     if not raw:
-        raise BadInput("--root is empty", hint="give a directory, e.g. --root /")
+        raise BadInput(f"{source} is empty", hint="give a directory, e.g. --root /")
     root = Path(raw)
     if not is_dir(root):
-        source = "--root" if option is not None else "TCPTUNE_ROOT"
         raise BadInput(f"{source} {raw!r} is not a directory", hint="point it at a filesystem root")
     return root
 

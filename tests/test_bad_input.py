@@ -37,10 +37,17 @@ def doc_rows() -> dict[str, tuple[int, str]]:
 class Case:
     """What a row runs: argv for tcptune, and how (in-process, as uid 65534, or with mounts)."""
 
-    def __init__(self, argv: list[str], runner: str = "in", mount: tuple[str, str] | None = None):
+    def __init__(
+        self,
+        argv: list[str],
+        runner: str = "in",
+        mount: tuple[str, str] | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.argv = argv
         self.runner = runner
         self.mount = mount  # (kind, relative path) for the "mount" runner
+        self.env = env  # environment for an in-process run; the root then comes from it
 
 
 SETUPS: dict[str, Callable[[Path], Case]] = {}
@@ -247,6 +254,9 @@ setup("options-exclusive")(
     lambda root: Case(["apply", "client-profile", "--runtime-only", "--persist-only"])
 )
 setup("option-unknown")(lambda root: Case(["check", "--jsno"]))
+setup("lock-wait-infinite")(lambda root: Case(["apply", "client-profile", "--lock-wait", "inf"]))
+setup("root-env-empty")(lambda root: Case(["check"], env={"TCPTUNE_ROOT": ""}))
+simple("profile-bom", "", prefix='\ufeffdescription = "x"\n[sysctl]\n')
 setup("lock-wait-negative")(lambda root: Case(["apply", "client-profile", "--lock-wait", "-1"]))
 
 
@@ -351,13 +361,19 @@ def test_bad_input(ident: str, tmp_path: Path, netns) -> None:
     machine = modern_machine(root)
     (machine.root / "etc/sysctl.d").mkdir(parents=True)
     case = SETUPS[ident](root)
-    argv = case.argv if "--root" in case.argv else ["--root", str(root), *case.argv]
+    given = "--root" in case.argv or case.env is not None
+    argv = case.argv if given else ["--root", str(root), *case.argv]
     before = snapshot(tmp_path)
     if case.runner == "nobody":
         code, out, err = run_as_nobody(argv)
     elif case.runner == "mount":
         kind, relative = case.mount  # type: ignore[misc]
         code, out, err = run_mounted(argv, kind, root / relative)
+    elif case.env is not None:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in case.env.items():
+                patch.setenv(name, value)
+            code, out, err = run_in_process(argv)
     else:
         code, out, err = run_in_process(argv)
     assert code == expected_code, (out, err)

@@ -88,11 +88,16 @@ def open_system(ctx: typer.Context, root: str | None) -> "System":
     return System(root_from(root))
 
 
+MAX_LOCK_WAIT = 86400
+
+
 def check_lock_wait(seconds: float) -> None:
     from tcptune.errors import BadInput
 
-    if not seconds >= 0:  # also nan
-        raise BadInput("--lock-wait must be 0 or more seconds", hint="e.g. --lock-wait 30")
+    if not 0 <= seconds <= MAX_LOCK_WAIT:  # also nan and inf
+        raise BadInput(
+            f"--lock-wait must be 0 to {MAX_LOCK_WAIT} seconds (a day)", hint="e.g. --lock-wait 30"
+        )
 
 
 # --- help ---------------------------------------------------------------------------------------
