@@ -432,14 +432,20 @@ def _write_problem(path: Path, err: OSError) -> EnvironmentProblem:
     )
 
 
-def private_dir(path: Path) -> Path:
-    """Create (0700) or check the directory that holds backups; refuse it, or its parent,
-    being a symlink (a planted link would send root's writes elsewhere)."""
+def refuse_linked_dir(path: Path) -> None:
+    """Refuse `path`, or its parent, being a symlink: nothing is read or written through a
+    planted link. Changes nothing (read-only commands use it)."""
     for part in (path.parent, path):
         if os.path.islink(part):
             raise BadInput(
                 f"{part} is a symlink; refusing to keep backups there", hint="remove the link"
             )
+
+
+def private_dir(path: Path) -> Path:
+    """Create (0700) or check the directory that holds backups; refuse it, or its parent,
+    being a symlink (a planted link would send root's writes elsewhere)."""
+    refuse_linked_dir(path)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:
@@ -450,8 +456,19 @@ def private_dir(path: Path) -> Path:
 
 
 def list_files(directory: Path, pattern: str) -> list[Path]:
-    """Files matching `pattern` in `directory`, sorted; none if it is not a directory."""
-    return sorted(directory.glob(pattern)) if is_dir(directory) else []
+    """Entries matching `pattern` in `directory`, sorted; none if it is not a directory. A
+    directory that cannot be read is an environment problem, never an empty list."""
+    import fnmatch
+
+    if not is_dir(directory):
+        return []
+    try:
+        names = os.listdir(directory)
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        hint = "run as root" if err.errno in (errno.EACCES, errno.EPERM) else "check the path"
+        raise EnvironmentProblem(f"cannot read {directory}: {reason}", hint=hint) from None
+    return sorted(directory / name for name in fnmatch.filter(names, pattern))
 
 
 def read_bytes_limited(path: Path, limit: int) -> bytes:
@@ -507,9 +524,8 @@ def _probe(path: Path, test: Callable[[Path], bool]) -> bool:
         reason = os.strerror(err.errno) if err.errno else str(err)
         if err.errno == errno.ENAMETOOLONG:
             raise BadInput(f"{path}: {reason}", hint="give a shorter path") from None
-        raise EnvironmentProblem(
-            f"cannot look at {path}: {reason}", hint="check the path"
-        ) from None
+        hint = "run as root" if err.errno in (errno.EACCES, errno.EPERM) else "check the path"
+        raise EnvironmentProblem(f"cannot look at {path}: {reason}", hint=hint) from None
 
 
 def real_path(path: Path) -> Path:

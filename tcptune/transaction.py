@@ -32,6 +32,7 @@ from tcptune.system import (
     prune_files,
     read_bytes_no_follow,
     read_file_and_mode,
+    refuse_linked_dir,
     remove_file,
     remove_stale_temp_files,
 )
@@ -163,8 +164,7 @@ def load_backup(system: System, backup_id: str) -> dict[str, Any]:
     if not re.fullmatch(r"[0-9]{8}T[0-9]{12}Z(-[0-9]+)?", backup_id):
         raise BadInput(f"invalid backup id {backup_id!r}", hint="list them with: tcptune backups")
     directory = system.path(BACKUP_DIR)
-    if exists(directory):
-        private_dir(directory)  # refuses a planted link before anything is read through it
+    refuse_linked_dir(directory)  # before anything is read through a planted link
     path = directory / f"{backup_id}.json"
     raw = read_bytes_no_follow(path)
     if raw is None:

@@ -178,3 +178,89 @@ def test_a_line_that_is_not_a_network_assignment_never_reaches_a_drop_in(line: s
 
     with pytest.raises(ValueError, match="not ours"):
         only_network_assignments(["# Managed by tcptune", line])
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    return {
+        str(p.relative_to(root)): (p.lstat().st_mode, None if p.is_dir() else p.read_bytes())
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "unreadable"),
+    [
+        (["backups"], "var/lib/tcptune/backups"),
+        (["revert", "--dry-run"], "var/lib/tcptune/backups"),
+        (["revert", "--dry-run", "--json"], "var/lib/tcptune/backups"),
+        (["check", "server-profile"], "etc/tcptune/profiles"),
+        (["profiles", "list"], "etc/tcptune/profiles"),
+        (["export", "client-profile", "--format", "sysctl"], "etc/tcptune/profiles"),
+        # 0711: files can be looked up but not listed; a listing is never silently empty
+        (["profiles", "list"], "etc/tcptune/profiles 0711"),
+    ],
+)
+def test_root_only_directories_are_reported_to_other_users(
+    tmp_path_factory: pytest.TempPathFactory, argv: list[str], unreadable: str
+) -> None:
+    """An unprivileged user (uid 65534) meeting root's 0700 backup or profile directory gets one
+    line naming it, exit 3: not an empty answer, not a traceback, and nothing changes."""
+    import contextlib
+    import io
+    import tempfile
+
+    import typer._click.decorators  # noqa: F401
+    from conftest import as_nobody, modern_machine
+
+    import tcptune.cli.backups
+    import tcptune.cli.check
+    import tcptune.cli.export
+    import tcptune.cli.profiles
+    import tcptune.cli.revert  # noqa: F401
+    from tcptune.cli.main import main
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop privileges") if not os.environ.get("CI") else pytest.fail(
+            "needs root on CI"
+        )
+    top = Path(tempfile.mkdtemp(prefix="tcptune-nobody-"))  # /tmp: reachable by every user
+    try:
+        top.chmod(0o755)
+        root = top / "root"
+        modern_machine(root)
+        (root / "etc/sysctl.d").mkdir(parents=True)
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        assert main(["--root", str(root), "apply", "client-profile"], stdout=io.StringIO()) == 0
+        unreadable, _, mode = unreadable.partition(" ")
+        (root / "etc/tcptune/profiles").mkdir(parents=True)
+        (root / "etc/tcptune/profiles").chmod(int(mode or "700", 8))
+        before = snapshot_tree(root)
+
+        def attempt() -> list:
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(["--root", str(root), *argv], stdout=out)
+            return [code, err.getvalue()]
+
+        code, err = as_nobody(attempt)
+        assert code == 3, err
+        assert err.startswith("tcptune: error: ") and err.count("\n") == 1, err
+        assert str(root / unreadable) in err and "Permission denied" in err, err
+        assert snapshot_tree(root) == before
+    finally:
+        import shutil
+
+        shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("argv", [["backups"], ["backups", "--json"], ["revert", "--dry-run"]])
+def test_read_only_commands_change_nothing(machine: FakeMachine, argv: list[str]) -> None:
+    """backups and revert --dry-run only read: a backup directory whose mode someone changed
+    is left as it is (apply, which writes there, is what makes it private again)."""
+    assert run_cli("--root", str(machine.root), "apply", "client-profile").code == 0
+    backups = machine.root / "var/lib/tcptune/backups"
+    backups.chmod(0o750)
+    before = snapshot_tree(machine.root)
+    assert run_cli("--root", str(machine.root), *argv).code == 0
+    assert snapshot_tree(machine.root) == before
