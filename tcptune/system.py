@@ -497,9 +497,21 @@ def prune_files(directory: Path, pattern: str, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def make_dirs(directory: Path) -> None:
-    """Create a directory and its parents, as `mkdir -p`; raises OSError."""
-    directory.mkdir(parents=True, exist_ok=True)
+def make_dirs(directory: Path, mode: int = 0o755) -> None:
+    """Create a directory and its missing parents, as `mkdir -p`, each with `mode` whatever the
+    umask (umask 000 would otherwise leave root's /etc/tcptune writable by everyone); raises
+    OSError."""
+    missing = []
+    for part in (directory, *directory.parents):
+        if os.path.lexists(part):
+            break
+        missing.append(part)
+    for part in reversed(missing):
+        try:
+            os.mkdir(part, mode)
+        except FileExistsError:  # made meanwhile: leave it as its maker set it
+            continue
+        os.chmod(part, mode)
 
 
 def exists(path: Path) -> bool:

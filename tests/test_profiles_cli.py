@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -205,3 +206,40 @@ def test_capture_leaves_out_tw_recycle(old: FakeMachine) -> None:
     path = Path(json.loads(result.out)["path"])
     assert "tcp_tw_recycle" not in path.read_text()
     assert profiles.validate(str(path), old.root)[0] == []
+
+
+def test_capture_leaves_out_live_values_that_break_the_rules_between_keys(
+    modern: FakeMachine,
+) -> None:
+    """A machine whose live values a profile may not hold together (ports from 500, tw_reuse 1
+    with timestamps off, tcp_rmem out of order): the captured profile leaves out the key each
+    rule names, says why, validates, and `check` against it is in sync."""
+    modern.set("net.ipv4.ip_local_port_range", "500\t60999")
+    modern.set("net.ipv4.tcp_timestamps", "0").set("net.ipv4.tcp_tw_reuse", "1")
+    modern.set("net.ipv4.tcp_rmem", "4096\t1\t2")
+    result = run_cli("--root", str(modern.root), "profiles", "capture", "odd", "--json")
+    assert result.code == 0
+    doc = json.loads(result.out)
+    left_out = {line.split(":")[0] for line in doc["skipped"]}
+    assert {
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.tcp_tw_reuse",
+        "net.ipv4.tcp_rmem",
+    } <= left_out
+    captured = tomllib.loads(Path(doc["path"]).read_text())["sysctl"]
+    assert captured["net.ipv4.tcp_timestamps"] == 0
+    assert not left_out & set(captured)
+    assert profiles.validate(doc["path"], modern.root) == ([], [])
+    assert run_cli("--root", str(modern.root), "check", "odd").code == 0
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o002, 0o077])
+def test_capture_modes_do_not_depend_on_the_umask(modern: FakeMachine, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        assert run_cli("--root", str(modern.root), "profiles", "capture", "golden").code == 0
+    finally:
+        os.umask(old)
+    local = profiles.local_dir(modern.root)
+    modes = {p: oct(p.stat().st_mode & 0o777) for p in (local.parent, local, local / "golden.toml")}
+    assert list(modes.values()) == ["0o755", "0o755", "0o644"], modes

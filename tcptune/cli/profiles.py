@@ -279,6 +279,7 @@ def run_validate(system: System, paths: list[str], *, json_output: bool, stream:
 def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], list[str]]:
     """Live values of the knowledge-base keys, typed for TOML; and what was left out, with why."""
     values: dict[str, int | str | list[int]] = {}
+    texts: dict[str, str] = {}  # the same values as profile text, for the rules between keys
     skipped = []
     for name, spec in keys.KEYS.items():
         if spec.removed is not None:
@@ -291,12 +292,26 @@ def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], li
         if error:
             skipped.append(f"{name}: live value {reading.value!r} would not validate: {error}")
             continue
+        texts[name] = normalised
         if spec.type == keys.INT_VECTOR:
             values[name] = [int(p) for p in normalised.split()]
         elif spec.type in (keys.INT, keys.BOOL, keys.ENUM):
             values[name] = int(normalised)
         else:
             values[name] = normalised
+    # Live values can break the rules between keys (a port range from 500, tcp_tw_reuse = 1 with
+    # timestamps off): the key a rule names is left out, so the profile validates.
+    for _ in range(len(texts)):
+        named = [p for p in tcptune.profiles.cross_key_problems(texts, "live") if p.key in texts]
+        if not named:
+            break
+        for problem in named:
+            if problem.key in texts:
+                live = texts.pop(problem.key)
+                del values[problem.key]
+                skipped.append(
+                    f"{problem.key}: live value {live!r} would not validate: {problem.message}"
+                )
     return values, skipped
 
 
