@@ -43,6 +43,7 @@ class Plan:
     new_text: str
     drop_in_changes: bool  # False when the drop-in already says this (the time aside)
     foreign: bool  # a drop-in of that name exists and tcptune did not write it
+    masks: list[str]  # files of the same name elsewhere (/usr/lib/sysctl.d, ...) it would hide
     runtime: bool  # runtime values will be written
     persist: bool  # the drop-in will be written
 
@@ -144,6 +145,11 @@ def make_plan(
         new_text=new_text,
         drop_in_changes=_without_time(old_text) != _without_time(new_text),
         foreign=old_text is not None and not is_ours(old_text),
+        masks=[
+            f.path
+            for f in conf_files
+            if persist and f.name == drop_in_name and f.directory not in (DROP_IN_DIR, "")
+        ],
         runtime=runtime,
         persist=persist,
     )

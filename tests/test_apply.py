@@ -427,3 +427,22 @@ def test_not_root_is_refused_before_anything(tmp_path: Path) -> None:
     result = as_nobody(attempt)
     assert result["code"] == 3
     assert "run it as root" in result["err"]
+
+
+def test_a_drop_in_named_like_a_vendor_file_needs_force(modern) -> None:
+    """--drop-in with a vendor file's name: the plan warns, apply refuses without --force and
+    changes nothing; with --force it applies, and a later apply of its own file goes through."""
+    vendor = modern.root / "usr/lib/sysctl.d/50-default.conf"
+    vendor.parent.mkdir(parents=True)
+    vendor.write_text("net.ipv4.tcp_fin_timeout = 60\n")
+    (modern.root / "etc/sysctl.d").mkdir(parents=True)
+    argv = ["--root", str(modern.root), "apply", "client-profile", "--drop-in", "50-default.conf"]
+    dry = run_cli(*argv, "--dry-run", "--json")
+    assert json.loads(dry.out)["drop_in"]["masks"] == ["/usr/lib/sysctl.d/50-default.conf"]
+    assert run_cli(*argv).code == 2
+    assert not (modern.root / "etc/sysctl.d/50-default.conf").exists()
+    assert run_cli(*argv, "--force").code == 0
+    assert (modern.root / "etc/sysctl.d/50-default.conf").read_text().startswith("# Managed by")
+    modern.set("net.ipv4.tcp_tw_reuse", "2")
+    assert run_cli(*argv).code == 0  # its own drop-in now: no --force needed again
+    assert run_cli("--root", str(modern.root), "apply", "client-profile", "--dry-run").code == 0

@@ -184,6 +184,13 @@ def _(root: Path) -> Case:
     return Case(["apply", "client-profile"])
 
 
+@setup("dropin-masks-vendor")
+def _(root: Path) -> Case:
+    (root / "usr/lib/sysctl.d").mkdir(parents=True)
+    (root / "usr/lib/sysctl.d/50-default.conf").write_text("net.ipv4.tcp_fin_timeout = 60\n")
+    return Case(["apply", "client-profile", "--drop-in", "50-default.conf"])
+
+
 setup("dropin-name")(
     lambda root: Case(["apply", "client-profile", "--drop-in", "../../etc/passwd"])
 )

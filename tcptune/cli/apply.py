@@ -23,7 +23,7 @@ from tcptune.cli.options import (
 )
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
-from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, make_plan
+from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, is_ours, make_plan
 from tcptune.sysctld import boot_summary
 from tcptune.system import (
     System,
@@ -262,6 +262,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "path": plan.drop_in_path,
             "exists": plan.old_text is not None,
             "foreign": plan.foreign,
+            "masks": plan.masks,
             "changes": plan.persist and plan.drop_in_changes,
             "diff": plan.diff() if plan.persist and plan.drop_in_changes else "",
         },
@@ -297,6 +298,15 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
             f"\nwarning: {plan.drop_in_path} exists and was not written by tcptune; "
             "apply refuses to replace it without --force (it is backed up first).\n"
         )
+    for hidden in plan.masks:
+        stream.write(f"\nwarning: {masking(plan, hidden)}; apply refuses that without --force.\n")
+
+
+def masking(plan: Plan, hidden: str) -> str:
+    return (
+        f"{plan.drop_in_path} would hide {hidden} from the loaders: a file in /etc/sysctl.d "
+        "masks every file of the same name in the directories read after it"
+    )
 
 
 def require_root(system: System, profile_name: str) -> None:
@@ -313,6 +323,11 @@ def check_preconditions(system: System, plan: Plan, force: bool) -> None:
         raise EnvironmentProblem(
             f"{system.path('proc/sys')} is read-only here (a container?)",
             hint="use --persist-only to write only the drop-in, or --dry-run to preview",
+        )
+    if plan.masks and not force and not is_ours(plan.old_text):
+        raise BadInput(
+            masking(plan, plan.masks[0]),
+            hint="choose another --drop-in NAME, or --force to mask it on purpose",
         )
     if plan.persist and plan.foreign and plan.drop_in_changes and not force:
         raise BadInput(
