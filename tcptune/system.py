@@ -335,15 +335,22 @@ def read_text_under_root(system: System, relative: str, limit: int = 1024 * 1024
     return None
 
 
-def read_bytes_no_follow(path: Path) -> bytes | None:
-    """The exact bytes of a regular file, None if absent; refuses symlinks and non-files."""
-    found = read_file_and_mode(path)
+# The largest drop-in tcptune reads (and backs up), and the largest backup file it reads: far
+# above anything real, low enough that a planted giant cannot make a command crawl.
+MAX_DROP_IN_BYTES = 8 * 1024 * 1024
+MAX_BACKUP_BYTES = 16 * 1024 * 1024
+
+
+def read_bytes_no_follow(path: Path, limit: int) -> bytes | None:
+    """The exact bytes of a regular file, None if absent; refuses symlinks, non-files and files
+    over `limit` bytes."""
+    found = read_file_and_mode(path, limit)
     return found[0] if found is not None else None
 
 
-def read_file_and_mode(path: Path) -> tuple[bytes, int] | None:
+def read_file_and_mode(path: Path, limit: int) -> tuple[bytes, int] | None:
     """The exact bytes and the permission bits of a regular file, from one open file; None if
-    absent. Refuses symlinks and non-files."""
+    absent. Refuses symlinks, non-files and files over `limit` bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -361,7 +368,13 @@ def read_file_and_mode(path: Path) -> tuple[bytes, int] | None:
         mode = os.fstat(handle.fileno()).st_mode
         if not stat.S_ISREG(mode):
             raise BadInput(f"{path} is not a regular file", hint="remove it or choose another name")
-        return handle.read(), stat.S_IMODE(mode)
+        data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise BadInput(
+                f"{path} is larger than {limit // (1024 * 1024)} MiB; tcptune will not read it",
+                hint="look at what wrote it; move it away if it is not meant to be there",
+            )
+        return data, stat.S_IMODE(mode)
 
 
 def refuse_symlink(path: Path) -> None:

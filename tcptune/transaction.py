@@ -19,6 +19,8 @@ from tcptune.errors import BadInput, EnvironmentProblem
 from tcptune.model import PRESENT, same_value
 from tcptune.plan import Plan
 from tcptune.system import (
+    MAX_BACKUP_BYTES,
+    MAX_DROP_IN_BYTES,
     LockBusy,
     SysctlWriteError,
     System,
@@ -113,7 +115,7 @@ def _new_backup_id(directory: Path, at: datetime) -> str:
 def make_backup(
     system: System, plan: Plan, drop_in: Path, release: str | None, at: datetime
 ) -> dict[str, Any]:
-    found = read_file_and_mode(drop_in)
+    found = read_file_and_mode(drop_in, MAX_DROP_IN_BYTES)
     previous, mode = found if found is not None else (None, None)
     runtime = []
     for key in plan.runtime_changes:
@@ -166,7 +168,7 @@ def load_backup(system: System, backup_id: str) -> dict[str, Any]:
     directory = system.path(BACKUP_DIR)
     refuse_linked_dir(directory)  # before anything is read through a planted link
     path = directory / f"{backup_id}.json"
-    raw = read_bytes_no_follow(path)
+    raw = read_bytes_no_follow(path, MAX_BACKUP_BYTES)
     if raw is None:
         raise BadInput(f"no backup {backup_id!r}", hint="list them with: tcptune backups")
     try:

@@ -203,6 +203,20 @@ def applied_backup(root: Path) -> Path:
     return path
 
 
+@setup("backup-huge")
+def _(root: Path) -> Case:
+    path = applied_backup(root)
+    with path.open("ab") as handle:  # 17 MiB of padding after the JSON
+        handle.write(b" " * (17 * 1024 * 1024))
+    return Case(["revert", path.stem])
+
+
+@setup("dropin-huge")
+def _(root: Path) -> Case:
+    (root / "etc/sysctl.d/99-tcptune.conf").write_bytes(b"# x\n" * (9 * 1024 * 256))
+    return Case(["apply", "client-profile", "--force"])
+
+
 @setup("backup-corrupt")
 def _(root: Path) -> Case:
     applied_backup(root).write_text("{not json")

@@ -26,6 +26,7 @@ from tcptune.kernel import parse_release
 from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, is_ours, make_plan
 from tcptune.sysctld import boot_summary
 from tcptune.system import (
+    MAX_DROP_IN_BYTES,
     System,
     proc_sys_read_only,
     read_bytes_no_follow,
@@ -215,7 +216,7 @@ def build_plan(
     system.require_proc_sys()
     release = system.kernel_release()
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
-    old = read_bytes_no_follow(system.path(f"{DROP_IN_DIR}/{drop_in}"))
+    old = read_bytes_no_follow(system.path(f"{DROP_IN_DIR}/{drop_in}"), MAX_DROP_IN_BYTES)
     return make_plan(
         profile=profile.name,
         profile_path=str(profile.path),
