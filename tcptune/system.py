@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from tcptune.errors import BadInput, EnvironmentProblem
 from tcptune.model import (
@@ -503,9 +504,17 @@ def discard_file(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
-def prune_files(directory: Path, pattern: str, keep: int) -> None:
-    """Remove all but the last `keep` files matching `pattern`, in name order; links stay."""
-    files = [path for path in list_files(directory, pattern) if not path.is_symlink()]
+def prune_files(
+    directory: Path, pattern: str, keep: int, order: Callable[[Path], Any] | None = None
+) -> None:
+    """Remove all but the last `keep` files matching `pattern`, in `order` (default: by name);
+    links stay."""
+    found = (
+        sorted(list_files(directory, pattern), key=order)
+        if order
+        else list_files(directory, pattern)
+    )
+    files = [path for path in found if not path.is_symlink()]
     for old in files[:-keep] if len(files) > keep else []:
         old.unlink(missing_ok=True)
 

@@ -146,13 +146,20 @@ def save_backup(system: System, backup: dict[str, Any], at: datetime) -> str:
     backup["id"] = backup_id
     data = json.dumps(backup, indent=2).encode() + b"\n"
     atomic_write(directory / f"{backup_id}.json", data, mode=0o600)
-    prune_files(directory, "*.json", KEEP_BACKUPS)
+    prune_files(directory, "*.json", KEEP_BACKUPS, order=backup_order)
     return backup_id
+
+
+def backup_order(path: Path) -> tuple[str, int]:
+    """Oldest first: by time, then by the -N that tells apart backups of the same microsecond
+    (by name alone "T...Z-1" would sort before "T...Z", "-" being before ".")."""
+    base, _, n = path.stem.partition("-")
+    return base, int(n) if n.isdigit() else 0
 
 
 def list_backups(system: System) -> list[dict[str, Any]]:
     result = []
-    for path in list_files(system.path(BACKUP_DIR), "*.json"):
+    for path in sorted(list_files(system.path(BACKUP_DIR), "*.json"), key=backup_order):
         try:
             result.append(load_backup(system, path.stem))
         except BadInput as err:
@@ -296,34 +303,31 @@ def plan_revert(system: System, backup: dict[str, Any]) -> RevertPlan:
     return RevertPlan(backup=backup, drop_in_action=action, runtime=runtime)
 
 
-def revert(
-    system: System, plan: RevertPlan, *, lock_wait: float = DEFAULT_LOCK_WAIT
-) -> TransactionResult:
+def revert(system: System, plan: RevertPlan) -> TransactionResult:
+    """Carry out `plan`. The caller holds the lock (`locked`), and chose the backup and made the
+    plan under it: an apply that finished while it waited is then part of what it sees."""
     backup = plan.backup
     drop_in = system.path(backup["drop_in"]["path"])
-    with locked(system, lock_wait):
-        written = False
-        if plan.drop_in_action == "restore":
-            content = base64.b64decode(backup["drop_in"]["content_b64"])
-            make_dirs(drop_in.parent)
-            atomic_write(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
-            written = True
-        elif plan.drop_in_action == "remove":
-            remove_file(drop_in)
-            written = True
-        results = []
-        for key, _now, previous in plan.runtime:
-            if previous is None:
-                results.append(
-                    KeyResult(
-                        key=key, outcome=RESTORED, detail="had no readable value before; left as is"
-                    )
-                )
-                continue
-            result = write_runtime(system, key, previous)
+    written = False
+    if plan.drop_in_action == "restore":
+        content = base64.b64decode(backup["drop_in"]["content_b64"])
+        make_dirs(drop_in.parent)
+        atomic_write(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
+        written = True
+    elif plan.drop_in_action == "remove":
+        remove_file(drop_in)
+        written = True
+    results = []
+    for key, _now, previous in plan.runtime:
+        if previous is None:
             results.append(
-                replace(result, outcome=RESTORED) if result.outcome == WRITTEN else result
+                KeyResult(
+                    key=key, outcome=RESTORED, detail="had no readable value before; left as is"
+                )
             )
-        if all(r.outcome == RESTORED for r in results):
-            mark_reverted(system, backup, now_utc())
+            continue
+        result = write_runtime(system, key, previous)
+        results.append(replace(result, outcome=RESTORED) if result.outcome == WRITTEN else result)
+    if all(r.outcome == RESTORED for r in results):
+        mark_reverted(system, backup, now_utc())
     return TransactionResult(backup_id=backup["id"], drop_in_written=written, results=results)

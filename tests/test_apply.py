@@ -446,3 +446,22 @@ def test_a_drop_in_named_like_a_vendor_file_needs_force(modern) -> None:
     modern.set("net.ipv4.tcp_tw_reuse", "2")
     assert run_cli(*argv).code == 0  # its own drop-in now: no --force needed again
     assert run_cli("--root", str(modern.root), "apply", "client-profile", "--dry-run").code == 0
+
+
+def test_backups_of_the_same_microsecond_keep_their_order(modern) -> None:
+    """Backup ids T...Z, T...Z-1, T...Z-2 (one microsecond, told apart by -N) come oldest first,
+    and `revert` undoes the newest: by name alone, "-" sorting before "." would put Z last."""
+    from tcptune.system import System
+    from tcptune.transaction import list_backups, newest_unreverted
+
+    (modern.root / "etc/sysctl.d").mkdir(parents=True)
+    assert run_cli("--root", str(modern.root), "apply", "client-profile").code == 0
+    backups = modern.root / "var/lib/tcptune/backups"
+    (first,) = backups.glob("*.json")
+    doc = json.loads(first.read_text())
+    for n in (1, 2):
+        twin = dict(doc, id=f"{doc['id']}-{n}")
+        (backups / f"{twin['id']}.json").write_text(json.dumps(twin))
+    ids = [b["id"] for b in list_backups(System(modern.root))]
+    assert ids == [doc["id"], f"{doc['id']}-1", f"{doc['id']}-2"]
+    assert newest_unreverted(System(modern.root))["id"] == f"{doc['id']}-2"

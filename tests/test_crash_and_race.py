@@ -159,3 +159,63 @@ def test_two_applies_at_once_serialize(tmp_path: Path) -> None:
         assert run_cli("--root", str(root), "revert").code == 0
         assert run_cli("--root", str(root), "revert").code == 0
         assert snapshot(root) == original
+
+
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys
+    from tcptune.system import System
+    from tcptune.transaction import locked
+    with locked(System(sys.argv[1]), 5):
+        print("held", flush=True)
+        sys.stdin.readline()
+    """
+)
+
+
+def test_revert_chooses_its_backup_under_the_lock(tmp_path: Path) -> None:
+    """A revert that waits for the lock while an apply finishes undoes that newest apply, not
+    the one that was newest when it started waiting."""
+    import time
+
+    machine = modern_machine(tmp_path / "root")
+    (machine.root / "etc/sysctl.d").mkdir(parents=True)
+    assert run_cli("--root", str(machine.root), "apply", "client-profile").code == 0
+    (first,) = list_backups(System(machine.root))
+    lock = machine.root / "var/lib/tcptune/lock"
+    env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(machine.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        reverting = subprocess.Popen(
+            [sys.executable, "-m", "tcptune", "--root", str(machine.root), "revert", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        deadline = time.monotonic() + 30  # until the revert has the lock file open: it waits
+        while not any(
+            os.path.realpath(fd) == str(lock)
+            for fd in Path(f"/proc/{reverting.pid}/fd").glob("*")
+            if fd.is_symlink()
+        ):
+            assert time.monotonic() < deadline and reverting.poll() is None
+            time.sleep(0.02)
+        # Meanwhile an apply (holding the lock) finishes: a newer backup appears.
+        newer = dict(first, id=first["id"].replace("Z", "Z-7"))
+        (machine.root / f"var/lib/tcptune/backups/{newer['id']}.json").write_text(json.dumps(newer))
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    out, err = reverting.communicate(timeout=60)
+    assert reverting.returncode == 0, err
+    assert json.loads(out)["backup_id"] == newer["id"]

@@ -5,7 +5,7 @@ command line.
 """
 
 import sys
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -81,27 +81,19 @@ def run_revert(
             "revert changes the kernel and /etc/sysctl.d: run it as root",
             hint="or preview with --dry-run",
         )
-    backup = (
-        transaction.load_backup(system, backup_id)
-        if backup_id is not None  # "" is an invalid id, not "the newest"
-        else transaction.newest_unreverted(system)
-    )
-    plan = transaction.plan_revert(system, backup)
-    doc = {
-        "backup_id": backup["id"],
-        "profile": backup["profile"]["name"],
-        "already_reverted": backup["reverted"],
-        "drop_in": {"path": backup["drop_in"]["path"], "action": plan.drop_in_action},
-        "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
-        "dry_run": dry_run,
-    }
+    # A first look, before the lock: a missing or invalid backup is reported with nothing created.
+    _, _, doc = choose(system, backup_id, dry_run=dry_run)
     if dry_run:
         if json_output:
             render.write_json(stream, "revert", {**doc, "exit_code": 0})
         else:
             write_revert_plan(doc, stream)
         return EXIT_OK
-    outcome = transaction.revert(system, plan, lock_wait=lock_wait)
+    with transaction.locked(system, lock_wait):
+        # Chosen again under the lock: an apply that finished while this one waited for the lock
+        # made the newest backup, and that is the one to undo.
+        backup, plan, doc = choose(system, backup_id, dry_run=False)
+        outcome = transaction.revert(system, plan)
     code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
     if json_output:
         results = [
@@ -118,6 +110,28 @@ def run_revert(
     else:
         stream.write(f"revert incomplete; fix the cause and run: tcptune revert {backup['id']}\n")
     return code
+
+
+def choose(
+    system: System, backup_id: str | None, *, dry_run: bool
+) -> tuple[dict[str, Any], transaction.RevertPlan, dict[str, Any]]:
+    """The backup to revert (`backup_id`, or the newest not yet reverted), the plan, and the
+    plan as a JSON-able document."""
+    backup = (
+        transaction.load_backup(system, backup_id)
+        if backup_id is not None  # "" is an invalid id, not "the newest"
+        else transaction.newest_unreverted(system)
+    )
+    plan = transaction.plan_revert(system, backup)
+    doc = {
+        "backup_id": backup["id"],
+        "profile": backup["profile"]["name"],
+        "already_reverted": backup["reverted"],
+        "drop_in": {"path": backup["drop_in"]["path"], "action": plan.drop_in_action},
+        "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
+        "dry_run": dry_run,
+    }
+    return backup, plan, doc
 
 
 def write_revert_plan(doc: dict, stream: IO[str]) -> None:
