@@ -4,7 +4,7 @@ import re
 
 Version = tuple[int, int, int]
 
-_RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?")
+_RELEASE = re.compile(r"^(\d{1,9})\.(\d{1,9})(?:\.(\d{1,9}))?(?!\d)")
 
 
 def parse_release(release: str | None) -> Version | None:

@@ -67,14 +67,19 @@ def same_value(live: str, target: str) -> bool:
     return canonical(live) == canonical(target)
 
 
+MAX_DIGITS = 20  # a 64-bit value has at most 20 decimal digits
+
+
 def parse_int(text: str | None) -> int | None:
     """A decimal integer as the kernel prints one ('4096', '-1'), blanks around it allowed;
-    None for anything else (hex, '+1', '1_000', other scripts' digits)."""
+    None for anything else (hex, '+1', '1_000', other scripts' digits, more digits than any
+    kernel value has)."""
     if text is None:
         return None
     text = text.strip()
     digits = text[1:] if text.startswith("-") else text
-    return int(text) if digits.isascii() and digits.isdigit() else None
+    usable = digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS
+    return int(text) if usable else None
 
 
 def parse_port_range(value: str | None) -> tuple[int, int] | None:

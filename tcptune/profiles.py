@@ -225,6 +225,9 @@ def parse(raw: bytes, path: Path, name: str | None = None) -> ProfileFile:
         return _unusable(
             name, path, Problem(path=shown, key="", message=f"invalid TOML: {reason}", line=line)
         )
+    except ValueError as err:  # e.g. an integer of thousands of digits
+        message = f"invalid TOML: {err}".split(";")[0]
+        return _unusable(name, path, Problem(path=shown, key="", message=message))
     return _validate_document(name, path, data)
 
 

@@ -96,6 +96,8 @@ simple("key-kernel", '"kernel.core_pattern" = "|/tmp/x"', "apply")
 simple("key-vm", '"vm.swappiness" = 10', "apply")
 simple("key-dotdot", '"net.ipv4.../../kernel.core_pattern" = 1', "apply")
 simple("key-newline", '"net.ipv4.tcp_fin_timeout\\n" = 30', "apply")
+simple("int-huge", '"net.ipv4.tcp_fin_timeout" = ' + "9" * 5000)
+simple("int-huge-string", '"net.ipv4.tcp_fin_timeout" = "' + "9" * 5000 + '"')
 simple("key-unknown-net", '"net.core.netdev_max_backlog" = 5000', "validate")
 simple("key-table", "net.ipv4.tcp_fin_timeout = 30", "apply")
 simple("recycle-on", '"net.ipv4.tcp_tw_recycle" = 1', "apply")
@@ -261,6 +263,18 @@ setup("disk-full-dropin")(
 )
 setup("root-missing")(lambda root: Case(["--root", "/nonexistent", "check"]))
 setup("root-too-long")(lambda root: Case(["--root", "/" + "a" * 5000, "check"]))
+
+
+@setup("release-huge")
+def _(root: Path) -> Case:
+    (root / "proc/sys/kernel/osrelease").write_text("6." + "1" * 5000 + "\n")
+    return Case(["check"])
+
+
+@setup("proc-value-huge")
+def _(root: Path) -> Case:
+    (root / "proc/sys/net/ipv4/tcp_fin_timeout").write_text("9" * 5000 + "\n")
+    return Case(["check"])
 
 
 @setup("root-no-proc")
