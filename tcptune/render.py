@@ -62,7 +62,9 @@ class Table:
         self.rows: list[tuple[list[str], list[str | None]]] = []
 
     def add(self, cells: list[str], styles: list[str | None] | None = None) -> None:
-        self.rows.append((cells, styles or [None] * len(cells)))
+        """One row; control characters in cells (names, paths, values from files) are shown
+        escaped, so a row stays one row and cannot move the cursor."""
+        self.rows.append(([printable(cell) for cell in cells], styles or [None] * len(cells)))
 
     def write(self, stream: IO[str], colour: bool) -> None:
         if colour:

@@ -316,7 +316,7 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
     with contextlib.redirect_stderr(err):
         try:
             code = main(argv, stdout=out)
-        except SystemExit as exit_:  # argparse errors
+        except SystemExit as exit_:  # should the command line ever exit instead of returning
             code = int(exit_.code or 0)
     return code, out.getvalue(), err.getvalue()
 

@@ -21,17 +21,17 @@ from tcptune.cli.main import app, command_paths
 # listed once, in `tcptune --help`.)
 EXIT_CODES = {
     "check": {0, 1, 2, 3},
-    "explain": {0, 2},
+    "explain": {0, 2, 3},
     "profiles": {0, 2, 3},
-    "profiles list": {0, 2},
-    "profiles show": {0, 2},
-    "profiles validate": {0, 2},
+    "profiles list": {0, 2, 3},
+    "profiles show": {0, 2, 3},
+    "profiles validate": {0, 2, 3},
     "profiles capture": {0, 2, 3},
     "apply": {0, 2, 3},
     "revert": {0, 2, 3},
     "backups": {0, 2, 3},
     "sockets": {0, 1, 2, 3},
-    "export": {0, 2},
+    "export": {0, 2, 3},
     "completion": {0, 2},
 }
 ORDER = [

@@ -264,3 +264,23 @@ def test_read_only_commands_change_nothing(machine: FakeMachine, argv: list[str]
     before = snapshot_tree(machine.root)
     assert run_cli("--root", str(machine.root), *argv).code == 0
     assert snapshot_tree(machine.root) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["profiles", "show"], ["check"], ["apply", "--dry-run"], ["profiles", "validate"]],
+    ids=lambda argv: " ".join(argv),
+)
+def test_control_characters_in_a_profile_path_never_reach_the_terminal(
+    machine: FakeMachine, argv: list[str]
+) -> None:
+    """A profile file named with an escape sequence and a newline: every line of the human output
+    shows them escaped (no colour change, no cursor move, no line of its own)."""
+    folder = machine.root / "profiles-in"
+    folder.mkdir()
+    path = folder / "x\x1b[31mred\nfake.toml"
+    path.write_text('description = "x"\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n')
+    result = run_cli("--root", str(machine.root), *argv, str(path))
+    assert result.code in (0, 1), result.out
+    assert "\x1b" not in result.out
+    assert "\\x1b[31mred\\nfake" in result.out

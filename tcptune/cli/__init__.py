@@ -5,8 +5,6 @@ and calls a plain function) and the plain functions that do the work, which test
 main.py imports a command's module only when a command line names it (or a help lists it).
 """
 
-import sys
-
 
 def main() -> int:
     """The console script and `python -m tcptune`. Loading Typer and building the command take a
@@ -17,5 +15,7 @@ def main() -> int:
 
         return run()
     except KeyboardInterrupt:
-        sys.stderr.write("tcptune: interrupted\n")
-        return 130
+        from tcptune import errors
+
+        errors.say("interrupted")
+        return errors.EXIT_INTERRUPTED

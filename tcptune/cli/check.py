@@ -18,7 +18,7 @@ from tcptune.cli.options import (
     open_system,
     profile_names,
 )
-from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
+from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
 from tcptune.kernel import format_version
 from tcptune.model import ERROR, INFO, UNREADABLE, WARNING
 from tcptune.system import System, read_conf_files
@@ -286,7 +286,7 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
     kernel = report.release or "unknown"
     render.write_line(stream, f"tcptune check {chain}: kernel {kernel}", colour, "bold")
     for warning in doc["warnings"]:
-        stream.write(f"warning: {warning}\n")
+        stream.write(printable(f"warning: {warning}") + "\n")
     table = render.Table(["KEY", "LIVE", "TARGET", "FROM", "AT BOOT", "STATUS"])
     for s in doc["settings"]:
         status = s["status"] + (f" ({s['reason']})" if s["reason"] else "")

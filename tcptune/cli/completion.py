@@ -12,9 +12,9 @@ VALUE), `file` or `dir` (let the shell complete paths). Commands, sub-commands, 
 choices come from the app, so completion never falls behind the command line.
 
 Hooks for the app:
-- the command: `app.command("completion")(completion.completion)`;
-- each PROFILE argument (check, apply, export, profiles show):
-  `typer.Argument(autocompletion=completion.profile_names)`;
+- the command `completion`, which tcptune.cli.main registers like every command;
+- each PROFILE argument (check, apply, export, profiles show) completes through
+  `options.profile_names`, which imports this module when a shell asks;
 - --format and --source declared with their choices (Literal or Enum), so their values complete;
 - the answer given under the program name `tcptune` (so the variable is _TCPTUNE_COMPLETE
   however tcptune is started).
@@ -26,8 +26,6 @@ neither the program's answer nor the command line is ever run as code. The answe
 values made of `A-Z a-z 0-9 _ . , : + @ % = / -`; profile names must match the profile-name
 rule, so a file called `$(touch x).toml` is not offered at all.
 """
-
-from __future__ import annotations
 
 import os
 import re

@@ -24,7 +24,11 @@ EPILOG = epilog(
         "tcptune explain net.ipv4.tcp_fin_timeout",
         "tcptune explain /proc/sys/net/ipv4/tcp_tw_recycle --json",
     ],
-    {0: "ok", 2: f"{BAD_INPUT}, or a key tcptune does not know"},
+    {
+        0: "ok",
+        2: f"{BAD_INPUT}, or a key tcptune does not know",
+        3: "environment error: the --root directory cannot be looked at",
+    },
 )
 
 KeyArgument = Annotated[

@@ -24,7 +24,7 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
-from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem, printable
 from tcptune.model import PRESENT
 from tcptune.system import System, atomic_write, exists, host_name, is_dir, make_dirs
 
@@ -63,7 +63,11 @@ def profiles(root: RootOption = None) -> None:
     short_help="name, description and source of every profile",
     epilog=epilog(
         ["tcptune profiles list", "tcptune profiles list --json"],
-        {0: "ok (an invalid profile is listed as such)", 2: BAD_INPUT},
+        {
+            0: "ok (an invalid profile is listed as such)",
+            2: BAD_INPUT,
+            3: "environment error: --root, a profile directory or a file cannot be read",
+        },
     ),
 )
 def list_profiles(
@@ -80,7 +84,11 @@ def list_profiles(
     short_help="a profile merged with its extends chain, and where each value came from",
     epilog=epilog(
         ["tcptune profiles show proxy-profile", "tcptune profiles show ./my-profile.toml --json"],
-        {0: "ok", 2: f"{BAD_INPUT}, {INVALID}"},
+        {
+            0: "ok",
+            2: f"{BAD_INPUT}, {INVALID}",
+            3: "environment error: --root, a profile directory or a file cannot be read",
+        },
     ),
 )
 def show(
@@ -103,13 +111,17 @@ PathsArgument = Annotated[
 @app.command(
     "validate",
     cls=Command,
-    short_help="check profile files; exit 0 when all are valid, 2 otherwise",
+    short_help="check profile files; exit 0 when all are valid, 2 when one is not",
     epilog=epilog(
         [
             "tcptune profiles validate ./my-profile.toml",
             "tcptune profiles validate /etc/tcptune/profiles/*.toml --json",
         ],
-        {0: "every profile is valid", 2: f"a profile is invalid, or {BAD_INPUT}"},
+        {
+            0: "every profile is valid",
+            2: f"a profile is invalid, or {BAD_INPUT}",
+            3: "environment error: --root, a profile directory or a file cannot be read",
+        },
     ),
 )
 def validate(
@@ -223,11 +235,11 @@ def run_show(system: System, name: str, *, json_output: bool, stream: IO[str]) -
         return EXIT_OK
     colour = render.wants_colour(stream)
     render.write_line(stream, f"{profile.name}: {profile.description}", colour, "bold")
-    stream.write(f"file: {profile.path}\n")
+    stream.write(printable(f"file: {profile.path}") + "\n")
     if len(profile.chain) > 1:
         stream.write("extends: " + " <- ".join(profile.chain) + "\n")
     for warning in profile.warnings:
-        stream.write(f"warning: {warning}\n")
+        stream.write(printable(f"warning: {warning}") + "\n")
     table = render.Table(["KEY", "VALUE", "FROM"])
     for key, value in profile.sysctl.items():
         table.add([key, value if value != "" else '""', profile.origin[key]], [None, None, "dim"])
@@ -371,7 +383,7 @@ def run_capture(
     if json_output:
         render.write_json(stream, "profiles capture", doc)
     else:
-        stream.write(f"captured {len(values)} keys into {path}\n")
+        stream.write(printable(f"captured {len(values)} keys into {path}") + "\n")
         for line in skipped:
             stream.write(f"  left out {line}\n")
     return EXIT_OK
