@@ -25,7 +25,7 @@ from tcptune.system import (
     is_dir,
     is_file,
     list_files,
-    read_bytes_limited,
+    open_and_read,
     real_path,
     running_as_root,
     stat_path,
@@ -171,22 +171,22 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
     shown = str(path)
     name = name or path.stem
     try:
-        info = stat_path(path)
-        size = info.st_size
-        unsafe = unsafe_for_root(path, info)
+        info, real, raw = open_and_read(path, MAX_PROFILE_BYTES)
+        if raw is None:
+            return _unusable(name, path, Problem(path=shown, key="", message="not a regular file"))
+        unsafe = unsafe_for_root(real, info)
         if unsafe:
             return _unusable(name, path, Problem(path=shown, key="", message=unsafe))
-        if size > MAX_PROFILE_BYTES:
+        if len(raw) > MAX_PROFILE_BYTES:
             return _unusable(
                 name,
                 path,
                 Problem(
                     path=shown,
                     key="",
-                    message=f"file is {size} bytes; profiles are limited to 1 MiB",
+                    message=f"file is {info.st_size} bytes; profiles are limited to 1 MiB",
                 ),
             )
-        raw = read_bytes_limited(path, MAX_PROFILE_BYTES)
     except IsADirectoryError:
         return _unusable(
             name, path, Problem(path=shown, key="", message="is a directory, not a profile file")
@@ -237,7 +237,8 @@ def _unusable(name: str, path: Path, problem: Problem) -> ProfileFile:
 
 def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
     """When tcptune runs as root, a profile that another user could change is refused, as sudo
-    refuses such a sudoers file: it decides what root writes to the kernel and /etc."""
+    refuses such a sudoers file: it decides what root writes to the kernel and /etc. `info` is
+    the status of the open file that is read, `path` where it really is (links resolved)."""
     if not running_as_root():
         return None
     import stat

@@ -485,10 +485,34 @@ def list_files(directory: Path, pattern: str) -> list[Path]:
     return sorted(directory / name for name in fnmatch.filter(names, pattern))
 
 
-def read_bytes_limited(path: Path, limit: int) -> bytes:
-    """At most limit + 1 bytes of a file (so a caller can tell it is too large)."""
-    with open(path, "rb") as handle:
-        return handle.read(limit + 1)
+def open_and_read(path: Path, limit: int) -> tuple[os.stat_result, Path, bytes | None]:
+    """One open of `path` (following links, as a user's path may be one), and from that same
+    open file: its status, the path it really is, and at most limit + 1 bytes (None when it is
+    not a regular file; O_NONBLOCK, so a FIFO cannot block). What is checked is what is read: no
+    file can be swapped in between. Raises IsADirectoryError for a directory, OSError."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        try:
+            real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # no /proc: the name as resolved now
+            real = path.resolve()
+        if not stat.S_ISREG(info.st_mode):
+            return info, real, None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return info, real, b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temp_files(target: Path) -> None:

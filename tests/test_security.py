@@ -284,3 +284,42 @@ def test_control_characters_in_a_profile_path_never_reach_the_terminal(
     assert result.code in (0, 1), result.out
     assert "\x1b" not in result.out
     assert "\\x1b[31mred\\nfake" in result.out
+
+
+def test_what_is_checked_is_what_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile reached through a link that its owner re-points between the check and the
+    read: tcptune checks (fstat) and reads the one file it opened, so a swap right after the open
+    changes nothing; pointed at the user's file from the start, it is refused."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root") if not os.environ.get("CI") else pytest.fail("needs root on CI")
+    import tcptune.system
+
+    trusted_dir = tmp_path / "root-owned"
+    trusted_dir.mkdir(mode=0o755)
+    trusted = trusted_dir / "a.toml"
+    trusted.write_text('description = "root\'s"\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n')
+    trusted.chmod(0o644)
+    theirs = tmp_path / "theirs.toml"
+    theirs.write_text('description = "theirs"\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 5\n')
+    os.chown(theirs, 65534, 65534)
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    link = sticky / "p.toml"
+    link.symlink_to(trusted)
+    real_open = tcptune.system.os.open
+
+    def open_then_swap(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        if str(path) == str(link):
+            link.unlink()
+            link.symlink_to(theirs)  # the owner re-points the link at once
+        return fd
+
+    monkeypatch.setattr(tcptune.system.os, "open", open_then_swap)
+    loaded = profiles.read_file(link)
+    assert loaded.problems == []
+    assert loaded.sysctl == {"net.ipv4.tcp_fin_timeout": "30"}
+    monkeypatch.undo()
+    refused = profiles.read_file(link)  # now pointing at the user's file from the start
+    assert refused.problems and "owned by uid 65534" in refused.problems[0].message
