@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-if TYPE_CHECKING:
+from tcptune.errors import BadInput
+
+if TYPE_CHECKING:  # for the annotation only: --help, --version and completion never load it
     from tcptune.system import System
 
 
@@ -92,8 +94,6 @@ MAX_LOCK_WAIT = 86400
 
 
 def check_lock_wait(seconds: float) -> None:
-    from tcptune.errors import BadInput
-
     if not 0 <= seconds <= MAX_LOCK_WAIT:  # also nan and inf
         raise BadInput(
             f"--lock-wait must be 0 to {MAX_LOCK_WAIT} seconds (a day)", hint="e.g. --lock-wait 30"
