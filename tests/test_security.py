@@ -201,12 +201,13 @@ def snapshot_tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
     ],
 )
 def test_root_only_directories_are_reported_to_other_users(
-    tmp_path_factory: pytest.TempPathFactory, argv: list[str], unreadable: str
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], unreadable: str
 ) -> None:
     """An unprivileged user (uid 65534) meeting root's 0700 backup or profile directory gets one
     line naming it, exit 3: not an empty answer, not a traceback, and nothing changes."""
     import contextlib
     import io
+    import shutil
     import tempfile
 
     import typer._click.decorators  # noqa: F401
@@ -231,6 +232,13 @@ def test_root_only_directories_are_reported_to_other_users(
         (root / "etc/sysctl.d").mkdir(parents=True)
         for path in [root, *root.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+        # The shipped profiles, copied where every user may read them: the checkout itself may
+        # sit in a 0700 directory (a clone under /root), and that is not what this is about.
+        shipped = top / "shipped"
+        shutil.copytree(profiles.shipped_dir(), shipped)
+        for path in [shipped, *shipped.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        monkeypatch.setattr(profiles, "shipped_dir", lambda: shipped)
         assert main(["--root", str(root), "apply", "client-profile"], stdout=io.StringIO()) == 0
         unreadable, _, mode = unreadable.partition(" ")
         (root / "etc/tcptune/profiles").mkdir(parents=True)
@@ -249,8 +257,6 @@ def test_root_only_directories_are_reported_to_other_users(
         assert str(root / unreadable) in err and "Permission denied" in err, err
         assert snapshot_tree(root) == before
     finally:
-        import shutil
-
         shutil.rmtree(top)
 
 
