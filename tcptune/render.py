@@ -153,3 +153,15 @@ def write_line(stream: IO[str], text: str, colour: bool, style: str = "") -> Non
         Console(file=stream, highlight=False).print(f"[{style}]{_escape(text)}[/]")
     else:
         stream.write(text + "\n")
+
+
+def results_json(results: list[Any]) -> list[dict[str, Any]]:
+    """What an apply or a revert did per key (`key`, `outcome`, `detail`), for --json."""
+    return [{"key": r.key, "outcome": r.outcome, "detail": r.detail or None} for r in results]
+
+
+def write_results(stream: IO[str], results: list[Any], width: int) -> None:
+    """What an apply or a revert did per key, one line each: outcome, key, and why."""
+    for r in results:
+        detail = f": {r.detail}" if r.detail else ""
+        stream.write(printable(f"  {r.outcome:<{width}} {r.key}{detail}") + "\n")

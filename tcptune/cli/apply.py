@@ -173,10 +173,7 @@ def run(
                 "changed": True,
                 "backup_id": outcome.backup_id,
                 "drop_in_written": outcome.drop_in_written,
-                "results": [
-                    {"key": r.key, "outcome": r.outcome, "detail": r.detail or None}
-                    for r in outcome.results
-                ],
+                "results": render.results_json(outcome.results),
                 "exit_code": code,
             },
         )
@@ -185,8 +182,7 @@ def run(
     stream.write("\n")
     if outcome.drop_in_written:
         stream.write(f"wrote {plan.drop_in_path}\n")
-    for r in outcome.results:
-        stream.write(f"  {r.outcome:<11} {r.key}" + (f": {r.detail}" if r.detail else "") + "\n")
+    render.write_results(stream, outcome.results, width=11)
     stream.write(f"backup {outcome.backup_id}; undo with: tcptune revert {outcome.backup_id}\n")
     if not outcome.ok:
         bad = [r for r in outcome.results if r.outcome in (FAILED, MISMATCH, NOT_REACHED)]

@@ -20,7 +20,7 @@ from tcptune.cli.options import (
 )
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
 from tcptune.kernel import format_version
-from tcptune.model import ERROR, INFO, UNREADABLE, WARNING
+from tcptune.model import ERROR, INFO, UNREADABLE, WARNING, Finding
 from tcptune.system import System, read_conf_files
 
 if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
@@ -235,7 +235,6 @@ def profile_to_json(
     code: int,
 ) -> dict[str, Any]:
     defaults = {s.key: s.default for s in report.settings}
-    keys_in_profile = set(profile.sysctl)
     counts = {status: 0 for status in ("ok", "drift", "missing", "unreadable")}
     for c in comparisons:
         counts[c.status] += 1
@@ -269,14 +268,19 @@ def profile_to_json(
         ],
         "findings": [
             {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
-            for f in report.findings
-            if f.key in keys_in_profile or f.severity != INFO
+            for f in profile_findings(report, set(profile.sysctl))
         ],
         "warnings": [str(w) for w in profile.warnings],
         "summary": counts,
         "strict": strict,
         "exit_code": code,
     }
+
+
+def profile_findings(report: rules.CheckReport, keys: set[str]) -> list[Finding]:
+    """The findings worth showing next to a profile: any about its keys, and every warning or
+    error about the rest."""
+    return [f for f in report.findings if f.key in keys or f.severity != INFO]
 
 
 def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: IO[str]) -> None:
@@ -296,11 +300,7 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
             [None, None, None, "dim", None, render.STATUS_STYLE.get(s["status"])],
         )
     table.write(stream, colour)
-    shown = [
-        f
-        for f in report.findings
-        if f.key in {s["key"] for s in doc["settings"]} or f.severity != INFO
-    ]
+    shown = profile_findings(report, {s["key"] for s in doc["settings"]})
     render.write_findings(stream, shown, colour)
     counts = doc["summary"]
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)

@@ -96,15 +96,11 @@ def run_revert(
         outcome = transaction.revert(system, plan)
     code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
     if json_output:
-        results = [
-            {"key": r.key, "outcome": r.outcome, "detail": r.detail or None}
-            for r in outcome.results
-        ]
+        results = render.results_json(outcome.results)
         render.write_json(stream, "revert", {**doc, "results": results, "exit_code": code})
         return code
     write_revert_plan(doc, stream)
-    for r in outcome.results:
-        stream.write(f"  {r.outcome:<10} {r.key}" + (f": {r.detail}" if r.detail else "") + "\n")
+    render.write_results(stream, outcome.results, width=10)
     if outcome.ok:
         stream.write(f"reverted backup {backup['id']}\n")
     else:
