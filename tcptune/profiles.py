@@ -611,12 +611,17 @@ def load(argument: str, root: Path) -> Profile:
     )
 
 
+def try_load(argument: str, root: Path) -> tuple[Profile | None, list[Problem]]:
+    """The profile, or None and its problems: never raises for a bad profile."""
+    try:
+        return load(argument, root), []
+    except ProfileError as err:
+        return None, err.problems
+    except BadInput as err:
+        return None, [Problem(path=argument, key="", message=err.line())]
+
+
 def validate(argument: str, root: Path) -> tuple[list[Problem], list[Problem]]:
     """(problems, warnings) for `profiles validate`: never raises for a bad profile."""
-    try:
-        profile = load(argument, root)
-    except ProfileError as err:
-        return err.problems, []
-    except BadInput as err:
-        return [Problem(path=argument, key="", message=err.line())], []
-    return [], profile.warnings
+    profile, problems = try_load(argument, root)
+    return problems, profile.warnings if profile else []

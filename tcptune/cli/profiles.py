@@ -191,18 +191,17 @@ def run_list(system: System, *, json_output: bool, stream: IO[str]) -> int:
     shipped = tcptune.profiles.shipped_dir()
     rows: list[dict[str, Any]] = []
     for name, path in sorted(found.items()):
-        problems, _ = tcptune.profiles.validate(str(path), system.root)
-        description = ""
-        if not problems:
-            description = tcptune.profiles.read_file(path).description
+        profile, problems = tcptune.profiles.try_load(str(path), system.root)
+        description = profile.description if profile else ""
+        problem = str(problems[0]) if problems else None
         rows.append(
             {
                 "name": name,
                 "description": description,
                 "path": str(path),
                 "shipped": path.parent == shipped,
-                "valid": not problems,
-                "problem": str(problems[0]) if problems else None,
+                "valid": problem is None,
+                "problem": problem,
             }
         )
     if json_output:
