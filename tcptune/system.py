@@ -38,6 +38,22 @@ from tcptune.model import (
 _MAX_VALUE_BYTES = 64 * 1024
 
 
+def open_regular(path: Path | str) -> int:
+    """A descriptor for reading the regular file at `path`. The open cannot block (O_NONBLOCK):
+    a FIFO, socket or device planted there is refused, never waited on or read. Raises OSError
+    (IsADirectoryError for a directory)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return fd
+    os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    raise OSError(errno.EINVAL, "not a regular file", str(path))
+
+
 def root_from(option: str | None) -> Path:
     """The root to read under: --root, else TCPTUNE_ROOT, else /."""
     source, raw = ("--root", option) if option is not None else ("TCPTUNE_ROOT", None)
@@ -74,7 +90,7 @@ class System:
         """Read one sysctl; never raises for a missing or unreadable key."""
         path = self.path("proc/sys/" + key.replace(".", "/"))
         try:
-            with open(path, "rb") as handle:
+            with os.fdopen(open_regular(path), "rb") as handle:
                 data = handle.read(_MAX_VALUE_BYTES + 1)
         except FileNotFoundError:
             return Reading(key=key, state=MISSING, error="no such key on this kernel")
@@ -83,7 +99,7 @@ class System:
         except PermissionError:
             return Reading(key=key, state=UNREADABLE, error="permission denied")
         except OSError as err:
-            reason = os.strerror(err.errno) if err.errno else str(err)
+            reason = err.strerror or str(err)
             if err.errno == errno.EISDIR:
                 reason = "is a directory, not a value"
             return Reading(key=key, state=UNREADABLE, error=reason.lower())
@@ -104,7 +120,8 @@ class System:
 
     def _read_text(self, relative: str) -> str | None:
         try:
-            with open(self.path(relative), encoding="utf-8", errors="replace") as handle:
+            fd = open_regular(self.path(relative))
+            with open(fd, encoding="utf-8", errors="replace") as handle:
                 return handle.read(1024 * 1024)
         except OSError:
             return None
@@ -139,7 +156,8 @@ class System:
         False when the file does not exist."""
         path = self.path(f"proc/net/{name}")
         try:
-            with open(path, encoding="ascii", errors="replace", buffering=1 << 20) as handle:
+            fd = open_regular(path)
+            with open(fd, encoding="ascii", errors="replace", buffering=1 << 20) as handle:
                 feed(handle)
         except FileNotFoundError:
             return False
@@ -327,9 +345,7 @@ def read_text_under_root(system: System, relative: str, limit: int = 1024 * 1024
                     if current.startswith(".."):
                         return None
                 continue
-            if not os.path.isfile(path):
-                return None
-            with open(path, "rb") as handle:
+            with os.fdopen(open_regular(path), "rb") as handle:
                 return handle.read(limit).decode("utf-8", errors="replace")
         except OSError:
             return None
@@ -352,8 +368,8 @@ def read_bytes_no_follow(path: Path, limit: int) -> bytes | None:
 def read_file_and_mode(path: Path, limit: int) -> tuple[bytes, int] | None:
     """The exact bytes and the permission bits of a regular file, from one open file; None if
     absent. Refuses symlinks, non-files and files over `limit` bytes."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: a FIFO planted there is refused below, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -277,6 +278,42 @@ def _(root: Path) -> Case:
     return Case(["check"])
 
 
+def fifo(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+
+@setup("fifo-proc-key")
+def _(root: Path) -> Case:
+    fifo(root / "proc/sys/net/ipv4/tcp_fin_timeout")
+    return Case(["check", "--json"])
+
+
+@setup("fifo-proc-net")
+def _(root: Path) -> Case:
+    fifo(root / "proc/net/tcp")
+    return Case(["sockets", "--source", "proc"])
+
+
+@setup("fifo-sysctl-d")
+def _(root: Path) -> Case:
+    fifo(root / "etc/sysctl.d/10-fifo.conf")
+    return Case(["check"])
+
+
+@setup("fifo-dropin")
+def _(root: Path) -> Case:
+    fifo(root / "etc/sysctl.d/99-tcptune.conf")
+    return Case(["apply", "client-profile", "--force"])
+
+
+@setup("fifo-output")
+def _(root: Path) -> Case:
+    fifo(root / "out.toml")
+    return Case(["profiles", "capture", "x", "--output", str(root / "out.toml"), "--force"])
+
+
 @setup("root-no-proc")
 def _(root: Path) -> Case:
     empty = root / "empty-root"
@@ -311,13 +348,27 @@ def _(root: Path) -> Case:
 # --- running a case -----------------------------------------------------------------------------
 
 
+class Hung(Exception):
+    pass
+
+
+def _hung(signum: int, frame: object) -> None:
+    raise Hung("tcptune did not answer within 60 s (blocked on a FIFO?)")
+
+
 def run_in_process(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = main(argv, stdout=out)
-        except SystemExit as exit_:  # should the command line ever exit instead of returning
-            code = int(exit_.code or 0)
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(60)  # a row that blocks (a FIFO read) fails instead of hanging the suite
+    try:
+        with contextlib.redirect_stderr(err):
+            try:
+                code = main(argv, stdout=out)
+            except SystemExit as exit_:  # should the command line ever exit instead of returning
+                code = int(exit_.code or 0)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     return code, out.getvalue(), err.getvalue()
 
 

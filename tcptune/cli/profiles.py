@@ -26,7 +26,15 @@ from tcptune.cli.options import (
 )
 from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem, printable
 from tcptune.model import PRESENT
-from tcptune.system import System, atomic_write, exists, host_name, is_dir, make_dirs
+from tcptune.system import (
+    System,
+    atomic_write,
+    exists,
+    host_name,
+    is_dir,
+    is_file,
+    make_dirs,
+)
 
 SHORT_HELP = "list, show, validate and capture profiles"
 INVALID = "an unknown or invalid profile"
@@ -346,6 +354,11 @@ def run_capture(
     )
     if output is not None and is_dir(path):
         raise BadInput(f"--output {output} is a directory", hint="give a file path ending in .toml")
+    if exists(path) and not is_file(path):  # a FIFO, socket or device: never replaced
+        raise BadInput(
+            f"{path} is not a regular file; refusing to replace it",
+            hint="give a file path ending in .toml",
+        )
     if exists(path) and not force:
         raise BadInput(f"{path} already exists", hint="use --force to overwrite it")
     values, skipped = capture_values(system)
