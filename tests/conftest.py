@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +239,31 @@ def run_in_namespace(flags: list[str], argv: list[str], timeout: int = 300) -> d
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run `argv` with a terminal on stdout and stderr, as a person would; the exit code and
+    what it printed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env
+    )
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 1)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    code = proc.wait(timeout=60)
+    os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", "replace")

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import ALL_KEYS, FakeMachine, run_cli, run_tcptune
+from conftest import ALL_KEYS, FakeMachine, run_cli, run_in_pty, run_tcptune
 
 from tcptune import __version__
 
@@ -78,40 +75,13 @@ def test_text_output_is_plain_when_not_a_tty(old: FakeMachine) -> None:
     assert "source: " in result.out
 
 
-def run_in_pty(argv: list[str], env: dict[str, str]) -> str:
-    """Run tcptune with a terminal on stdout, as a person would; return what it printed."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env
-    )
-    os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 1)
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=60)
-    os.close(leader)
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
 @pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("1", False)])
 def test_terminal_gets_colour_unless_no_color(modern: FakeMachine, no_color, coloured) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TCPTUNE_ROOT")}
     env["TERM"] = "xterm-256color"
     if no_color:
         env["NO_COLOR"] = no_color
-    out = run_in_pty([sys.executable, "-m", "tcptune", "--root", str(modern.root), "check"], env)
+    _, out = run_in_pty([sys.executable, "-m", "tcptune", "--root", str(modern.root), "check"], env)
     assert "net.ipv4.tcp_tw_reuse" in out
     assert ("\x1b[" in out) is coloured
 

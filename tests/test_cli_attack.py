@@ -6,15 +6,13 @@ writes nothing it was not asked to."""
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TCPTUNE, FakeMachine, run_tcptune
+from conftest import TCPTUNE, FakeMachine, run_in_pty, run_tcptune
 
 
 def run_shell(command: str, *argv: str, env: dict[str, str] | None = None):
@@ -104,33 +102,6 @@ def test_a_closed_or_full_stderr_keeps_the_exit_code(modern: FakeMachine, redire
 
 
 # --- the rich help on a terminal whose width comes from the environment -------------------------
-
-
-def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run with a terminal on stdout and stderr; the exit code and what it printed."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env
-    )
-    os.close(follower)
-    chunks = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 1)
-        if not ready:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    code = proc.wait(timeout=60)
-    os.close(leader)
-    return code, b"".join(chunks).decode("utf-8", "replace")
 
 
 @pytest.mark.parametrize(

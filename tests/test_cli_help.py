@@ -9,8 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TCPTUNE, run_cli, run_tcptune
-from test_cli import run_in_pty
+from conftest import TCPTUNE, run_cli, run_in_pty, run_tcptune
 from typer.main import get_command
 
 from tcptune import __version__
@@ -115,7 +114,7 @@ def terminal_env(**extra: str) -> dict[str, str]:
 
 
 def test_help_on_a_terminal_is_rich_and_keeps_the_examples() -> None:
-    out = run_in_pty([str(TCPTUNE), "sockets", "--help"], terminal_env())
+    _, out = run_in_pty([str(TCPTUNE), "sockets", "--help"], terminal_env())
     assert "\x1b[" in out and "─" in out  # colour and boxes
     text = re.sub(r"\x1b\[[0-9;]*m", "", out).replace("\r\n", "\n")
     assert "   tcptune sockets --json | jq '.close_wait_owners'" in text
@@ -128,7 +127,7 @@ def test_help_on_a_terminal_is_rich_and_keeps_the_examples() -> None:
 def test_rich_help_of_every_command(path: str) -> None:
     """On a terminal every help renders (no markup in the texts trips rich) and keeps its
     examples and exit codes."""
-    out = run_in_pty([str(TCPTUNE), *path.split(), "--help"], terminal_env())
+    _, out = run_in_pty([str(TCPTUNE), *path.split(), "--help"], terminal_env())
     text = re.sub(r"\x1b\[[0-9;]*m", "", out)
     assert "Traceback" not in text and "─" in text
     assert "examples:" in text and "exit codes:" in text
@@ -137,7 +136,7 @@ def test_rich_help_of_every_command(path: str) -> None:
 
 @pytest.mark.parametrize("extra", [{"NO_COLOR": "1"}, {"TERM": "dumb"}])
 def test_help_on_a_terminal_is_plain_with_no_color_or_a_dumb_terminal(extra) -> None:
-    out = run_in_pty([str(TCPTUNE), "sockets", "--help"], terminal_env(**extra))
+    _, out = run_in_pty([str(TCPTUNE), "sockets", "--help"], terminal_env(**extra))
     assert "\x1b[" not in out and "─" not in out
     assert "tcptune sockets --watch 2" in out
 
