@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from tcptune import __version__, drift, sysctld
 from tcptune.errors import printable
 from tcptune.kernel import Version
-from tcptune.model import MISSING, OK, ConfFile, Reading, only_network_assignments
+from tcptune.model import (
+    LOADERS,
+    MISSING,
+    OK,
+    ConfFile,
+    Reading,
+    only_network_assignments,
+    parse_assignments,
+)
 
 DEFAULT_DROP_IN = "99-tcptune.conf"
 DROP_IN_DIR = "etc/sysctl.d"
@@ -32,6 +40,17 @@ class KeyPlan:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RemovedKey:
+    """A key the drop-in sets now and the new drop-in leaves out (another profile's key): its
+    live value stays until a reboot, when `boot` (per loader) sets it instead."""
+
+    key: str
+    value: str  # what the drop-in says now
+    live: str | None
+    boot: list[sysctld.BootValue]  # after the apply, per loader
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
     """Everything one apply would change: runtime values and the drop-in."""
 
@@ -44,12 +63,21 @@ class Plan:
     drop_in_changes: bool  # False when the drop-in already says this (the time aside)
     foreign: bool  # a drop-in of that name exists and tcptune did not write it
     masks: list[str]  # files of the same name elsewhere (/usr/lib/sysctl.d, ...) it would hide
+    removed: list[RemovedKey]  # keys the drop-in sets now and will no longer set
     runtime: bool  # runtime values will be written
     persist: bool  # the drop-in will be written
 
     @property
     def runtime_changes(self) -> list[KeyPlan]:
         return [k for k in self.keys if k.action == CHANGE] if self.runtime else []
+
+    def overridden_at_boot(self) -> list[tuple[KeyPlan, sysctld.Persistence]]:
+        """Each key the drop-in writes that another file sets differently at boot, with the
+        loader and the winning line: after a reboot the machine will not match the profile. A
+        runtime-only apply persists nothing, and claims nothing about boot."""
+        if not self.persist:
+            return []
+        return [(k, p) for k in self.keys for p in sysctld.overridden(k.persistence)]
 
     @property
     def nothing_to_do(self) -> bool:
@@ -117,6 +145,7 @@ def make_plan(
         ]
         after.append(ConfFile(directory=DROP_IN_DIR, name=drop_in_name, path=path, text=new_text))
     keys = []
+    removed = _removed_keys(old_text, kept, readings, after) if persist else []
     for c in comparisons:
         if c.status == MISSING:
             action, reason = SKIP, c.reason
@@ -150,6 +179,31 @@ def make_plan(
             for f in conf_files
             if persist and f.name == drop_in_name and f.directory not in (DROP_IN_DIR, "")
         ],
+        removed=removed,
         runtime=runtime,
         persist=persist,
     )
+
+
+def _removed_keys(
+    old_text: str | None,
+    kept: dict[str, str],
+    readings: dict[str, Reading],
+    after: list[ConfFile],
+) -> list[RemovedKey]:
+    """The keys the drop-in sets today that the new one leaves out, in the order they appear."""
+    if old_text is None:
+        return []
+    found: dict[str, str] = {}
+    for assignment in parse_assignments(old_text, ""):
+        if assignment.key not in kept:
+            found[assignment.key] = assignment.value
+    return [
+        RemovedKey(
+            key=key,
+            value=value,
+            live=readings[key].value if key in readings else None,
+            boot=[sysctld.boot_value(after, key, loader) for loader in LOADERS],
+        )
+        for key, value in found.items()
+    ]

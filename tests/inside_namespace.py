@@ -326,6 +326,43 @@ def scenario_ci_recipe() -> dict:
     return {"runs": runs}
 
 
+def scenario_apply_and_check_agree() -> dict:
+    """A site file that sorts after the drop-in overrides a key at boot: apply says which file,
+    per loader; the real loaders then leave exactly that; check PROFILE agrees. Then a second
+    profile leaves the first one's keys out of the drop-in: apply says their live values stay
+    until a reboot, and what boot sets them to, and the real loaders agree with that too."""
+    server = profile_keys("server-profile")
+    client = profile_keys("client-profile")
+    keys = sorted({*server, *client})
+    kernel_defaults = load_in_fresh_netns(["true"], keys)["values"]
+    Path("/etc/sysctl.d/zz-site.conf").write_text("net.ipv4.tcp_keepalive_time = 1800\n")
+    applied = tcptune("apply", "server-profile", "--json")
+    again = tcptune("apply", "server-profile")
+    procps = load_in_fresh_netns(["sysctl", "--system"], keys)
+    systemd = load_in_fresh_netns([SYSTEMD_SYSCTL], keys) if SYSTEMD_SYSCTL else None
+    checked = tcptune("check", "server-profile", "--json")
+    live_before_switch = sysctl_values(keys)
+    switched = tcptune("apply", "client-profile", "--json")
+    live_after_switch = sysctl_values(keys)
+    procps_after_switch = load_in_fresh_netns(["sysctl", "--system"], keys)
+    systemd_after_switch = load_in_fresh_netns([SYSTEMD_SYSCTL], keys) if SYSTEMD_SYSCTL else None
+    return {
+        "server": server,
+        "client": client,
+        "kernel_defaults": kernel_defaults,
+        "apply": applied,
+        "again": again,
+        "procps": procps,
+        "systemd": systemd,
+        "check": checked,
+        "live_before_switch": live_before_switch,
+        "switch": switched,
+        "live_after_switch": live_after_switch,
+        "procps_after_switch": procps_after_switch,
+        "systemd_after_switch": systemd_after_switch,
+    }
+
+
 if __name__ == "__main__":
     isolate()
     scenario = {
@@ -334,5 +371,6 @@ if __name__ == "__main__":
         "precedence": scenario_precedence,
         "read-only": scenario_read_only_proc_sys,
         "ci-recipe": scenario_ci_recipe,
+        "agree": scenario_apply_and_check_agree,
     }[sys.argv[1]]
     print(json.dumps({"systemd_sysctl": SYSTEMD_SYSCTL, **scenario()}))

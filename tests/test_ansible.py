@@ -223,8 +223,13 @@ def test_check_mode_runs_dry_run_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_summary_over_hosts_with_a_failure(tmp_path: Path) -> None:
-    """Three hosts: one applied, one only audited (tcptune_apply=false), one with a bad profile."""
-    roots = {name: machine(tmp_path / name) for name in ("tuned", "audited", "broken")}
+    """Four hosts: one applied, one only audited (tcptune_apply=false), one with a bad profile,
+    one where a site file overrides a key at boot (apply exits 1: applied, reported as drift)."""
+    roots = {
+        name: machine(tmp_path / name) for name in ("tuned", "audited", "broken", "overridden")
+    }
+    site = roots["overridden"] / "etc/sysctl.d/zz-site.conf"
+    site.write_text("net.ipv4.tcp_keepalive_time = 1800\n")
     audited_before = snapshot(roots["audited"])
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
@@ -232,6 +237,7 @@ def test_summary_over_hosts_with_a_failure(tmp_path: Path) -> None:
         f"tuned tcptune_root={roots['tuned']}\n"
         f"audited tcptune_root={roots['audited']} tcptune_apply=false\n"
         f"broken tcptune_root={roots['broken']} tcptune_profile=no-such-profile\n"
+        f"overridden tcptune_root={roots['overridden']}\n"
         "[fleet:vars]\nansible_connection=local\ntcptune_profile=server-profile\n"
     )
     summary_file = tmp_path / "summary.json"
@@ -250,12 +256,19 @@ def test_summary_over_hosts_with_a_failure(tmp_path: Path) -> None:
     assert not (roots["broken"] / "etc/sysctl.d/99-tcptune.conf").exists()
 
     summary = json.loads(summary_file.read_text())
-    assert set(summary) == {"tuned", "audited", "broken"}
+    assert set(summary) == {"tuned", "audited", "broken", "overridden"}
     assert summary["tuned"]["in_sync"] is True
     assert summary["audited"]["in_sync"] is False and summary["audited"]["apply"] == {}
     assert "net.ipv4.tcp_rfc1337" in summary["audited"]["drifted"]
     assert summary["broken"]["in_sync"] is None
     assert summary["broken"]["error"] == failure["msg"]
+    # applied (changed, not failed), and the summary reports the key boot will override
+    assert run.recap["overridden"]["failures"] == 0
+    apply = run.task(APPLY, "overridden")
+    assert apply["status"] == "changed" and apply["rc"] == 1
+    assert live(roots["overridden"], "net.ipv4.tcp_keepalive_time") == "600"
+    assert summary["overridden"]["in_sync"] is False
+    assert summary["overridden"]["drifted"] == ["net.ipv4.tcp_keepalive_time"]
 
 
 def test_install_from_a_wheel_into_a_virtualenv(tmp_path: Path, built_wheel: Path) -> None:

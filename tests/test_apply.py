@@ -246,8 +246,14 @@ def test_boot_override_is_reported(machine: FakeMachine) -> None:
         == ports["systemd"]["set_by"]
         == "/etc/sysctl.d/99-zz-local.conf:1"
     )
-    # check PROFILE after the apply: live values match, but boot overrides count as drift.
-    assert apply_json(machine, "client-profile")[0] == 0
+    # apply and check PROFILE agree: live values match, but boot overrides count as drift (1).
+    code, doc = apply_json(machine, "client-profile")
+    assert code == 1 and doc["changed"] is True
+    assert {(o["key"], o["loader"]) for o in doc["overridden_at_boot"]} == {
+        ("net.ipv4.tcp_tw_reuse", "procps"),
+        ("net.ipv4.ip_local_port_range", "procps"),
+        ("net.ipv4.ip_local_port_range", "systemd"),
+    }
     result = run_cli("--root", str(machine.root), "check", "client-profile", "--json")
     settings = {s["key"]: s for s in json.loads(result.out)["settings"]}
     assert result.code == 1

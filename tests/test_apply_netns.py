@@ -86,3 +86,55 @@ def test_read_only_proc_sys_dry_run_as_unprivileged_user(netns) -> None:
     persist = result["persist_only"]
     assert persist["code"] == 0, persist["err"]
     assert persist["doc"]["drop_in_written"] is True
+
+
+def test_apply_says_what_boot_will_do_and_the_real_loaders_agree(netns) -> None:
+    """apply's boot answers, checked against what the real loaders then leave in a fresh network
+    namespace: the overriding file per loader, and the boot value of keys a new profile drops."""
+    result = run_scenario("agree")
+    loaders = {"procps": result["procps"]}
+    if result["systemd"] is not None:
+        loaders["systemd"] = result["systemd"]
+    elif os.environ.get("CI"):
+        pytest.fail("systemd-sysctl is expected on CI machines")
+    applied = result["apply"]
+    assert applied["code"] == 1, applied["err"]  # applied, but it will not hold at boot
+    assert applied["doc"]["changed"] is True
+    named = {(o["loader"], o["key"]): o for o in applied["doc"]["overridden_at_boot"]}
+    assert set(named) == {(loader, "net.ipv4.tcp_keepalive_time") for loader in loaders}
+    for loader, after_boot in loaders.items():
+        entry = named[(loader, "net.ipv4.tcp_keepalive_time")]
+        assert entry["set_by"] == "/etc/sysctl.d/zz-site.conf:1"
+        # what apply said the loader sets is what the real loader set
+        assert after_boot["values"]["net.ipv4.tcp_keepalive_time"] == entry["value"] == "1800"
+        for key, target in result["server"].items():
+            if key != "net.ipv4.tcp_keepalive_time":
+                assert after_boot["values"][key] == target, (loader, key)
+    # a second run has nothing to do, and still says so, with the same exit status
+    again = result["again"]
+    assert again["code"] == 1 and "nothing to do" in again["out"]
+    assert "will not hold after a reboot" in again["out"]
+    assert "/etc/sysctl.d/zz-site.conf:1" in again["out"]
+    # check PROFILE gives the same answer
+    assert result["check"]["code"] == 1
+    assert result["check"]["doc"]["in_sync"] is False
+
+    # Switching to client-profile leaves server-profile's keys out of the drop-in.
+    switch = result["switch"]
+    assert switch["code"] == 0, switch["err"]
+    removed = {r["key"]: r for r in switch["doc"]["drop_in"]["removed_keys"]}
+    dropped = set(result["server"]) - set(result["client"])
+    assert set(removed) == dropped
+    for key in dropped:
+        # the live value stays until a reboot, as the plan says
+        assert result["live_after_switch"][key] == result["live_before_switch"][key]
+        assert removed[key]["live"] == result["live_before_switch"][key]
+        assert removed[key]["value"] == result["server"][key]
+        boots = {b["loader"]: b for b in removed[key]["boot"]}
+        after = {"procps": result["procps_after_switch"]}
+        if result["systemd_after_switch"] is not None:
+            after["systemd"] = result["systemd_after_switch"]
+        for loader, loaded in after.items():
+            said = boots[loader]
+            expected = said["value"] if said["set_by"] else result["kernel_defaults"][key]
+            assert loaded["values"][key] == expected, (loader, key, said)

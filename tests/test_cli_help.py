@@ -26,7 +26,7 @@ EXIT_CODES = {
     "profiles show": {0, 2, 3},
     "profiles validate": {0, 2, 3},
     "profiles capture": {0, 2, 3},
-    "apply": {0, 2, 3},
+    "apply": {0, 1, 2, 3},
     "revert": {0, 2, 3},
     "backups": {0, 2, 3},
     "sockets": {0, 1, 2, 3},

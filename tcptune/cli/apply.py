@@ -21,9 +21,11 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
-from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
-from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, is_ours, make_plan
+from tcptune.keys import is_key_shaped
+from tcptune.model import parse_assignments
+from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, RemovedKey, is_ours, make_plan
 from tcptune.sysctld import boot_summary
 from tcptune.system import (
     MAX_DROP_IN_BYTES,
@@ -44,6 +46,8 @@ EPILOG = epilog(
     ],
     {
         0: "applied, or nothing to change, or --dry-run",
+        1: "applied (or nothing to change), but another sysctl.d file sets a key differently "
+        "at boot: the profile will not hold after a reboot (the overriding file is named)",
         2: f"{BAD_INPUT}, an unknown or invalid profile, a drop-in tcptune did not write "
         "(without --force), a symlink in the way",
         3: "environment error: not root, read-only /proc/sys, a full disk, a value the kernel "
@@ -140,6 +144,7 @@ def run(
             )
             check_preconditions(system, plan, force)
             outcome = None if plan.nothing_to_do else execute(system, plan, system.kernel_release())
+    boot_code = EXIT_DRIFT if plan.overridden_at_boot() else EXIT_OK
     if plan.nothing_to_do or outcome is None:
         doc = plan_to_json(plan)
         if json_output:
@@ -152,17 +157,15 @@ def run(
                     "changed": False,
                     "backup_id": None,
                     "results": [],
-                    "exit_code": 0,
+                    "exit_code": boot_code,
                 },
             )
         else:
-            stream.write(
-                f"{plan.profile}: nothing to do; the live values and {plan.drop_in_path} already "
-                "match. No backup made.\n"
-            )
-        return EXIT_OK
+            stream.write(f"{plan.profile}: nothing to do; {already(plan)}. No backup made.\n")
+            write_boot_warning(plan, stream)
+        return boot_code
     doc = plan_to_json(plan)
-    code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
+    code = boot_code if outcome.ok else EXIT_ENVIRONMENT
     if json_output:
         render.write_json(
             stream,
@@ -190,7 +193,40 @@ def run(
             f"apply stopped with {len(bad)} key(s) not applied; the backup restores everything: "
             f"tcptune revert {outcome.backup_id}\n"
         )
+    write_boot_warning(plan, stream)
     return code
+
+
+def already(plan: Plan) -> str:
+    """What a plan with nothing to do found already in place, for the parts it looks at."""
+    if not plan.persist:
+        return "the live values already match (--runtime-only: no drop-in is written)"
+    if not plan.runtime:
+        return f"{plan.drop_in_path} already says this (--persist-only: live values are not set)"
+    return f"the live values and {plan.drop_in_path} already match"
+
+
+def write_boot_warning(plan: Plan, stream: IO[str]) -> None:
+    """One line per key that another file overrides at boot, naming the file per loader."""
+    found = plan.overridden_at_boot()
+    if not found:
+        return
+    stream.write(
+        f"\nwarning: {len({k.key for k, _ in found})} key(s) will not hold after a reboot:\n"
+    )
+    for key_plan, check in found:
+        winner = check.winner
+        assert winner is not None  # overridden() keeps only loaders with a winning line
+        render.write_line(
+            stream,
+            f"  {key_plan.key} = {key_plan.target}: {check.loader} sets {winner.value!r} from "
+            f"{winner.path}:{winner.line}",
+            colour=False,
+        )
+    stream.write(
+        "  change or remove those lines (or give this profile's drop-in a name that sorts after "
+        "them); `tcptune check PROFILE` shows the same\n"
+    )
 
 
 DROP_IN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.conf$")
@@ -211,8 +247,12 @@ def build_plan(
     profile = profiles.load(profile_name, system.root)
     system.require_proc_sys()
     release = system.kernel_release()
-    readings = {key: system.read_sysctl(key) for key in profile.sysctl}
     old = read_bytes_no_follow(system.path(f"{DROP_IN_DIR}/{drop_in}"), MAX_DROP_IN_BYTES)
+    old_text = old.decode("utf-8", errors="replace") if old is not None else None
+    # The keys the drop-in sets now are read too: those the profile leaves out keep their live
+    # value until a reboot, and the plan says so.
+    in_drop_in = [a.key for a in parse_assignments(old_text or "", "") if is_key_shaped(a.key)]
+    readings = {key: system.read_sysctl(key) for key in [*profile.sysctl, *in_drop_in]}
     return make_plan(
         profile=profile.name,
         profile_path=str(profile.path),
@@ -221,7 +261,7 @@ def build_plan(
         readings=readings,
         version=parse_release(release),
         release=release,
-        old_text=old.decode("utf-8", errors="replace") if old is not None else None,
+        old_text=old_text,
         conf_files=read_conf_files(system),
         drop_in_name=drop_in,
         runtime=runtime,
@@ -262,7 +302,33 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "masks": plan.masks,
             "changes": plan.persist and plan.drop_in_changes,
             "diff": plan.diff() if plan.persist and plan.drop_in_changes else "",
+            "removed_keys": [
+                {
+                    "key": r.key,
+                    "value": r.value,
+                    "live": r.live,
+                    "boot": [
+                        {
+                            "loader": b.loader,
+                            "set_by": f"{b.winner.path}:{b.winner.line}" if b.winner else None,
+                            "value": b.winner.value if b.winner else None,
+                        }
+                        for b in r.boot
+                    ],
+                }
+                for r in plan.removed
+            ],
         },
+        "overridden_at_boot": [
+            {
+                "key": k.key,
+                "target": k.target,
+                "loader": p.loader,
+                "set_by": f"{p.winner.path}:{p.winner.line}" if p.winner else None,
+                "value": p.winner.value if p.winner else None,
+            }
+            for k, p in plan.overridden_at_boot()
+        ],
         "nothing_to_do": plan.nothing_to_do,
     }
 
@@ -283,6 +349,18 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
             [k.key, live, k.target or '""', action, at_boot],
             [None, None, None, style, None],
         )
+    for r in plan.removed:
+        live = "-" if r.live is None else (r.live or '""')
+        table.add(
+            [
+                r.key,
+                live,
+                "-",
+                "removed from the drop-in (live value kept until reboot)",
+                removed_boot(r),
+            ],
+            [None, None, None, "yellow", None],
+        )
     table.write(stream, colour)
     if plan.persist:
         if plan.drop_in_changes:
@@ -297,6 +375,17 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
         )
     for hidden in plan.masks:
         stream.write(f"\nwarning: {masking(plan, hidden)}; apply refuses that without --force.\n")
+
+
+def removed_boot(removed: RemovedKey) -> str:
+    """Where a key left out of the drop-in comes from at boot, per loader."""
+    parts = []
+    for b in removed.boot:
+        if b.winner is None:
+            parts.append(f"{b.loader}: kernel default")
+        else:
+            parts.append(f"{b.loader}: {b.winner.value} from {b.winner.path}:{b.winner.line}")
+    return "; ".join(parts)
 
 
 def masking(plan: Plan, hidden: str) -> str:
