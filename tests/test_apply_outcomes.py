@@ -51,7 +51,9 @@ def test_override_in_json_dry_run_and_runtime_only(machine: FakeMachine) -> None
     code, out, _ = apply(machine, "server-profile", "--dry-run", "--json")
     assert code == 0  # a preview: the plan says it, the exit status does not
     doc = json.loads(out)
-    assert {(o["loader"], o["key"], o["set_by"], o["value"]) for o in doc["overridden_at_boot"]} == {
+    assert {
+        (o["loader"], o["key"], o["set_by"], o["value"]) for o in doc["overridden_at_boot"]
+    } == {
         (loader, "net.ipv4.tcp_keepalive_time", "/etc/sysctl.d/zz-site.conf:1", "1800")
         for loader in ("procps", "systemd")
     }
