@@ -12,11 +12,13 @@ cache and any bytecode cache still missing. Reads this machine's /proc only; cha
 from __future__ import annotations
 
 import compileall
+import dataclasses
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +38,75 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     if done.returncode not in (0, 1):  # check exits 1 on error-level findings
         raise SystemExit(f"{argv} failed ({done.returncode}): {done.stderr.decode()}")
     return elapsed
+
+
+RECORDS_APP = """\
+import json
+from typing import Annotated
+
+import typer
+
+import check_path_records  # noqa: F401  (defines the classes; compiled once, like tcptune)
+
+app = typer.Typer()
+
+
+@app.command()
+def check(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    print(json.dumps({"command": "check", "json": json_output}))
+
+
+if __name__ == "__main__":
+    app()
+"""
+
+
+def check_path_records(python: str, env: dict[str, str]) -> list[str]:
+    """The tcptune modules `check --json` imports, from a child that imports them as it does."""
+    code = (
+        "import sys, tcptune.cli.main, tcptune.cli.check\n"
+        "print('\\n'.join(m for m in sys.modules if m.startswith('tcptune')))"
+    )
+    done = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
+    )
+    return done.stdout.split()
+
+
+def records_module(modules: list[str]) -> tuple[str, int]:
+    """A module holding a copy of each dataclass the modules define, and their number."""
+    import importlib
+
+    classes = []
+    for name in modules:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if not (isinstance(value, type) and dataclasses.is_dataclass(value)):
+                continue
+            if value.__module__ != name:
+                continue
+            params = value.__dataclass_params__  # type: ignore[attr-defined]
+            args = ", ".join(
+                f"{arg}={getattr(params, arg)}" for arg in ("init", "repr", "eq", "frozen")
+            )
+            slots = "__slots__" in vars(value)
+            kw_only = all(f.kw_only for f in dataclasses.fields(value))
+            fields = [
+                f"    {f.name}: object"
+                + (" = None" if f.default is not dataclasses.MISSING else "")
+                + (
+                    " = field(default_factory=list)"
+                    if f.default_factory is not dataclasses.MISSING
+                    else ""
+                )
+                for f in dataclasses.fields(value)
+            ]
+            classes.append(
+                f"@dataclass({args}, kw_only={kw_only}, slots={slots})\n"
+                f"class {value.__name__}:\n" + "\n".join(fields or ["    pass"])
+            )
+    header = "from dataclasses import dataclass, field\n\n\n"
+    return header + "\n\n\n".join(classes) + "\n", len(classes)
 
 
 def main() -> int:
@@ -59,11 +130,23 @@ def main() -> int:
         if script.exists()
         else [python, "-m", "tcptune", "check", "--json"]
     )
-    sides = {
-        "python -c pass": [python, "-c", "pass"],
-        "minimal Typer app": [python, str(HERE / "minimal_typer_app.py"), "--json"],
-        "tcptune check --json": check,
-    }
+    source, record_count = records_module(check_path_records(python, env))
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "check_path_records.py").write_text(source)
+        records_script = Path(scratch) / "minimal_typer_app_with_records.py"
+        records_script.write_text(RECORDS_APP)
+        sides = {
+            "python -c pass": [python, "-c", "pass"],
+            "minimal Typer app": [python, str(HERE / "minimal_typer_app.py"), "--json"],
+            "minimal Typer app + records": [python, str(records_script), "--json"],
+            "tcptune check --json": check,
+        }
+        return measure(sides, env, typer_version, record_count)
+
+
+def measure(
+    sides: dict[str, list[str]], env: dict[str, str], typer_version: str, record_count: int
+) -> int:
     names = list(sides)
     for _ in range(WARM_UP):
         for name in names:
@@ -80,12 +163,18 @@ def main() -> int:
         f"Python {platform.python_version()}, typer {typer_version}"
     )
     for name in names:
-        print(f"{name:<22}  median {medians[name]:7.1f} ms over {RUNS} runs")
+        print(f"{name:<28}  median {medians[name]:7.1f} ms over {RUNS} runs")
     ratio = medians["tcptune check --json"] / medians["minimal Typer app"]
     floor_ratio = medians["tcptune check --json"] / medians["python -c pass"]
     verdict = "ok" if ratio <= TARGET else "OVER TARGET"
     print(f"ratio to the minimal Typer app  {ratio:5.2f}  (target <= {TARGET}: {verdict})")
     print(f"ratio to python -c pass         {floor_ratio:5.2f}  (for information)")
+    records_ratio = medians["tcptune check --json"] / medians["minimal Typer app + records"]
+    record_cost = medians["minimal Typer app + records"] - medians["minimal Typer app"]
+    print(
+        f"ratio to the app + records      {records_ratio:5.2f}  (for information: the "
+        f"{record_count} dataclasses on the check path cost {record_cost:.1f} ms here)"
+    )
     return 0 if ratio <= TARGET else 1
 
 
