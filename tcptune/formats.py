@@ -1,10 +1,14 @@
 """Pure: a merged profile -> text for another tool (sysctl.d, Kubernetes, Docker, Ansible).
 
 Kubernetes and Docker set sysctls per container network namespace, so only keys the kernel
-namespaces can go there; tcptune refuses the others instead of emitting a pod that never starts.
+namespaces can go there. A key the target cannot set (global, not namespaced; unknown to tcptune)
+or need not set (removed from the kernel, at the value it had by default) is left out with a
+comment saying why, and the export goes on: a pod or a boot that fails on such a line helps
+nobody. Values that would be harmful never get this far: loading the profile refuses them.
 """
 
 import json
+import re
 
 from tcptune import __version__, keys
 from tcptune.errors import BadInput, printable
@@ -49,24 +53,45 @@ def namespaced(key: str) -> bool | None:
     return spec.per_netns != "no"
 
 
-def container_keys(sysctl: dict[str, str], fmt: str) -> dict[str, str]:
-    """Keys a container runtime can set; refuse the rest with the reason."""
-    refused = []
-    for key in sysctl:
+def _removed_at_default(key: str, value: str) -> str | None:
+    """Why a removed key need not be set: its value is the default it had on the kernels that
+    have it, so leaving the line out changes nothing there, and avoids a failing line on the
+    rest. None when the key is not removed, or set to something else."""
+    spec = keys.KEYS.get(key)
+    if spec is None or spec.removed is None:
+        return None
+    removed = spec.removed
+    before = (removed[0], removed[1] - 1, 0) if removed[1] > 0 else (removed[0] - 1, 99, 0)
+    if spec.default_for(before) != value:
+        return None
+    return (
+        f"removed in Linux {format_version(removed)}; {value} is its default on the kernels "
+        "that have it, so there is nothing to set"
+    )
+
+
+def left_out(sysctl: dict[str, str], container: bool) -> tuple[dict[str, str], list[str]]:
+    """The keys the target gets, and a comment line for each key left out, with the reason."""
+    kept: dict[str, str] = {}
+    notes: list[str] = []
+    for key, value in sysctl.items():
         spec = keys.KEYS.get(key)
-        if spec is not None and spec.removed is not None:
-            removed = format_version(spec.removed)
-            refused.append(f"{key} (removed in {removed}; never set it per container)")
-        elif namespaced(key) is False:
-            refused.append(f"{key} (global, not per network namespace)")
-        elif namespaced(key) is None:
-            refused.append(f"{key} (not in tcptune's knowledge base: namespacing unknown)")
-    if refused:
-        raise BadInput(
-            f"cannot export to {fmt}: " + "; ".join(refused),
-            hint="set these on the node (tcptune apply), or use a profile without them",
-        )
-    return dict(sysctl)
+        why = _removed_at_default(key, value)
+        if why is None and container:
+            if spec is not None and spec.removed is not None:
+                why = f"removed in Linux {format_version(spec.removed)}: a container cannot set it"
+            elif namespaced(key) is False:
+                why = "global, not per network namespace: set it on the node (tcptune apply)"
+            elif namespaced(key) is None:
+                why = (
+                    "not in tcptune's knowledge base, so whether it is per network namespace is "
+                    "unknown: set it on the node (tcptune apply)"
+                )
+        if why is None:
+            kept[key] = value
+        else:
+            notes.append(f"# left out: {key} = {value}: {why}")
+    return kept, notes
 
 
 def _conditional(key: str, value: str) -> str | None:
@@ -83,12 +108,31 @@ def _conditional(key: str, value: str) -> str | None:
     return None
 
 
+# The file name an export suggests: not the drop-in `tcptune apply` manages (99-tcptune.conf),
+# which apply would refuse to replace as "not written by tcptune" (an exported file has no backup
+# behind it, so apply treats it as the user's own).
+_PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def install_name(profile: str) -> str:
+    """/etc/sysctl.d/90-tcptune-PROFILE.conf: before apply's 99-tcptune.conf, so a later apply
+    wins over it; "profile" stands in for a name that is not a plain file name."""
+    name = profile if _PLAIN_NAME.fullmatch(profile) else "profile"
+    return f"/etc/sysctl.d/90-tcptune-{name}.conf"
+
+
 def to_sysctl(profile: str, sysctl: dict[str, str]) -> str:
     """A sysctl.d drop-in. A key that not every kernel has gets a '-' prefix: systemd-sysctl then
     ignores a failure; procps 4.0 `sysctl -p` still reports the absent key and exits 1 (having
     applied every other line) unless run with -e (probe, Linux 6.18, procps-ng 4.0.2)."""
-    lines = [header(profile, "sysctl.d").rstrip("\n"), "# Install as /etc/sysctl.d/99-tcptune.conf"]
-    for key, value in sysctl.items():
+    chosen, notes = left_out(sysctl, container=False)
+    lines = [
+        header(profile, "sysctl.d").rstrip("\n"),
+        f"# Install as {install_name(profile)} (99-tcptune.conf is the file `tcptune apply` "
+        "manages)",
+        *notes,
+    ]
+    for key, value in chosen.items():
         why = _conditional(key, value)
         if why:
             lines.append(f"# {key}: {why}; '-': systemd-sysctl ignores a failure, procps needs -e")
@@ -103,16 +147,16 @@ def _yaml_string(value: str) -> str:
 
 
 def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
-    chosen = container_keys(sysctl, "k8s")
+    chosen, notes = left_out(sysctl, container=True)
     unsafe = [k for k in chosen if k not in K8S_SAFE]
-    lines = [header(profile, "a Kubernetes pod securityContext").rstrip("\n")]
+    lines = [header(profile, "a Kubernetes pod securityContext").rstrip("\n"), *notes]
     lines.append(f"# safe = allowed by every kubelet of current Kubernetes ({K8S_SOURCE})")
     if unsafe:
         lines.append(
             "# unsafe = the kubelet must allow them, or the pod is rejected (SysctlForbidden):"
         )
         lines.append(f"#   kubelet --allowed-unsafe-sysctls={','.join(unsafe)}")
-    lines += ["securityContext:", "  sysctls:"]
+    lines += ["securityContext:", "  sysctls:" if chosen else "  sysctls: []"]
     for key, value in chosen.items():
         minimum = K8S_SAFE.get(key)
         note = "safe" if key in K8S_SAFE else "unsafe"
@@ -124,19 +168,20 @@ def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
 
 
 def to_docker(profile: str, sysctl: dict[str, str]) -> str:
-    chosen = container_keys(sysctl, "docker")
-    flags = " \\\n  ".join(f"--sysctl {_shell_quote(f'{k}={v}')}" for k, v in chosen.items())
+    chosen, notes = left_out(sysctl, container=True)
+    flags = "".join(f"--sysctl {_shell_quote(f'{k}={v}')} \\\n  " for k, v in chosen.items())
     lines = [
         header(profile, "Docker flags and a compose fragment").rstrip("\n"),
+        *notes,
         "# Network sysctls apply to the container's own network namespace",
         "# (not with --network=host, where the host's values rule).",
         "# docker run:",
-        f"docker run {flags} IMAGE",
+        f"docker run {flags}IMAGE",
         "",
         "# docker compose (merge under your service):",
         "services:",
         "  app:",
-        "    sysctls:",
+        "    sysctls:" if chosen else "    sysctls: {}",
     ]
     lines += [f"      {k}: {_yaml_string(v)}" for k, v in chosen.items()]
     return "\n".join(lines) + "\n"
@@ -149,19 +194,23 @@ def _shell_quote(text: str) -> str:
 
 
 def to_ansible(profile: str, sysctl: dict[str, str]) -> str:
+    chosen, notes = left_out(sysctl, container=False)
     lines = [
         "---",
         header(profile, "ansible.posix.sysctl tasks").rstrip("\n"),
         "# Include from a play with become: true; needs the ansible.posix collection.",
+        *notes,
     ]
-    for key, value in sysctl.items():
+    if not chosen:
+        lines.append("[]")
+    for key, value in chosen.items():
         why = _conditional(key, value)
         lines += [
             f"- name: {_yaml_string(f'{key} = {value} (tcptune profile {profile})')}",
             "  ansible.posix.sysctl:",
             f"    name: {key}",
             f"    value: {_yaml_string(value)}",
-            "    sysctl_file: /etc/sysctl.d/99-tcptune.conf",
+            f"    sysctl_file: {install_name(profile)}",
             "    sysctl_set: true",
             "    state: present",
             "    reload: true",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli, run_tcptune
+from conftest import FakeMachine, run_cli, run_tcptune
 
 from tcptune import formats, profiles
 
@@ -64,43 +64,115 @@ def test_ansible_tasks_shape() -> None:
     assert isinstance(tasks, list) and len(tasks) == len(merged("server-profile"))
     for task in tasks:
         module = task["ansible.posix.sysctl"]
-        assert module["sysctl_file"] == "/etc/sysctl.d/99-tcptune.conf"
+        # not apply's own 99-tcptune.conf, which apply would then refuse as not its own
+        assert module["sysctl_file"] == "/etc/sysctl.d/90-tcptune-server-profile.conf"
         assert module["state"] == "present" and module["reload"] is True
         assert merged("server-profile")[module["name"]] == module["value"]
 
 
 def test_ansible_marks_kernel_dependent_keys() -> None:
-    tasks = yaml.safe_load(exported("kernel-defaults", "ansible"))
-    by_key = {t["ansible.posix.sysctl"]["name"]: t for t in tasks}
-    assert by_key["net.ipv4.tcp_tw_recycle"]["ignore_errors"] is True
+    text = exported("kernel-defaults", "ansible")
+    by_key = {t["ansible.posix.sysctl"]["name"]: t for t in yaml.safe_load(text)}
+    assert by_key["net.ipv4.tcp_tw_reuse_delay"]["ignore_errors"] is True  # added in 6.14
     assert "ignore_errors" not in by_key["net.ipv4.tcp_fin_timeout"]
+    # removed in 4.12, and 0 was its default: nothing to set, and said so
+    assert "net.ipv4.tcp_tw_recycle" not in by_key
+    assert "# left out: net.ipv4.tcp_tw_recycle = 0: removed in Linux 4.12" in text
 
 
 def test_sysctl_format_prefixes_kernel_dependent_keys() -> None:
     text = exported("kernel-defaults", "sysctl")
-    assert "\n-net.ipv4.tcp_tw_recycle = 0\n" in text
+    assert "tcp_tw_recycle = 0\n" not in text
+    assert (
+        "# left out: net.ipv4.tcp_tw_recycle = 0: removed in Linux 4.12; 0 is its default" in text
+    )
     assert "\n-net.ipv4.tcp_tw_reuse_delay = 1000\n" in text
     assert "\nnet.ipv4.tcp_fin_timeout = 60\n" in text
+    assert "# Install as /etc/sysctl.d/90-tcptune-kernel-defaults.conf" in text
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
         ('"net.ipv4.tcp_max_orphans" = 65536', "global, not per network namespace"),
-        ('"net.core.netdev_max_backlog" = 5000', "namespacing unknown"),
-        ('"net.ipv4.tcp_tw_recycle" = 0', "removed in 4.12"),
+        ('"net.core.netdev_max_backlog" = 5000', "whether it is per network namespace is unknown"),
+        ('"net.ipv4.tcp_tw_recycle" = 0', "removed in Linux 4.12"),
     ],
 )
 @pytest.mark.parametrize("fmt", ["k8s", "docker"])
-def test_containers_refuse_keys_they_cannot_set(
+def test_containers_leave_out_keys_they_cannot_set(
     tmp_path: Path, body: str, message: str, fmt: str
 ) -> None:
+    """A key a container cannot (or need not) set is left out with its reason; the rest is
+    exported and parses as the consumer reads it."""
     path = tmp_path / "p.toml"
-    path.write_text(f'description = "x"\n[sysctl]\n{body}\n')
+    path.write_text(f'description = "x"\n[sysctl]\n{body}\n"net.ipv4.tcp_fin_timeout" = 30\n')
     done = run_tcptune("export", str(path), "--format", fmt)
-    assert done.returncode == 2
-    assert message in done.stderr and done.stdout == ""
-    assert done.stderr.count("\n") == 1
+    assert done.returncode == 0 and done.stderr == ""
+    key = body.split('"')[1]
+    note = next(line for line in done.stdout.splitlines() if line.startswith("# left out:"))
+    assert note.startswith(f"# left out: {key} = ") and message in note
+    parsed = yaml.safe_load(done.stdout if fmt == "k8s" else compose(done.stdout))
+    if fmt == "k8s":
+        sysctls = {s["name"]: s["value"] for s in parsed["securityContext"]["sysctls"]}
+        assert sysctls == {"net.ipv4.tcp_fin_timeout": "30"}
+    else:
+        assert parsed["services"]["app"]["sysctls"] == {"net.ipv4.tcp_fin_timeout": "30"}
+        # the docker run line, as bash reads it (continuation lines included)
+        command = "docker run " + done.stdout.split("\ndocker run ", 1)[1].split("IMAGE")[0]
+        words = subprocess.run(
+            ["bash", "-c", command.replace("docker run", "printf '%s\\n'", 1) + "IMAGE"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.splitlines()
+        assert words == ["--sysctl", "net.ipv4.tcp_fin_timeout=30", "IMAGE"]
+
+
+@pytest.mark.parametrize("fmt", ["k8s", "docker"])
+def test_a_profile_with_nothing_for_containers_still_exports(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('description = "x"\n[sysctl]\n"net.ipv4.tcp_max_orphans" = 65536\n')
+    done = run_tcptune("export", str(path), "--format", fmt)
+    assert done.returncode == 0
+    parsed = yaml.safe_load(done.stdout if fmt == "k8s" else compose(done.stdout))
+    if fmt == "k8s":
+        assert parsed["securityContext"]["sysctls"] == []
+    else:
+        assert parsed["services"]["app"]["sysctls"] == {}
+        assert "\ndocker run IMAGE\n" in done.stdout
+
+
+def test_the_exported_file_installed_as_suggested_meets_apply_and_check(
+    modern: FakeMachine,
+) -> None:
+    """Installed under the name the export suggests, the file is not the drop-in apply manages
+    (apply writes its own beside it, and wins: 99 sorts after 90), and check finds nothing to
+    delete in it."""
+    root = modern.root
+    text = exported("kernel-defaults", "sysctl")
+    name = next(line for line in text.splitlines() if line.startswith("# Install as "))
+    target = root / name.split()[3].lstrip("/")
+    target.parent.mkdir(parents=True)
+    target.write_text(text)
+    before = target.read_bytes()
+    checked = run_cli("--root", str(root), "check", "--json")
+    findings = json.loads(checked.out)["findings"]
+    # nothing asks to delete a line of the exported file (the tw_recycle line is not there)
+    assert not [f for f in findings if target.name in f["message"]], findings
+    recycle = [f for f in findings if f["key"] == "net.ipv4.tcp_tw_recycle"]
+    assert all(f["severity"] == "info" for f in recycle), recycle
+    applied = run_cli("--root", str(root), "apply", "server-profile")
+    assert applied.code in (0, 1), applied.err  # never "not written by tcptune"
+    assert (root / "etc/sysctl.d/99-tcptune.conf").exists()
+    assert target.read_bytes() == before
+    shown = json.loads(run_cli("--root", str(root), "check", "server-profile", "--json").out)
+    assert shown["in_sync"] is True, shown
+
+
+def compose(text: str) -> str:
+    """The compose fragment of a docker export: from its `services:` line on."""
+    return "services:" + text.split("\nservices:", 1)[1]
 
 
 def test_unknown_format() -> None:
@@ -149,7 +221,13 @@ def test_sysctl_export_loads_with_the_real_loaders(netns, tmp_path: Path, loader
             for k, v in merged(name).items()
             if os.path.exists("/proc/sys/" + k.replace(".", "/"))
         }
-        absent = set(merged(name)) - set(present)
+        in_file = {
+            line.lstrip("-").split(" = ")[0]
+            for line in conf.read_text().splitlines()
+            if line and not line.startswith("#")
+        }
+        present = {k: v for k, v in present.items() if k in in_file}
+        absent = in_file - set(present)
         done = subprocess.run(
             [
                 "unshare",

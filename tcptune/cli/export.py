@@ -23,7 +23,7 @@ EPILOG = epilog(
     ],
     {
         0: "ok",
-        2: f"{BAD_INPUT}, an unknown or invalid profile, a key the format cannot carry",
+        2: f"{BAD_INPUT}, an unknown or invalid profile",
         3: "environment error: --root, a profile directory or a file cannot be read",
     },
 )
