@@ -340,9 +340,9 @@ setup("sockets-netlink-root")(lambda root: Case(["sockets", "--source", "netlink
 setup("export-format")(lambda root: Case(["export", "server-profile", "--format", "helm"]))
 
 
-@setup("export-global-key")
+@setup("export-harmful-value")
 def _(root: Path) -> Case:
-    return Case(["export", profile(root, '"net.ipv4.tcp_max_orphans" = 65536'), "--format", "k8s"])
+    return Case(["export", profile(root, '"net.ipv4.tcp_tw_recycle" = 1'), "--format", "k8s"])
 
 
 # --- running a case -----------------------------------------------------------------------------
