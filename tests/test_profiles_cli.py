@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import FakeMachine, run_cli, run_tcptune
+from conftest import TCPTUNE, FakeMachine, run_cli, run_tcptune
 
 from tcptune import profiles
 
@@ -243,3 +244,25 @@ def test_capture_modes_do_not_depend_on_the_umask(modern: FakeMachine, umask: in
     local = profiles.local_dir(modern.root)
     modes = {p: oct(p.stat().st_mode & 0o777) for p in (local.parent, local, local / "golden.toml")}
     assert list(modes.values()) == ["0o755", "0o755", "0o644"], modes
+
+
+@pytest.mark.netns
+def test_capture_in_a_network_namespace_names_global_keys(netns, tmp_path: Path) -> None:
+    """Inside a new network namespace (a container's view) the kernel hides global keys such as
+    tcp_max_orphans: capture says so, as check does, instead of "no such key on this kernel"."""
+    out = tmp_path / "pod.toml"
+    done = subprocess.run(
+        ["unshare", "-n", str(TCPTUNE), "profiles", "capture", "pod", "--output", str(out)]
+        + ["--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    skipped = json.loads(done.stdout)["skipped"]
+    assert (
+        "net.ipv4.tcp_max_orphans: global key, not visible in this network namespace "
+        "(capture on the host)" in skipped
+    )
+    assert not [s for s in skipped if "no such key" in s and "tcp_max_orphans" in s]
+    assert "tcp_max_orphans" not in out.read_text()

@@ -25,7 +25,7 @@ from tcptune.cli.options import (
     open_system,
 )
 from tcptune.errors import EXIT_BAD_INPUT, EXIT_OK, BadInput, EnvironmentProblem, printable
-from tcptune.model import PRESENT
+from tcptune.model import MISSING, PRESENT
 from tcptune.system import (
     System,
     atomic_write,
@@ -305,7 +305,12 @@ def capture_values(system: System) -> tuple[dict[str, int | str | list[int]], li
             continue  # gone from current kernels: a profile holding it would fail there
         reading = system.read_sysctl(name)
         if reading.state != PRESENT or reading.value is None:
-            skipped.append(f"{name}: {reading.state} ({reading.error})")
+            if reading.state == MISSING and spec.per_netns == "no":
+                # as check says it: the kernel shows global keys in the initial namespace only
+                why = "global key, not visible in this network namespace (capture on the host)"
+            else:
+                why = f"{reading.state} ({reading.error})"
+            skipped.append(f"{name}: {why}")
             continue
         error, normalised = tcptune.profiles.normalise_for(spec, reading.value)
         if error:
