@@ -252,8 +252,17 @@ def test_capture_in_a_network_namespace_names_global_keys(netns, tmp_path: Path)
     tcp_max_orphans: capture says so, as check does, instead of "no such key on this kernel"."""
     out = tmp_path / "pod.toml"
     done = subprocess.run(
-        ["unshare", "-n", str(TCPTUNE), "profiles", "capture", "pod", "--output", str(out)]
-        + ["--json"],
+        [
+            "unshare",
+            "-n",
+            str(TCPTUNE),
+            "profiles",
+            "capture",
+            "pod",
+            "--output",
+            str(out),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
