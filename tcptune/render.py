@@ -6,6 +6,8 @@ library alone, which keeps `tcptune check --json` fast in CI.
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from tcptune import __version__
@@ -37,6 +39,8 @@ def wants_colour(stream: IO[str]) -> bool:
 
 
 def write_json(stream: IO[str], command: str, payload: dict[str, Any]) -> None:
+    if isinstance(stream, Fitted):
+        stream = stream.stream  # JSON is never folded
     document = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "tcptune", "version": __version__},
@@ -48,15 +52,89 @@ def write_json(stream: IO[str], command: str, payload: dict[str, Any]) -> None:
 
 
 def width() -> int:
-    import shutil
+    """The width to fit output into: the terminal's (stdout's, else stderr's, so that a pager
+    reading a pipe still gets lines that fit the screen behind it), else $COLUMNS, else 100."""
+    columns = 0
+    raw = os.environ.get("COLUMNS", "")
+    if raw.isdigit():
+        columns = int(raw)
+    else:
+        for fd in (1, 2):
+            try:
+                columns = os.get_terminal_size(fd).columns
+                break
+            except OSError:
+                continue
+    return max(40, min(columns or 100, 200))
 
-    return max(60, min(shutil.get_terminal_size((100, 24)).columns, 160))
+
+class Fitted:
+    """A text stream that folds each line wider than `width` at spaces, the continuation
+    indented under the line's own indent: what the command prints fits the terminal. Lines
+    that carry terminal escapes come from rich, which fits them itself, and pass as they are."""
+
+    def __init__(self, stream: IO[str], fit_width: int | None = None) -> None:
+        self.stream = stream
+        self.width = fit_width or width()
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.stream.write("\n".join(fold(line, self.width)) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write("\n".join(fold(self.pending, self.width)))
+            self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+@contextmanager
+def fitted_stdout() -> Iterator[IO[str]]:
+    """sys.stdout as a Fitted stream, for a command's text output; its last line is written
+    when the command is done."""
+    import sys
+
+    stream = Fitted(sys.stdout)
+    try:
+        yield stream  # type: ignore[misc]
+    finally:
+        if stream.pending:
+            stream.flush()
+
+
+def fold(line: str, fit_width: int) -> list[str]:
+    """`line` as lines of at most `fit_width` characters."""
+    if len(line) <= fit_width or "\x1b" in line:
+        return [line]
+    import textwrap
+
+    indent = " " * min(len(line) - len(line.lstrip(" ")) + 2, fit_width // 2)
+    return textwrap.wrap(
+        line,
+        fit_width,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        drop_whitespace=True,
+    ) or [line[:fit_width]]
 
 
 class Table:
-    """A small table that prints as rich (terminal) or aligned plain text (pipes, files)."""
+    """A small table that prints as rich (terminal) or aligned plain text (pipes, files), fitted
+    to the width (tcptune.layout): names whole, long text as notes below, the least important
+    columns left out, and said so."""
 
-    def __init__(self, columns: list[str], title: str = "") -> None:
+    def __init__(self, columns: "list[Any]", title: str = "") -> None:
+        """`columns`: names, or tcptune.layout.Column for columns that may give way."""
         self.columns = columns
         self.title = title
         self.rows: list[tuple[list[str], list[str | None]]] = []
@@ -66,24 +144,38 @@ class Table:
         escaped, so a row stays one row and cannot move the cursor."""
         self.rows.append(([printable(cell) for cell in cells], styles or [None] * len(cells)))
 
-    def write(self, stream: IO[str], colour: bool) -> None:
-        if colour:
-            self._write_rich(stream)
-        else:
-            self._write_plain(stream)
+    def write(self, stream: IO[str], colour: bool, fit_width: int | None = None) -> None:
+        from tcptune.layout import Column, fit, note_lines
 
-    def _write_plain(self, stream: IO[str]) -> None:
+        columns = [c if isinstance(c, Column) else Column(name=c) for c in self.columns]
+        total = fit_width or width()
+        gap, edge = 2, (2 if colour else 0)
+        layout = fit(columns, [cells for cells, _ in self.rows], total, gap, edge)
+        if colour:
+            self._write_rich(stream, columns, layout, total)
+        else:
+            self._write_plain(stream, columns, layout)
+        if layout.notes:
+            stream.write("\n" + "\n".join(note_lines(layout.notes, total)) + "\n")
+        if layout.dropped:
+            stream.write(
+                f"(not shown at {total} columns: {', '.join(layout.dropped)}; "
+                "a wider terminal or --json shows them)\n"
+            )
+
+    def _write_plain(self, stream: IO[str], columns: "list[Any]", layout: Any) -> None:
         if self.title:
             stream.write(self.title + "\n")
-        widths = [len(c) for c in self.columns]
-        for cells, _ in self.rows:
-            widths = [max(w, len(c)) for w, c in zip(widths, cells, strict=True)]
-        lines = [self.columns] + [cells for cells, _ in self.rows]
-        for cells in lines:
-            text = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
-            stream.write(text.rstrip() + "\n")
+        header = [[columns[i].name] for i in layout.columns]
+        for row in [header, *layout.rows]:
+            for n in range(max(len(cell) for cell in row)):
+                parts = [
+                    (cell[n] if n < len(cell) else "").ljust(w)
+                    for cell, w in zip(row, layout.widths, strict=True)
+                ]
+                stream.write("  ".join(parts).rstrip() + "\n")
 
-    def _write_rich(self, stream: IO[str]) -> None:
+    def _write_rich(self, stream: IO[str], columns: "list[Any]", layout: Any, total: int) -> None:
         import rich.table
         from rich import box
         from rich.console import Console
@@ -91,16 +183,20 @@ class Table:
         table = rich.table.Table(
             title=self.title or None, box=box.SIMPLE_HEAD, title_justify="left"
         )
-        for column in self.columns:
-            table.add_column(column, overflow="fold")
-        for cells, styles in self.rows:
+        for i, w in zip(layout.columns, layout.widths, strict=True):
+            table.add_column(columns[i].name, no_wrap=True, min_width=w, max_width=w)
+        for (_, styles), lines in zip(self.rows, layout.rows, strict=True):
             table.add_row(
                 *[
                     f"[{s}]{_escape(c)}[/]" if s else _escape(c)
-                    for c, s in zip(cells, styles, strict=True)
+                    for c, s in zip(
+                        ["\n".join(cell) for cell in lines],
+                        [styles[i] for i in layout.columns],
+                        strict=True,
+                    )
                 ]
             )
-        Console(file=stream, highlight=False).print(table)
+        Console(file=stream, highlight=False, width=total).print(table)
 
 
 def _escape(text: str) -> str:

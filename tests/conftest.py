@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -16,6 +19,11 @@ from typer.testing import CliRunner
 
 from tcptune import keys
 from tcptune.cli.main import app
+
+# Text output is fitted to the terminal's width (tcptune.render.width). The tests read what the
+# commands say, not how it is laid out, so they run 200 columns wide, whatever terminal runs
+# them; tests/test_terminal_width.py sets the widths it checks itself.
+os.environ["COLUMNS"] = "200"
 
 # What a fresh 6.18 network namespace reports (read with `sysctl -n` in `unshare -n`), minus keys
 # that depend on the machine; tests override what they care about.
@@ -241,10 +249,14 @@ def run_in_namespace(flags: list[str], argv: list[str], timeout: int = 300) -> d
     return json.loads(done.stdout)
 
 
-def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+def run_in_pty(
+    argv: list[str], env: dict[str, str], size: tuple[int, int] | None = None
+) -> tuple[int, str]:
     """Run `argv` with a terminal on stdout and stderr, as a person would; the exit code and
-    what it printed."""
+    what it printed. `size`: the terminal's (rows, columns), as a window of that size has."""
     leader, follower = pty.openpty()
+    if size is not None:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     proc = subprocess.Popen(
         argv, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env
     )
@@ -267,3 +279,24 @@ def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     code = proc.wait(timeout=60)
     os.close(leader)
     return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def row_with_notes(out: str, first_cell: str) -> str:
+    """The table row that starts with `first_cell`, with the text of each note it points to
+    ("[2]": moved below the table to fit the width) put back in place of the marker."""
+    lines = out.splitlines()
+    row = next(line for line in lines if line.startswith(first_cell + " "))
+    notes: dict[str, str] = {}
+    current = None
+    for line in lines:
+        if line.startswith("[") and "] " in line and line[1 : line.index("]")].isdigit():
+            current = line[: line.index("]") + 1]
+            notes[current] = line[len(current) + 1 :]
+        elif current and line.startswith(" " * (len(current) + 1)) and line.strip():
+            notes[current] += " " + line.strip()
+        else:
+            current = None
+    for marker, text in notes.items():
+        if marker in row.split():
+            row = row.replace(marker, text.partition(": ")[2], 1)
+    return " ".join(row.split())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FakeMachine, run_cli
+from conftest import FakeMachine, row_with_notes, run_cli
 
 OVERRIDE = "etc/sysctl.d/zz-site.conf"
 
@@ -106,10 +106,10 @@ def test_keys_a_new_profile_leaves_out_are_shown_with_their_boot_value(
     }
     code, out, _ = apply(machine, "client-profile")
     assert code == 0
-    row = next(line for line in out.splitlines() if line.startswith("net.ipv4.tcp_rfc1337"))
+    row = row_with_notes(out, "net.ipv4.tcp_rfc1337")
     assert "removed from the drop-in (live value kept until reboot)" in row
     assert "procps: kernel default; systemd: kernel default" in row
-    row = next(line for line in out.splitlines() if line.startswith("net.core.somaxconn"))
+    row = row_with_notes(out, "net.core.somaxconn")
     assert "procps: 1024 from /etc/sysctl.d/10-site.conf:1" in row
     assert live(machine, "net.ipv4.tcp_rfc1337") == kept  # the live value stays
     drop_in = (machine.root / "etc/sysctl.d/99-tcptune.conf").read_text()

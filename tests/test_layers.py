@@ -153,6 +153,7 @@ PURE_CALLS = {  # functions of those modules that compute and touch nothing
     "socket.inet_ntop",
     "socket.inet_pton",
     "shutil.get_terminal_size",  # the terminal the output goes to, for wrapping
+    "os.get_terminal_size",  # the same, asked of stdout or stderr (a pager's screen)
     "os.environ.get",  # the process's own settings (NO_COLOR, TCPTUNE_ROOT)
 }
 

@@ -91,11 +91,13 @@ def test_check_text_output_for_a_profile(modern: FakeMachine) -> None:
         "net.ipv4.tcp_tw_reuse",
         "0",
         "1",
-        "proxy-profile",
+        "drift",
         "not",
         "persisted",
-        "drift",
+        "proxy-profile",
     ]
+    header = next(x for x in result.out.splitlines() if x.startswith("KEY"))
+    assert header.split() == ["KEY", "LIVE", "TARGET", "STATUS", "AT", "BOOT", "FROM"]
 
 
 def test_invalid_profile_is_exit_2_one_line_before_reading(

@@ -4,7 +4,6 @@
 """
 
 import re
-import sys
 from typing import IO, Annotated, Any
 
 import typer
@@ -88,18 +87,19 @@ def apply(
     revert`)."""
     system = open_system(ctx, root)
     check_lock_wait(lock_wait)
-    return run(
-        system,
-        profile,
-        dry_run=dry_run,
-        runtime_only=runtime_only,
-        persist_only=persist_only,
-        drop_in=drop_in,
-        force=force,
-        lock_wait=lock_wait,
-        json_output=json_output,
-        stream=sys.stdout,
-    )
+    with render.fitted_stdout() as stream:
+        return run(
+            system,
+            profile,
+            dry_run=dry_run,
+            runtime_only=runtime_only,
+            persist_only=persist_only,
+            drop_in=drop_in,
+            force=force,
+            lock_wait=lock_wait,
+            json_output=json_output,
+            stream=stream,
+        )
 
 
 def run(
@@ -337,7 +337,17 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
     colour = render.wants_colour(stream)
     title = "plan (dry run: nothing is written)" if dry_run else "plan"
     render.write_line(stream, f"tcptune apply {plan.profile}: {title}", colour, "bold")
-    table = render.Table(["KEY", "LIVE", "TARGET", "ACTION", "AT BOOT"])
+    from tcptune.layout import Column
+
+    table = render.Table(
+        [
+            Column(name="KEY", keep=True),
+            "LIVE",
+            "TARGET",
+            Column(name="ACTION", note=True),
+            Column(name="AT BOOT", note=True),
+        ]
+    )
     for k in plan.keys:
         live = "-" if k.live is None else (k.live or '""')
         action = k.action if k.action != SKIP else f"skip ({k.reason})"

@@ -4,7 +4,6 @@
 command line.
 """
 
-import sys
 from typing import IO
 
 import typer
@@ -29,7 +28,8 @@ EPILOG = epilog(
 def backups(ctx: typer.Context, json_output: JsonOption = False, root: RootOption = None) -> int:
     """List the backups that `tcptune apply` made, newest last, and whether each was
     reverted."""
-    return run_backups(open_system(ctx, root), json_output=json_output, stream=sys.stdout)
+    with render.fitted_stdout() as stream:
+        return run_backups(open_system(ctx, root), json_output=json_output, stream=stream)
 
 
 def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
@@ -54,7 +54,17 @@ def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
     if not rows:
         stream.write("no backups yet (each `tcptune apply` that changes something makes one)\n")
         return EXIT_OK
-    table = render.Table(["ID", "CREATED", "PROFILE", "KEYS", "REVERTED"])
+    from tcptune.layout import Column
+
+    table = render.Table(
+        [
+            Column(name="ID", keep=True),
+            Column(name="CREATED", drop=1),
+            Column(name="PROFILE", keep=True),
+            "KEYS",
+            Column(name="REVERTED", note=True),
+        ]
+    )
     for row in rows:
         if "corrupt" in row:
             table.add(

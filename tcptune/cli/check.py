@@ -3,7 +3,6 @@
 `check` is the command; `run` does its work and is what the tests call without the command line.
 """
 
-import sys
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -64,13 +63,14 @@ def check(
 ) -> int:
     """Show the watched TCP sysctls, their defaults on this kernel, and findings (each with a
     severity and a source); with PROFILE, how far the machine is from that profile."""
-    return run(
-        open_system(ctx, root),
-        json_output=json_output,
-        strict=strict,
-        stream=sys.stdout,
-        profile_name=profile,
-    )
+    with render.fitted_stdout() as stream:
+        return run(
+            open_system(ctx, root),
+            json_output=json_output,
+            strict=strict,
+            stream=stream,
+            profile_name=profile,
+        )
 
 
 def run(
@@ -164,7 +164,11 @@ def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int)
         kernel += f" (rules for {format_version(report.version[:2])})"
     where = "" if root == "/" else f", root {root}"
     render.write_line(stream, f"tcptune check: kernel {kernel}{where}", colour, "bold")
-    table = render.Table(["KEY", "VALUE", "DEFAULT", "STATUS"])
+    from tcptune.layout import Column
+
+    table = render.Table(
+        [Column(name="KEY", keep=True), "VALUE", Column(name="DEFAULT", drop=1), "STATUS"]
+    )
     for s in report.settings:
         value = s.value if s.value is not None else "-"
         if s.value == "":
@@ -291,13 +295,32 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
     render.write_line(stream, f"tcptune check {chain}: kernel {kernel}", colour, "bold")
     for warning in doc["warnings"]:
         stream.write(printable(f"warning: {warning}") + "\n")
-    table = render.Table(["KEY", "LIVE", "TARGET", "FROM", "AT BOOT", "STATUS"])
+    from tcptune.layout import Column
+
+    table = render.Table(
+        [
+            Column(name="KEY", keep=True),
+            "LIVE",
+            "TARGET",
+            "STATUS",
+            Column(name="WHY", note=True),
+            Column(name="AT BOOT", note=True),
+            Column(name="FROM", drop=1),
+        ]
+    )
     for s in doc["settings"]:
-        status = s["status"] + (f" ({s['reason']})" if s["reason"] else "")
         live = "-" if s["value"] is None else (s["value"] or '""')
         table.add(
-            [s["key"], live, s["target"] or '""', s["origin"], s["boot_summary"] or "", status],
-            [None, None, None, "dim", None, render.STATUS_STYLE.get(s["status"])],
+            [
+                s["key"],
+                live,
+                s["target"] or '""',
+                s["status"],
+                s["reason"] or "",
+                s["boot_summary"] or "",
+                s["origin"],
+            ],
+            [None, None, None, render.STATUS_STYLE.get(s["status"]), None, None, "dim"],
         )
     table.write(stream, colour)
     shown = profile_findings(report, {s["key"] for s in doc["settings"]})

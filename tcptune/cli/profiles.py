@@ -5,7 +5,6 @@
 line.
 """
 
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -83,7 +82,8 @@ def list_profiles(
 ) -> int:
     """List every profile tcptune finds, shipped and in {root}/etc/tcptune/profiles: name,
     description and file."""
-    return run_list(open_system(ctx, root), json_output=json_output, stream=sys.stdout)
+    with render.fitted_stdout() as stream:
+        return run_list(open_system(ctx, root), json_output=json_output, stream=stream)
 
 
 @app.command(
@@ -107,7 +107,8 @@ def show(
 ) -> int:
     """Show a profile merged with the profiles it extends, and which file each value came
     from."""
-    return run_show(open_system(ctx, root), name, json_output=json_output, stream=sys.stdout)
+    with render.fitted_stdout() as stream:
+        return run_show(open_system(ctx, root), name, json_output=json_output, stream=stream)
 
 
 PathsArgument = Annotated[
@@ -140,7 +141,8 @@ def validate(
 ) -> int:
     """Check profile files: TOML syntax, known keys, types, ranges and the extends chain. Each
     problem is one line naming the file, the line and the key."""
-    return run_validate(open_system(ctx, root), paths, json_output=json_output, stream=sys.stdout)
+    with render.fitted_stdout() as stream:
+        return run_validate(open_system(ctx, root), paths, json_output=json_output, stream=stream)
 
 
 NameArgument = Annotated[
@@ -184,14 +186,15 @@ def capture(
 ) -> int:
     """Write the live values of the watched keys as a profile, by default to
     {root}/etc/tcptune/profiles/NAME.toml, where `tcptune check NAME` finds it."""
-    return run_capture(
-        open_system(ctx, root),
-        name,
-        output=output,
-        force=force,
-        json_output=json_output,
-        stream=sys.stdout,
-    )
+    with render.fitted_stdout() as stream:
+        return run_capture(
+            open_system(ctx, root),
+            name,
+            output=output,
+            force=force,
+            json_output=json_output,
+            stream=stream,
+        )
 
 
 def run_list(system: System, *, json_output: bool, stream: IO[str]) -> int:
@@ -216,7 +219,15 @@ def run_list(system: System, *, json_output: bool, stream: IO[str]) -> int:
         render.write_json(stream, "profiles list", {"profiles": rows})
         return EXIT_OK
     colour = render.wants_colour(stream)
-    table = render.Table(["NAME", "DESCRIPTION", "SOURCE"])
+    from tcptune.layout import Column
+
+    table = render.Table(
+        [
+            Column(name="NAME", keep=True),
+            "DESCRIPTION",
+            Column(name="SOURCE", shorten=True),
+        ]
+    )
     for row in rows:
         description = row["description"] if row["valid"] else f"INVALID: {row['problem']}"
         table.add(
@@ -247,7 +258,9 @@ def run_show(system: System, name: str, *, json_output: bool, stream: IO[str]) -
         stream.write("extends: " + " <- ".join(profile.chain) + "\n")
     for warning in profile.warnings:
         stream.write(printable(f"warning: {warning}") + "\n")
-    table = render.Table(["KEY", "VALUE", "FROM"])
+    from tcptune.layout import Column
+
+    table = render.Table([Column(name="KEY", keep=True), "VALUE", Column(name="FROM", drop=1)])
     for key, value in profile.sysctl.items():
         table.add([key, value if value != "" else '""', profile.origin[key]], [None, None, "dim"])
     table.write(stream, colour)

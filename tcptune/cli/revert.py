@@ -4,7 +4,6 @@
 command line.
 """
 
-import sys
 from typing import IO, Annotated, Any
 
 import typer
@@ -56,14 +55,15 @@ def revert(
     recorded in a backup. Repeated reverts walk back the stack of backups."""
     system = open_system(ctx, root)
     check_lock_wait(lock_wait)
-    return run_revert(
-        system,
-        backup_id,
-        dry_run=dry_run,
-        lock_wait=lock_wait,
-        json_output=json_output,
-        stream=sys.stdout,
-    )
+    with render.fitted_stdout() as stream:
+        return run_revert(
+            system,
+            backup_id,
+            dry_run=dry_run,
+            lock_wait=lock_wait,
+            json_output=json_output,
+            stream=stream,
+        )
 
 
 def run_revert(
@@ -145,7 +145,9 @@ def write_revert_plan(doc: dict, stream: IO[str]) -> None:
         "keep": "leave it (the apply did not change it)",
     }[action]
     stream.write(f"{doc['drop_in']['path']}: {verb}\n")
-    table = render.Table(["KEY", "NOW", "RESTORE"])
+    from tcptune.layout import Column
+
+    table = render.Table([Column(name="KEY", keep=True), "NOW", "RESTORE"])
     for item in doc["runtime"]:
         table.add(
             [
