@@ -13,7 +13,6 @@ import struct
 import subprocess
 import termios
 import unicodedata
-from pathlib import Path
 
 import pytest
 from conftest import TCPTUNE, FakeMachine, run_cli, run_in_pty, run_tcptune
