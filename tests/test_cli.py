@@ -209,3 +209,22 @@ def test_explain_nonsense_key_has_no_traceback() -> None:
     assert done.returncode == 2
     assert "unknown key" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def default_shown(machine: FakeMachine, key: str) -> tuple[list[str], str | None]:
+    out = run_cli("--root", str(machine.root), "check").out
+    row = next(line for line in out.splitlines() if line.startswith(key + " "))
+    doc = json.loads(run_cli("--root", str(machine.root), "check", "--json").out)
+    return row.split(), next(s for s in doc["settings"] if s["key"] == key)["default"]
+
+
+def test_a_key_this_kernel_lacks_has_no_default(modern: FakeMachine) -> None:
+    """tcp_tw_recycle is gone on 6.18: its default is shown as "-" (null in JSON)."""
+    shown = default_shown(modern, "net.ipv4.tcp_tw_recycle")
+    assert shown == (["net.ipv4.tcp_tw_recycle", "-", "-", "missing"], None)
+
+
+def test_a_key_this_kernel_has_shows_its_default(old: FakeMachine) -> None:
+    """On 4.9, where tcp_tw_recycle exists, its default is 0."""
+    row, default = default_shown(old, "net.ipv4.tcp_tw_recycle")
+    assert row[2] == "0" and default == "0"

@@ -19,7 +19,7 @@ from tcptune.cli.options import (
 )
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
 from tcptune.kernel import format_version
-from tcptune.model import ERROR, INFO, UNREADABLE, WARNING, Finding
+from tcptune.model import ERROR, INFO, MISSING, UNREADABLE, WARNING, Finding
 from tcptune.system import System, read_conf_files
 
 if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
@@ -132,7 +132,7 @@ def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> di
             {
                 "key": s.key,
                 "value": s.value,
-                "default": s.default,
+                "default": None if s.status == MISSING else s.default,
                 "default_note": s.default_note or None,
                 "status": s.status,
                 "error": s.error or None,
@@ -173,7 +173,10 @@ def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int)
         value = s.value if s.value is not None else "-"
         if s.value == "":
             value = '""'
-        default = s.default if s.default is not None else ("varies" if s.default_note else "?")
+        if s.status == MISSING:
+            default = "-"  # no default on a kernel without the key
+        else:
+            default = s.default if s.default is not None else ("varies" if s.default_note else "?")
         if default == "":
             default = '""'
         style = render.STATUS_STYLE.get(s.status)
