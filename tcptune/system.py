@@ -889,6 +889,31 @@ def list_files(directory: Path, pattern: str) -> list[Path]:
     return sorted(directory / name for name in fnmatch.filter(names, pattern))
 
 
+def file_names(directory: Path, limit: int) -> list[str]:
+    """The names of regular files (or links to one, resolved inside the root) among the first
+    `limit` entries of `directory`; [] when it cannot be read. For shell completion: it never
+    raises for what it finds."""
+    names = []
+    try:
+        with _Walk(directory) as walk:
+            here = walk.directory()
+            listing = _readable(here)
+            try:
+                with os.scandir(listing) as entries:
+                    found = [entry.name for _, entry in zip(range(limit), entries, strict=False)]
+            finally:
+                os.close(listing)
+            for name in found:
+                info = os.stat(name, dir_fd=here, follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode) and isinstance(directory, RootedPath):
+                    info = _stat_below(directory / name) or info
+                if stat.S_ISREG(info.st_mode):
+                    names.append(name)
+    except (OSError, ValueError):
+        return names
+    return names
+
+
 def open_and_read(
     path: Path, limit: int, check: Check | None = None
 ) -> tuple[os.stat_result, Path, bytes | None]:
