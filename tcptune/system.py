@@ -120,7 +120,7 @@ class _Walk:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         *,
         make: int | None = None,
         check: Check | None = None,
@@ -304,7 +304,7 @@ def _readable(fd: int) -> int:
     return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
 
 
-def open_regular(path: Path) -> int:
+def open_regular(path: Path | str) -> int:
     """A descriptor for reading the regular file at `path` (links followed, inside the root for
     a RootedPath). The open cannot block (O_NONBLOCK): a FIFO, socket or device planted there is
     refused, never waited on or read. Raises OSError (IsADirectoryError for a directory)."""
@@ -313,7 +313,7 @@ def open_regular(path: Path) -> int:
     return _regular_or_close(fd, path)
 
 
-def _regular_or_close(fd: int, path: Path) -> int:
+def _regular_or_close(fd: int, path: Path | str) -> int:
     mode = os.fstat(fd).st_mode
     if stat.S_ISREG(mode):
         return fd
