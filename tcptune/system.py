@@ -738,14 +738,17 @@ def _symlink_refused(shown: str | Path) -> BadInput:
 
 
 @contextmanager
-def _directory_of(path: Path, *, make: int | None = None) -> Iterator[tuple[int, str]]:
+def _directory_of(
+    path: Path, *, make: int | None = None, link_ok: bool = False
+) -> Iterator[tuple[int, str]]:
     """For a write at `path`: the descriptor of the directory that holds it (resolved inside
     the root, itself not a link) and the name to write there, which must not be a link either
-    (BadInput). A directory that cannot be reached raises OSError."""
+    (BadInput), unless `link_ok` (removing a name never follows it). A directory that cannot be
+    reached raises OSError."""
     walk = _Walk(path, plain_parent=True, make=make)
     try:
         here, name = walk.parent()
-        if walk.is_link(name):
+        if not link_ok and walk.is_link(name):
             raise _symlink_refused(path)
     except _LinkInTheWay as link:
         walk.close()
@@ -799,8 +802,10 @@ def _fsync(directory: int) -> None:
 
 
 def remove_file(path: Path) -> None:
+    """Remove `path` (unlinkat in its directory, resolved inside the root and not a link; a
+    link at `path` is removed, never followed)."""
     try:
-        with _directory_of(path) as (here, name):
+        with _directory_of(path, link_ok=True) as (here, name):
             try:
                 os.unlink(name, dir_fd=here)
             except FileNotFoundError:
@@ -975,7 +980,7 @@ def remove_stale_temp_files(target: Path) -> None:
 
 def discard_file(path: Path) -> None:
     """Remove a file if it is there (a leftover, or a backup of nothing)."""
-    with suppress(FileNotFoundError), _directory_of(path) as (here, name):
+    with suppress(FileNotFoundError), _directory_of(path, link_ok=True) as (here, name):
         os.unlink(name, dir_fd=here)
 
 
