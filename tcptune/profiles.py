@@ -4,6 +4,7 @@ A profile is
 
     description = "busy TCP server"
     extends = "kernel-defaults"          # optional; chains allowed, cycles rejected
+                                         # (or "base.toml": a file in this file's directory)
     [sysctl]
     "net.ipv4.tcp_fin_timeout" = 30
     "net.ipv4.ip_local_port_range" = [10240, 65535]   # same as "10240 65535"
@@ -21,6 +22,8 @@ from tcptune import keys
 from tcptune.errors import BadInput, printable
 from tcptune.model import NETWORK_PREFIXES, parse_int
 from tcptune.system import (
+    Untrusted,
+    below,
     exists,
     is_dir,
     is_file,
@@ -28,7 +31,6 @@ from tcptune.system import (
     open_and_read,
     real_path,
     running_as_root,
-    stat_path,
 )
 
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]*")  # whole string: .fullmatch
@@ -102,7 +104,8 @@ def shipped_dir() -> Path:
 
 
 def local_dir(root: Path) -> Path:
-    return root / "etc/tcptune/profiles"
+    """{root}/etc/tcptune/profiles, resolved inside the root wherever it is read or written."""
+    return below(root, "etc/tcptune/profiles")
 
 
 def is_path(argument: str) -> bool:
@@ -171,7 +174,8 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
     shown = str(path)
     name = name or path.stem
     try:
-        info, real, raw = open_and_read(path, MAX_PROFILE_BYTES)
+        check = unsafe_on_the_way if running_as_root() else None
+        info, real, raw = open_and_read(path, MAX_PROFILE_BYTES, check)
         if raw is None:
             return _unusable(name, path, Problem(path=shown, key="", message="not a regular file"))
         unsafe = unsafe_for_root(real, info)
@@ -187,6 +191,8 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
                     message=f"file is {info.st_size} bytes; profiles are limited to 1 MiB",
                 ),
             )
+    except Untrusted as err:
+        return _unusable(name, path, Problem(path=shown, key="", message=str(err)))
     except IsADirectoryError:
         return _unusable(
             name, path, Problem(path=shown, key="", message="is a directory, not a profile file")
@@ -238,7 +244,8 @@ def _unusable(name: str, path: Path, problem: Problem) -> ProfileFile:
 def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
     """When tcptune runs as root, a profile that another user could change is refused, as sudo
     refuses such a sudoers file: it decides what root writes to the kernel and /etc. `info` is
-    the status of the open file that is read, `path` where it really is (links resolved)."""
+    the status of the open file that is read, `path` where it really is (links resolved). The
+    directories on the way are judged by `unsafe_on_the_way`, as the file is opened."""
     if not running_as_root():
         return None
     import stat
@@ -255,12 +262,40 @@ def unsafe_for_root(path: Path, info: os.stat_result) -> str | None:
             f"writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); refusing it "
             f"while running as root (fix: chmod go-w {path})"
         )
-    parent = stat_path(path.parent)
-    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX:
+    return None
+
+
+def unsafe_on_the_way(
+    where: str, info: os.stat_result, holder: os.stat_result | None
+) -> str | None:
+    """The rule for every directory on the way to a profile, from / down, while running as
+    root (system.open_and_read applies it to each directory's open descriptor as it walks, so
+    what is judged is what is walked through): owned by root, and not writable by group or
+    others unless sticky (as /tmp: others cannot then rename root's entries). Another owner, or
+    a writable directory, could replace the file below it. A link followed on the way counts
+    when it sits in a sticky directory others can write: it is then trusted only if root or the
+    directory's owner made it, as the kernel's fs.protected_symlinks rule."""
+    import stat
+
+    if stat.S_ISLNK(info.st_mode):
+        if holder is not None and holder.st_mode & 0o022 and info.st_uid not in (0, holder.st_uid):
+            return (
+                f"the symlink {where} on the way to it is owned by uid {info.st_uid} in a "
+                "directory others can write, so that user could point it elsewhere; refusing it "
+                f"while running as root (fix: chown -h root {where}, or name the file itself)"
+            )
+        return None
+    if info.st_uid != 0:
         return (
-            f"its directory {path.parent} is writable by group or others, so the file could be "
-            "replaced; refusing it while running as root (move the profile, or chmod go-w the "
-            "directory)"
+            f"directory {where} on the way to it is owned by uid {info.st_uid}, not root, so "
+            "that user could replace the file; refusing it while running as root "
+            f"(fix: chown root {where}, or move the profile)"
+        )
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        return (
+            f"directory {where} on the way to it is writable by group or others (mode "
+            f"{stat.S_IMODE(info.st_mode):04o}), so the file could be replaced; refusing it "
+            f"while running as root (fix: chmod go-w {where}, or move the profile)"
         )
     return None
 
@@ -306,6 +341,9 @@ def _validate_document(name: str, path: Path, data: dict) -> ProfileFile:
                     path=shown, key="extends", message=f"{extends!r} is not a valid profile name"
                 )
             )
+            extends = None
+        elif is_path(extends) and (problem := parent_path_problem(extends)):
+            problems.append(Problem(path=shown, key="extends", message=problem))
             extends = None
     table = data.get("sysctl", {})
     if not isinstance(table, dict):
@@ -532,10 +570,26 @@ def cross_key_problems(sysctl: dict[str, str], shown: str) -> list[Problem]:
 # --- loading with extends -----------------------------------------------------------------------
 
 
+def parent_path_problem(parent: str) -> str | None:
+    """Where a parent profile may come from: by name, from the same places as any profile
+    (--root's etc/tcptune/profiles, then the shipped ones); or as a path relative to the child's
+    directory that stays inside it: no absolute path, no `..`, and links in it resolved inside
+    that directory (system.below). So a profile cannot pull in a file from elsewhere on the
+    machine, or outside --root, as its parent."""
+    hint = "name a profile, or a file in this profile's directory such as base.toml"
+    if "\x00" in parent:
+        return f"{parent!r} contains a NUL byte ({hint})"
+    if parent.startswith("/"):
+        return f"{parent!r} is an absolute path, which a parent may not be ({hint})"
+    if ".." in parent.split("/"):
+        return f"{parent!r} would leave this profile's directory with '..' ({hint})"
+    return None
+
+
 def _resolve_parent(parent: str, child: Path, root: Path) -> Path:
+    """The file of the parent named by `extends` in the profile `child` (where it really is)."""
     if is_path(parent):
-        path = Path(parent)
-        return path if path.is_absolute() else child.parent / path
+        return below(child.parent, parent)  # walked inside the child's directory only
     return find(parent, root)
 
 
@@ -568,7 +622,7 @@ def load(argument: str, root: Path) -> Profile:
             current = None
             continue
         try:
-            current = _resolve_parent(file.extends, current, root)
+            current = _resolve_parent(file.extends, resolved, root)
         except BadInput as err:
             raise ProfileError(
                 [

@@ -4,9 +4,19 @@
 directories, tcptune's profiles, backups and lock: every access to the file system or the kernel
 is a function or a System method here (and in sockdiag, the netlink dump it calls), so the rest of
 tcptune is pure logic over the values it returns (tcptune.model) and tests/test_layers.py holds
-that. A System resolves everything below its root (the --root option or TCPTUNE_ROOT, default /),
-so tests and dry runs point tcptune at a fake tree; the path functions take the paths their
-callers built below that root, or a profile file named on the command line.
+that. A System reads and writes below its root (the --root option or TCPTUNE_ROOT, default /),
+so tests and dry runs point tcptune at a fake tree.
+
+Paths below a root are RootedPath objects (System.path makes them). Every function here resolves
+them with one resolver, `_Walk`: component by component on directory descriptors, from a
+descriptor of the root, never letting the kernel follow a link. A link is followed by reading it
+and walking on inside the root (an absolute target starts again at the root, `..` stops at it:
+chroot semantics), at most 40 of them. Reads then open the file relative to the descriptor of its
+directory; writes do too (openat, renameat, unlinkat, mkdirat), the written name is never a link
+and neither is the directory that holds it, and a directory is created only where the path names
+it, never at a link's target. So no link, and no directory swapped for a link meanwhile, takes a
+read or a write out of the root. Other paths (a profile named on the command line, --output) are
+walked the same way from /.
 
 Reads never raise for a single missing or unreadable sysctl: they return a Reading that says what
 happened, and the caller reports it. Writes are atomic (temp file, fsync, rename), refuse symlinks
@@ -15,6 +25,7 @@ and say what failed and how to fix it.
 
 import errno
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -38,13 +49,271 @@ from tcptune.model import (
 _MAX_VALUE_BYTES = 64 * 1024
 
 
-def open_regular(path: Path | str) -> int:
-    """A descriptor for reading the regular file at `path`. The open cannot block (O_NONBLOCK):
-    a FIFO, socket or device planted there is refused, never waited on or read. Raises OSError
-    (IsADirectoryError for a directory)."""
-    import stat
+# --- paths below a root, and the one resolver for them -------------------------------------------
 
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+class RootedPath(type(Path())):  # type: ignore[misc]  # PosixPath
+    """A path below a top directory: the root of a System, or the directory of a profile that
+    names its parent by a relative path. The functions of this module resolve it inside that
+    directory only (`_Walk`). Paths derived from it (`/`, `.parent`, `.with_name`) keep the top:
+    each top has its own subclass (see `below`), which pathlib carries over to every derived
+    path. Everything else about it is an ordinary path (str, comparisons, messages)."""
+
+    top = "/"
+
+    def inner(self) -> str:
+        """The part below the top, "" for the top itself."""
+        top = Path(self.top).parts
+        if self.parts[: len(top)] != top:  # `.parent` of the top itself: a bug
+            raise ValueError(f"{self} is not below {self.top}")
+        return "/".join(self.parts[len(top) :])
+
+
+_TOPS: dict[str, type[RootedPath]] = {}
+
+
+def below(top: Path | str, relative: str = "") -> RootedPath:
+    """`relative` below the directory `top`, resolved inside it by this module."""
+    key = str(Path(top))
+    kind = _TOPS.get(key)
+    if kind is None:
+        kind = _TOPS[key] = type("RootedPath", (RootedPath,), {"top": key})
+    return kind(key, relative.lstrip("/"))
+
+
+class Untrusted(Exception):
+    """A directory or link on the way to a file fails the rule the caller gave (`check`)."""
+
+
+class _LinkInTheWay(Exception):
+    """A link where a write needs a real directory or file; `shown` is where it is."""
+
+    def __init__(self, shown: str) -> None:
+        super().__init__(shown)
+        self.shown = shown
+
+
+# A rule for each directory entered and each link followed on the way: (where it is, its
+# status, the status of the directory holding it, for links) -> the problem, or None.
+Check = Callable[[str, os.stat_result, os.stat_result | None], str | None]
+
+MAX_LINKS = 40  # as the kernel's limit on links followed in one lookup
+_LOOKUP = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _Walk:
+    """One lookup of a path, component by component, each opened with O_PATH | O_NOFOLLOW
+    relative to the descriptor of the directory before it (openat), from a descriptor of the
+    top: a RootedPath's top, or / for any other path (a relative one taken from the working
+    directory). A link is read (readlinkat on the descriptor of the link that was opened) and
+    its target walked on: relative to the link's directory, or from the top for an absolute
+    target; `..` goes back to the directory it came from and never above the top. So nothing
+    resolves outside the top, whatever the links say (openat2's RESOLVE_IN_ROOT, done by hand:
+    os and stat only, nothing new loaded on start-up). At most MAX_LINKS links (ELOOP).
+
+    `parent()` walks to the directory that holds the last name and returns its descriptor and
+    that name, for the caller to open, create, rename or remove relative to it; `follow(name)`
+    goes on through a last name that is a link; `directory()` walks through every name.
+    `make` (a mode) creates missing directories named by the path, never a link's target.
+    `plain_parent` refuses a link as the directory that holds the last name (writes).
+    `check` judges each directory entered, from / down, and each link followed (Untrusted)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        make: int | None = None,
+        check: Check | None = None,
+        plain_parent: bool = False,
+    ) -> None:
+        if isinstance(path, RootedPath):
+            self.top, inner = path.top, path.inner()
+        else:
+            text = os.fspath(path)
+            self.top, inner = "/", text if text.startswith("/") else f"{os.getcwd()}/{text}"
+        self.make = make
+        self.check = check
+        self.plain_parent = plain_parent
+        self.hops = 0
+        self.chain: list[str] = []  # names of the directories entered below the top
+        self.pending: list[tuple[str, bool]] = []  # names still to walk, last first; True: named
+        self.link: tuple[str, str] = ("", "")  # the last link followed, and its target
+        self.stack: list[int] = [self._open_top()]
+        self._push(inner, named=True)
+
+    def __enter__(self) -> "_Walk":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        while self.stack:
+            os.close(self.stack.pop())
+
+    def shown(self, name: str | None = None) -> str:
+        """Where the walk is (or the name in it), as a path for messages."""
+        parts = [*self.chain, name] if name else self.chain
+        if not parts:
+            return self.top
+        return ("" if self.top == "/" else self.top) + "/" + "/".join(parts)
+
+    def _open_top(self) -> int:
+        if self.check is None or self.top == "/":
+            fd = os.open(self.top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            if self.check is not None:
+                self._judge("/", os.fstat(fd), None)
+            return fd
+        # Checked: every directory from / down to the top passes the rule too.
+        top = self.top if self.top.startswith("/") else f"{os.getcwd()}/{self.top}"
+        with _Walk(Path(top), check=self.check) as outer:
+            return os.dup(outer.directory())
+
+    def _push(self, text: str, *, named: bool) -> None:
+        parts = [part for part in text.split("/") if part and part != "."]
+        self.pending.extend((part, named) for part in reversed(parts))
+
+    def _judge(self, shown: str, info: os.stat_result, holder: os.stat_result | None) -> None:
+        if self.check is not None:
+            problem = self.check(shown, info, holder)
+            if problem:
+                raise Untrusted(problem)
+
+    def _enter(self, name: str, named: bool, *, no_link: bool) -> None:
+        """Step into the directory `name`, or through the link `name`."""
+        if name == "..":
+            if len(self.stack) > 1:  # never above the top
+                os.close(self.stack.pop())
+                self.chain.pop()
+            return
+        try:
+            fd = os.open(name, _LOOKUP, dir_fd=self.stack[-1])
+        except FileNotFoundError:
+            if self.make is None:
+                raise
+            fd = self._make(name, named)
+        try:
+            info = os.fstat(fd)
+            if stat.S_ISLNK(info.st_mode):
+                if no_link:
+                    raise _LinkInTheWay(self.shown(name))
+                self._follow(fd, name, info)
+                os.close(fd)
+                return
+            if not stat.S_ISDIR(info.st_mode):
+                raise NotADirectoryError(
+                    errno.ENOTDIR, os.strerror(errno.ENOTDIR), self.shown(name)
+                )
+            self._judge(self.shown(name), info, None)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.stack.append(fd)
+        self.chain.append(name)
+
+    def _make(self, name: str, named: bool) -> int:
+        if not named:  # the target of a link: tcptune creates nothing there
+            link, target = self.link
+            raise BadInput(
+                f"{link} is a symlink to {target!r}, which does not exist inside {self.top}",
+                hint="links are followed inside the root only: create the target, or remove "
+                "the link",
+            )
+        here = self.stack[-1]
+        try:
+            os.mkdir(name, self.make, dir_fd=here)  # type: ignore[arg-type]
+        except FileExistsError:  # made meanwhile: leave it as its maker set it
+            return os.open(name, _LOOKUP, dir_fd=here)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=here)
+        os.fchmod(fd, self.make)  # type: ignore[arg-type]  # whatever the umask
+        return fd
+
+    def _follow(self, fd: int, name: str, info: os.stat_result) -> str:
+        if self.check is not None:
+            self._judge(self.shown(name), info, os.fstat(self.stack[-1]))
+        self.hops += 1
+        if self.hops > MAX_LINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), self.shown(name))
+        target = os.readlink("", dir_fd=fd)  # the link opened above, whatever has its name now
+        self.link = (self.shown(name), target)
+        if target.startswith("/"):
+            while len(self.stack) > 1:
+                os.close(self.stack.pop())
+            self.chain.clear()
+        self._push(target, named=False)
+        return target
+
+    def parent(self) -> tuple[int, str]:
+        """Walk to the directory that holds the last name: its descriptor (owned by the walk)
+        and that name ("." when the path is its top)."""
+        while self.pending:
+            name, named = self.pending.pop()
+            if not self.pending and name != "..":
+                return self.stack[-1], name
+            last_directory = len(self.pending) == 1 and self.pending[0][0] != ".."
+            self._enter(name, named, no_link=self.plain_parent and last_directory)
+        return self.stack[-1], "."
+
+    def follow(self, name: str) -> str | None:
+        """When `name` (in the directory `parent()` returned) is a link, go on through it and
+        return its target; None when it is not a link."""
+        fd = os.open(name, _LOOKUP, dir_fd=self.stack[-1])
+        try:
+            info = os.fstat(fd)
+            return self._follow(fd, name, info) if stat.S_ISLNK(info.st_mode) else None
+        finally:
+            os.close(fd)
+
+    def directory(self, *, no_link: bool = False) -> int:
+        """Walk through every name, each a directory (or a link to one); the descriptor of the
+        last (owned by the walk). `no_link`: the last name itself must not be a link."""
+        while self.pending:
+            name, named = self.pending.pop()
+            self._enter(name, named, no_link=no_link and not self.pending)
+        return self.stack[-1]
+
+    def open(self, flags: int, *, follow: bool = True, mode: int = 0o777) -> tuple[int, str]:
+        """Open the last name with `flags` (O_NOFOLLOW added), going on through links when
+        `follow`, else raising _LinkInTheWay for one; the descriptor (the caller's) and where
+        the file really is."""
+        while True:
+            here, name = self.parent()
+            flags |= os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                return os.open(name, flags, mode, dir_fd=here), self.shown(name)
+            except OSError as err:  # ELOOP (ENOTDIR with O_DIRECTORY): maybe a link
+                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                if not follow:
+                    if self.is_link(name):
+                        raise _LinkInTheWay(self.shown(name)) from None
+                    raise
+                if self.follow(name) is None:
+                    raise
+
+    def is_link(self, name: str) -> bool:
+        """Whether `name`, in the directory `parent()` returned, is a link (not followed)."""
+        try:
+            return stat.S_ISLNK(os.stat(name, dir_fd=self.stack[-1], follow_symlinks=False).st_mode)
+        except OSError:
+            return False
+
+
+def _readable(fd: int) -> int:
+    """A descriptor that can list or fsync the directory `fd` (an O_PATH one) refers to."""
+    return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+
+
+def open_regular(path: Path | str) -> int:
+    """A descriptor for reading the regular file at `path` (links followed, inside the root for
+    a RootedPath). The open cannot block (O_NONBLOCK): a FIFO, socket or device planted there is
+    refused, never waited on or read. Raises OSError (IsADirectoryError for a directory)."""
+    with _Walk(path) as walk:
+        fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK)
+    return _regular_or_close(fd, path)
+
+
+def _regular_or_close(fd: int, path: Path | str) -> int:
     mode = os.fstat(fd).st_mode
     if stat.S_ISREG(mode):
         return fd
@@ -73,8 +342,9 @@ class System:
     def __init__(self, root: Path | str = "/") -> None:
         self.root = Path(root)
 
-    def path(self, relative: str) -> Path:
-        return self.root / relative.lstrip("/")
+    def path(self, relative: str) -> RootedPath:
+        """`relative` below the root: every function here resolves it inside the root."""
+        return below(self.root, relative)
 
     def require_proc_sys(self) -> None:
         """Fail early, with the fix, when there is no /proc/sys/net to look at."""
@@ -90,8 +360,16 @@ class System:
         """Read one sysctl; never raises for a missing or unreadable key."""
         path = self.path("proc/sys/" + key.replace(".", "/"))
         try:
-            with os.fdopen(open_regular(path), "rb") as handle:
+            # A key is never a link in /proc/sys; the directories above it are resolved inside
+            # the root.
+            with _Walk(path) as walk:
+                fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK, follow=False)
+            with os.fdopen(_regular_or_close(fd, path), "rb") as handle:
                 data = handle.read(_MAX_VALUE_BYTES + 1)
+        except _LinkInTheWay:
+            return Reading(
+                key=key, state=UNREADABLE, error="is a symlink, which no /proc/sys key is"
+            )
         except FileNotFoundError:
             return Reading(key=key, state=MISSING, error="no such key on this kernel")
         except NotADirectoryError:
@@ -170,43 +448,72 @@ class System:
 
     def socket_holders(self, inodes: set[int]) -> Holders:
         """Which processes hold these socket inodes: one pass over /proc/<pid>/fd, matching
-        the links 'socket:[INODE]'. Processes whose fd directory is unreadable are counted."""
+        the links 'socket:[INODE]'. Processes whose fd directory is unreadable are counted.
+        Below /proc (resolved inside the root) no link is followed: each name is opened
+        relative to the directory before it, with O_NOFOLLOW."""
         wanted = {f"socket:[{inode}]" for inode in inodes}
         by_inode: dict[int, list[int]] = {}
         commands: dict[int, str] = {}
         cmdlines: dict[int, str] = {}
         scanned = denied = 0
-        proc = str(self.path("proc"))
+        proc = -1
         try:
-            entries = os.listdir(proc) if wanted else []
+            if wanted:
+                with _Walk(self.path("proc")) as walk:
+                    proc = _readable(walk.directory())
+        except OSError:
+            proc = -1
+        try:
+            entries = os.listdir(proc) if proc >= 0 else []
         except OSError:
             entries = []
         for name in entries:
             if not name.isdigit():
                 continue
-            fd_dir = f"{proc}/{name}/fd"
             try:
-                fds = os.listdir(fd_dir)
-            except PermissionError:
-                denied += 1
-                continue
+                process = os.open(name, _LOOKUP | os.O_DIRECTORY, dir_fd=proc)
             except OSError:  # the process exited meanwhile
                 continue
-            scanned += 1
-            pid = int(name)
-            held = False
-            for fd in fds:
+            try:
                 try:
-                    link = os.readlink(f"{fd_dir}/{fd}")
+                    fd_dir = os.open(
+                        "fd",
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=process,
+                    )
+                except PermissionError:
+                    denied += 1
+                    continue
+                except OSError:  # the process exited meanwhile
+                    continue
+                try:
+                    fds = os.listdir(fd_dir)
+                    scanned += 1
+                    pid = int(name)
+                    held = False
+                    for fd in fds:
+                        try:
+                            link = os.readlink(fd, dir_fd=fd_dir)
+                        except OSError:
+                            continue
+                        if link in wanted:
+                            by_inode.setdefault(int(link[8:-1]), []).append(pid)
+                            held = True
+                except PermissionError:
+                    denied += 1
+                    continue
                 except OSError:
                     continue
-                if link in wanted:
-                    by_inode.setdefault(int(link[8:-1]), []).append(pid)
-                    held = True
-            if held:
-                commands[pid] = (self._read_text(f"proc/{name}/comm") or "?").strip()
-                raw = self._read_text(f"proc/{name}/cmdline") or ""
-                cmdlines[pid] = " ".join(raw.split("\0")).strip()
+                finally:
+                    os.close(fd_dir)
+                if held:
+                    commands[pid] = (_read_in(process, "comm") or "?").strip()
+                    raw = _read_in(process, "cmdline") or ""
+                    cmdlines[pid] = " ".join(raw.split("\0")).strip()
+            finally:
+                os.close(process)
+        if proc >= 0:
+            os.close(proc)
         return Holders(
             by_inode=by_inode,
             commands=commands,
@@ -215,6 +522,19 @@ class System:
             denied=denied,
             privileged=os.geteuid() == 0,
         )
+
+
+def _read_in(directory: int, name: str, limit: int = 1024 * 1024) -> str | None:
+    """The text of the regular file `name` in the directory `directory` (a descriptor), never
+    through a link; None if it cannot be read."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory
+        )
+        with open(_regular_or_close(fd, Path(name)), encoding="utf-8", errors="replace") as handle:
+            return handle.read(limit)
+    except OSError:
+        return None
 
 
 def parse_sockstat(text: str) -> dict[str, dict[str, int]]:
@@ -267,9 +587,15 @@ def _write_sysctl(system: System, key: str, value: str) -> None:
     """Write one runtime value; raises SysctlWriteError with the kernel's reason."""
     path = system.path("proc/sys/" + key.replace(".", "/"))
     try:
+        # Relative to the key's directory, resolved inside the root and not itself a link;
         # O_NOFOLLOW: a symlink in a fake tree must not redirect a root-owned write.
         # O_TRUNC as a shell's `>` does: harmless on /proc/sys, needed on a fake tree's files.
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with _Walk(path, plain_parent=True) as walk:
+            fd, _ = walk.open(os.O_WRONLY | os.O_TRUNC, follow=False)
+    except _LinkInTheWay as link:
+        raise SysctlWriteError(
+            key, f"{link.shown} is a symlink; tcptune never writes through links", errno.ELOOP
+        ) from None
     except OSError as err:
         raise SysctlWriteError(key, _reason(err), err.errno) from None
     try:
@@ -298,19 +624,26 @@ def _reason(err: OSError) -> str:
 
 def proc_sys_read_only(system: System) -> bool:
     try:
-        return bool(os.statvfs(system.path("proc/sys")).f_flag & os.ST_RDONLY)
+        with _Walk(system.path("proc/sys")) as walk:
+            return bool(os.fstatvfs(walk.directory()).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
 
 def read_conf_files(system: System) -> list[ConfFile]:
-    """Every sysctl.d file and /etc/sysctl.conf below the root, for tcptune.sysctld."""
+    """Every sysctl.d file and /etc/sysctl.conf below the root, for tcptune.sysctld. The
+    directories and the files are resolved inside the root (links included, as the loaders
+    would see them in a chroot)."""
     files = []
     directories = dict.fromkeys(d for loader_dirs in DIRS.values() for d in loader_dirs)
     for directory in directories:
-        base = system.path(directory)
         try:
-            names = sorted(os.listdir(base))
+            with _Walk(system.path(directory)) as walk:
+                listing = _readable(walk.directory())
+            try:
+                names = sorted(os.listdir(listing))
+            finally:
+                os.close(listing)
         except OSError:
             continue
         for name in names:
@@ -329,27 +662,31 @@ def read_conf_files(system: System) -> list[ConfFile]:
 
 def read_text_under_root(system: System, relative: str, limit: int = 1024 * 1024) -> str | None:
     """Read a file, resolving symlinks inside the root (an absolute link target is taken as
-    relative to the root, never to the host). A link to /dev/null reads as empty (a mask)."""
-    current = relative.lstrip("/")
-    for _ in range(16):
-        path = system.path(current)
-        try:
-            if os.path.islink(path):
-                target = os.readlink(path)
+    relative to the root, never to the host; `..` stops at the root). A link to /dev/null reads
+    as empty (a mask). None when it cannot be read."""
+    try:
+        with _Walk(system.path(relative)) as walk:
+            while True:
+                here, name = walk.parent()
+                try:
+                    fd = os.open(
+                        name,
+                        os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=here,
+                    )
+                    break
+                except OSError as err:
+                    if err.errno != errno.ELOOP:
+                        raise
+                target = walk.follow(name)
+                if target is None:
+                    return None
                 if target == "/dev/null":
                     return ""
-                if target.startswith("/"):
-                    current = target.lstrip("/")
-                else:
-                    current = os.path.normpath(os.path.join(os.path.dirname(current), target))
-                    if current.startswith(".."):
-                        return None
-                continue
-            with os.fdopen(open_regular(path), "rb") as handle:
-                return handle.read(limit).decode("utf-8", errors="replace")
-        except OSError:
-            return None
-    return None
+        with os.fdopen(_regular_or_close(fd, Path(relative)), "rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 # The largest drop-in tcptune reads (and backs up), and the largest backup file it reads: far
@@ -367,21 +704,21 @@ def read_bytes_no_follow(path: Path, limit: int) -> bytes | None:
 
 def read_file_and_mode(path: Path, limit: int) -> tuple[bytes, int] | None:
     """The exact bytes and the permission bits of a regular file, from one open file; None if
-    absent. Refuses symlinks, non-files and files over `limit` bytes."""
+    absent. The directories are resolved inside the root; the file itself must not be a link.
+    Refuses symlinks, non-files and files over `limit` bytes."""
     try:  # O_NONBLOCK: a FIFO planted there is refused below, never waited on
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with _Walk(path) as walk:
+            fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK, follow=False)
+    except _LinkInTheWay:
+        raise BadInput(
+            f"{path} is a symlink; refusing to read or replace it",
+            hint="remove the link or choose another --drop-in name",
+        ) from None
     except FileNotFoundError:
         return None
     except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise BadInput(
-                f"{path} is a symlink; refusing to read or replace it",
-                hint="remove the link or choose another --drop-in name",
-            ) from None
         raise EnvironmentProblem(f"cannot read {path}: {_reason(err)}") from None
     with os.fdopen(fd, "rb") as handle:
-        import stat
-
         mode = os.fstat(handle.fileno()).st_mode
         if not stat.S_ISREG(mode):
             raise BadInput(f"{path} is not a regular file", hint="remove it or choose another name")
@@ -394,59 +731,95 @@ def read_file_and_mode(path: Path, limit: int) -> tuple[bytes, int] | None:
         return data, stat.S_IMODE(mode)
 
 
+def _symlink_refused(shown: str | Path) -> BadInput:
+    return BadInput(
+        f"{shown} is a symlink; tcptune never writes through links", hint="remove the link"
+    )
+
+
+@contextmanager
+def _directory_of(
+    path: Path, *, make: int | None = None, link_ok: bool = False
+) -> Iterator[tuple[int, str]]:
+    """For a write at `path`: the descriptor of the directory that holds it (resolved inside
+    the root, itself not a link) and the name to write there, which must not be a link either
+    (BadInput), unless `link_ok` (removing a name never follows it). A directory that cannot be
+    reached raises OSError."""
+    walk = _Walk(path, plain_parent=True, make=make)
+    try:
+        here, name = walk.parent()
+        if not link_ok and walk.is_link(name):
+            raise _symlink_refused(path)
+    except _LinkInTheWay as link:
+        walk.close()
+        raise _symlink_refused(link.shown) from None
+    except BaseException:
+        walk.close()
+        raise
+    try:
+        yield here, name
+    finally:
+        walk.close()
+
+
 def refuse_symlink(path: Path) -> None:
-    if os.path.islink(path):
-        raise BadInput(
-            f"{path} is a symlink; tcptune never writes through links",
-            hint="remove the link",
-        )
+    """Refuse `path`, or the directory holding it, being a symlink (BadInput)."""
+    with suppress(OSError), _directory_of(path):
+        pass
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Temp file in the same directory, fsync, rename over the target, fsync the directory:
-    a crash leaves the old file or the new one, never a partial file."""
-    refuse_symlink(path)
-    refuse_symlink(path.parent)
-    temp = path.with_name(f".{path.name}.tcptune-{os.getpid()}.tmp")
+    a crash leaves the old file or the new one, never a partial file. Every step is relative to
+    the descriptor of that directory, so no link swapped in meanwhile can redirect it."""
     try:
-        fd = os.open(
-            temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode
-        )
+        with _directory_of(path) as (here, name):
+            temp = f".{name}.tcptune-{os.getpid()}.tmp"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(temp, flags, mode, dir_fd=here)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
+                    os.fsync(handle.fileno())
+                os.replace(temp, name, src_dir_fd=here, dst_dir_fd=here)
+            except BaseException:
+                with suppress(OSError):
+                    os.unlink(temp, dir_fd=here)
+                raise
+            _fsync(here)
     except OSError as err:
         raise _write_problem(path, err) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as err:
-        temp.unlink(missing_ok=True)
-        raise _write_problem(path, err) from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
-def remove_file(path: Path) -> None:
-    refuse_symlink(path.parent)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    except OSError as err:
-        raise _write_problem(path, err) from None
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _fsync(directory: int) -> None:
+    fd = _readable(directory)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_file(path: Path) -> None:
+    """Remove `path` (unlinkat in its directory, resolved inside the root and not a link; a
+    link at `path` is removed, never followed)."""
+    try:
+        with _directory_of(path, link_ok=True) as (here, name):
+            try:
+                os.unlink(name, dir_fd=here)
+            except FileNotFoundError:
+                return
+            _fsync(here)
+    except FileNotFoundError:
+        return  # no directory: nothing to remove
+    except OSError as err:
+        raise _write_problem(path, err) from None
+
+
+def fsync_dir(directory: Path) -> None:
+    with _Walk(directory) as walk:
+        _fsync(walk.directory())
 
 
 def _write_problem(path: Path, err: OSError) -> EnvironmentProblem:
@@ -464,36 +837,56 @@ def _write_problem(path: Path, err: OSError) -> EnvironmentProblem:
 
 def refuse_linked_dir(path: Path) -> None:
     """Refuse `path`, or its parent, being a symlink: nothing is read or written through a
-    planted link. Changes nothing (read-only commands use it)."""
-    for part in (path.parent, path):
-        if os.path.islink(part):
-            raise BadInput(
-                f"{part} is a symlink; refusing to keep backups there", hint="remove the link"
-            )
+    planted link. Changes nothing (read-only commands use it); a directory that cannot be
+    looked at is left to the read that follows to report."""
+    try:
+        with _Walk(path, plain_parent=True) as walk:
+            _, name = walk.parent()
+            if walk.is_link(name):
+                raise _LinkInTheWay(walk.shown(name))
+    except _LinkInTheWay as link:
+        raise BadInput(
+            f"{link.shown} is a symlink; refusing to keep backups there", hint="remove the link"
+        ) from None
+    except OSError:
+        return
 
 
 def private_dir(path: Path) -> Path:
     """Create (0700) or check the directory that holds backups; refuse it, or its parent,
-    being a symlink (a planted link would send root's writes elsewhere)."""
+    being a symlink (a planted link would send root's writes elsewhere). Missing directories
+    above it are created 0755."""
     refuse_linked_dir(path)
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _directory_of(path, make=0o755) as (here, name):
+            with suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=here)
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(name, flags, dir_fd=here)  # ENOTDIR for a link swapped in meanwhile
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)
     except OSError as err:
         raise _write_problem(path, err) from None
-    refuse_symlink(path)
-    os.chmod(path, 0o700)
     return path
 
 
 def list_files(directory: Path, pattern: str) -> list[Path]:
-    """Entries matching `pattern` in `directory`, sorted; none if it is not a directory. A
-    directory that cannot be read is an environment problem, never an empty list."""
+    """Entries matching `pattern` in `directory`, sorted; none if it is not a directory (links
+    to one followed, inside the root). A directory that cannot be read is an environment
+    problem, never an empty list."""
     import fnmatch
 
     if not is_dir(directory):
         return []
     try:
-        names = os.listdir(directory)
+        with _Walk(directory) as walk:
+            listing = _readable(walk.directory())
+        try:
+            names = os.listdir(listing)
+        finally:
+            os.close(listing)
     except OSError as err:
         reason = os.strerror(err.errno) if err.errno else str(err)
         hint = "run as root" if err.errno in (errno.EACCES, errno.EPERM) else "check the path"
@@ -501,24 +894,48 @@ def list_files(directory: Path, pattern: str) -> list[Path]:
     return sorted(directory / name for name in fnmatch.filter(names, pattern))
 
 
-def open_and_read(path: Path, limit: int) -> tuple[os.stat_result, Path, bytes | None]:
-    """One open of `path` (following links, as a user's path may be one), and from that same
-    open file: its status, the path it really is, and at most limit + 1 bytes (None when it is
-    not a regular file; O_NONBLOCK, so a FIFO cannot block). What is checked is what is read: no
-    file can be swapped in between. Raises IsADirectoryError for a directory, OSError."""
-    import stat
+def file_names(directory: Path, limit: int) -> list[str]:
+    """The names of regular files (or links to one, resolved inside the root) among the first
+    `limit` entries of `directory`; [] when it cannot be read. For shell completion: it never
+    raises for what it finds."""
+    names = []
+    try:
+        with _Walk(directory) as walk:
+            here = walk.directory()
+            listing = _readable(here)
+            try:
+                with os.scandir(listing) as entries:
+                    found = [entry.name for _, entry in zip(range(limit), entries, strict=False)]
+            finally:
+                os.close(listing)
+            for name in found:
+                info = os.stat(name, dir_fd=here, follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode) and isinstance(directory, RootedPath):
+                    info = _stat_below(directory / name) or info
+                if stat.S_ISREG(info.st_mode):
+                    names.append(name)
+    except (OSError, ValueError):
+        return names
+    return names
 
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+def open_and_read(
+    path: Path, limit: int, check: Check | None = None
+) -> tuple[os.stat_result, Path, bytes | None]:
+    """One open of `path` (following links, as a user's path may be one; inside the root for a
+    RootedPath), and from that same open file: its status, the path it really is, and at most
+    limit + 1 bytes (None when it is not a regular file; O_NONBLOCK, so a FIFO cannot block).
+    What is checked is what is read: no file can be swapped in between. `check` judges every
+    directory on the way, from /, and every link followed, each on the descriptor the walk
+    holds (raises Untrusted). Raises IsADirectoryError for a directory, OSError."""
+    with _Walk(path, check=check) as walk:
+        fd, real = walk.open(os.O_RDONLY | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        try:
-            real = Path(os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:  # no /proc: the name as resolved now
-            real = path.resolve()
         if not stat.S_ISREG(info.st_mode):
-            return info, real, None
+            return info, Path(real), None
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))
@@ -526,74 +943,98 @@ def open_and_read(path: Path, limit: int) -> tuple[os.stat_result, Path, bytes |
                 break
             chunks.append(chunk)
             size += len(chunk)
-        return info, real, b"".join(chunks)
+        return info, Path(real), b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _names_in(here: int, pattern: str) -> list[str]:
+    import fnmatch
+
+    listing = _readable(here)
+    try:
+        return fnmatch.filter(os.listdir(listing), pattern)
+    finally:
+        os.close(listing)
+
+
+def _not_link(name: str, here: int) -> bool:
+    try:
+        return not stat.S_ISLNK(os.stat(name, dir_fd=here, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def remove_stale_temp_files(target: Path) -> None:
     """Temp files a killed write left next to `target` (named .NAME.tcptune-PID.tmp, never
     *.conf, so no loader reads them); safe to remove while holding tcptune's lock."""
-    for stale in target.parent.glob(f".{target.name}.tcptune-*.tmp"):
-        if not stale.is_symlink():
-            stale.unlink(missing_ok=True)
+    try:
+        with _directory_of(target) as (here, name):
+            for stale in _names_in(here, f".{name}.tcptune-*.tmp"):
+                if _not_link(stale, here):
+                    with suppress(FileNotFoundError):
+                        os.unlink(stale, dir_fd=here)
+    except FileNotFoundError:
+        return  # no directory yet: nothing left over
 
 
 def discard_file(path: Path) -> None:
     """Remove a file if it is there (a leftover, or a backup of nothing)."""
-    path.unlink(missing_ok=True)
+    with suppress(FileNotFoundError), _directory_of(path, link_ok=True) as (here, name):
+        os.unlink(name, dir_fd=here)
 
 
 def prune_files(
     directory: Path, pattern: str, keep: int, order: Callable[[Path], Any] | None = None
 ) -> None:
     """Remove all but the last `keep` files matching `pattern`, in `order` (default: by name);
-    links stay."""
-    found = (
-        sorted(list_files(directory, pattern), key=order)
-        if order
-        else list_files(directory, pattern)
-    )
-    files = [path for path in found if not path.is_symlink()]
-    for old in files[:-keep] if len(files) > keep else []:
-        old.unlink(missing_ok=True)
+    links stay. The directory is resolved inside the root and is not itself a link."""
+    try:
+        with _Walk(directory) as walk:
+            here = walk.directory(no_link=True)
+            names = [n for n in _names_in(here, pattern) if _not_link(n, here)]
+            files = sorted(names, key=(lambda n: order(directory / n)) if order else None)
+            for old in files[:-keep] if len(files) > keep else []:
+                with suppress(FileNotFoundError):
+                    os.unlink(old, dir_fd=here)
+    except _LinkInTheWay as link:
+        raise _symlink_refused(link.shown) from None
+    except OSError as err:
+        raise _write_problem(directory, err) from None
 
 
 def make_dirs(directory: Path, mode: int = 0o755) -> None:
     """Create a directory and its missing parents, as `mkdir -p`, each with `mode` whatever the
-    umask (umask 000 would otherwise leave root's /etc/tcptune writable by everyone); raises
-    OSError."""
-    missing = []
-    for part in (directory, *directory.parents):
-        if os.path.lexists(part):
-            break
-        missing.append(part)
-    for part in reversed(missing):
-        try:
-            os.mkdir(part, mode)
-        except FileExistsError:  # made meanwhile: leave it as its maker set it
-            continue
-        os.chmod(part, mode)
+    umask (umask 000 would otherwise leave root's /etc/tcptune writable by everyone), inside the
+    root: a directory is made only where the path names it, never at the target of a link
+    (BadInput). Raises OSError."""
+    with _Walk(directory, make=mode) as walk:
+        walk.directory()
 
 
 def exists(path: Path) -> bool:
-    return _probe(path, Path.exists)
+    return _probe(path, Path.exists, lambda info: True)
 
 
 def is_file(path: Path) -> bool:
-    return _probe(path, Path.is_file)
+    return _probe(path, Path.is_file, lambda info: stat.S_ISREG(info.st_mode))
 
 
 def is_dir(path: Path) -> bool:
-    return _probe(path, Path.is_dir)
+    return _probe(path, Path.is_dir, lambda info: stat.S_ISDIR(info.st_mode))
 
 
-def _probe(path: Path, test: Callable[[Path], bool]) -> bool:
-    """`test(path)`; pathlib answers False for a missing path or a link loop, and raises for
-    the rest: a name the kernel refuses (too long) is bad input, anything else (permission
-    denied, I/O error) an environment problem."""
+def _probe(
+    path: Path, test: Callable[[Path], bool], kind: Callable[[os.stat_result], bool]
+) -> bool:
+    """`test(path)` (for a RootedPath: `kind` of what it resolves to inside the root); False for
+    a missing path or a link loop, and raises for the rest: a name the kernel refuses (too long)
+    is bad input, anything else (permission denied, I/O error) an environment problem."""
     try:
-        return test(path)
+        if not isinstance(path, RootedPath):
+            return test(path)
+        info = _stat_below(path)
+        return info is not None and kind(info)
     except OSError as err:
         reason = os.strerror(err.errno) if err.errno else str(err)
         if err.errno == errno.ENAMETOOLONG:
@@ -602,14 +1043,38 @@ def _probe(path: Path, test: Callable[[Path], bool]) -> bool:
         raise EnvironmentProblem(f"cannot look at {path}: {reason}", hint=hint) from None
 
 
+def _stat_below(path: RootedPath) -> os.stat_result | None:
+    """The status of what `path` resolves to inside its top; None when there is nothing there
+    (missing, a file where a directory is named, a link loop)."""
+    try:
+        with _Walk(path) as walk:
+            while True:
+                here, name = walk.parent()
+                info = os.stat(name, dir_fd=here, follow_symlinks=False)
+                if not stat.S_ISLNK(info.st_mode):
+                    return info
+                walk.follow(name)
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return None
+        raise
+
+
 def real_path(path: Path) -> Path:
-    """The path with every symlink resolved, as the kernel would open it."""
-    return path.resolve()
-
-
-def stat_path(path: Path) -> os.stat_result:
-    """stat(2), following links; raises OSError."""
-    return path.stat()
+    """The path with every symlink resolved, as the kernel would open it (inside the root for a
+    RootedPath); as given when it cannot be resolved."""
+    if not isinstance(path, RootedPath):
+        return path.resolve()
+    try:
+        with _Walk(path) as walk:
+            while True:
+                _, name = walk.parent()
+                if walk.follow(name) is None:
+                    return Path(walk.shown(name))
+    except OSError:
+        return Path(path)
 
 
 def running_as_root() -> bool:
@@ -633,13 +1098,16 @@ class LockBusy(Exception):
 
 @contextmanager
 def exclusive_lock(path: Path, wait: float) -> Iterator[None]:
-    """An flock on `path` (created 0600, never through a link), waiting up to `wait` seconds;
-    raises LockBusy after that. The holder's pid is written into the file for whoever waits."""
+    """An flock on `path` (created 0600, never through a link, relative to its directory
+    resolved inside the root), waiting up to `wait` seconds; raises LockBusy after that. The
+    holder's pid is written into the file for whoever waits."""
     import fcntl
     import time
 
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with _directory_of(path) as (here, name):
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(name, flags, 0o600, dir_fd=here)
     except OSError as err:
         raise EnvironmentProblem(f"cannot open the lock {path}: {err.strerror}") from None
     try:

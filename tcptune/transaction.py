@@ -159,6 +159,7 @@ def backup_order(path: Path) -> tuple[str, int]:
 
 def list_backups(system: System) -> list[dict[str, Any]]:
     result = []
+    refuse_linked_dir(system.path(BACKUP_DIR))
     for path in sorted(list_files(system.path(BACKUP_DIR), "*.json"), key=backup_order):
         try:
             result.append(load_backup(system, path.stem))
@@ -257,9 +258,9 @@ def execute(system: System, plan: Plan, release: str | None) -> TransactionResul
     backup_file = system.path(f"{BACKUP_DIR}/{backup_id}.json")
     written = False
     if plan.persist and plan.drop_in_changes:
-        make_dirs(drop_in.parent)
-        remove_stale_temp_files(drop_in)
         try:
+            make_dirs(drop_in.parent)
+            remove_stale_temp_files(drop_in)
             atomic_write(drop_in, plan.new_text.encode(), mode=0o644)
         except BaseException:
             # Nothing has changed yet: a backup of nothing would only confuse `revert`.

@@ -181,6 +181,64 @@ def _(root: Path) -> Case:
     return Case(["apply", "client-profile"])
 
 
+@setup("dir-not-root-owned")
+def _(root: Path) -> Case:
+    path = profile(root, '"net.ipv4.tcp_fin_timeout" = 30')
+    os.chown(Path(path).parent, 65534, 65534)
+    return Case(["check", path])
+
+
+@setup("dir-writable")
+def _(root: Path) -> Case:
+    path = root / "profiles-in/deep/p.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(PREFIX + '"net.ipv4.tcp_fin_timeout" = 30\n')
+    os.chmod(root / "profiles-in", 0o777)
+    return Case(["check", str(path)])
+
+
+@setup("extends-absolute")
+def _(root: Path) -> Case:
+    return Case(["check", profile(root, "", prefix='description = "x"\nextends = "/etc/x.toml"\n')])
+
+
+@setup("extends-dotdot")
+def _(root: Path) -> Case:
+    return Case(["check", profile(root, "", prefix='description = "x"\nextends = "../o.toml"\n')])
+
+
+def move_out(root: Path, component: str) -> Path:
+    """Move root/COMPONENT beside the root, to outside/COMPONENT; return where it went."""
+    import shutil
+
+    moved = root.parent / "outside" / component
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(root / component, moved)
+    return moved
+
+
+@setup("etc-link-out")
+def _(root: Path) -> Case:
+    moved = move_out(root, "etc")
+    (root / "etc").symlink_to(os.path.relpath(moved, root))  # ../outside/etc
+    return Case(["apply", "client-profile"])
+
+
+@setup("var-link-out")
+def _(root: Path) -> Case:
+    applied_backup(root)
+    moved = move_out(root, "var")
+    (root / "var").symlink_to(moved)
+    return Case(["backups"])
+
+
+@setup("proc-link-out")
+def _(root: Path) -> Case:
+    moved = move_out(root, "proc/sys/net/ipv4")
+    (root / "proc/sys/net/ipv4").symlink_to("/../../../.." + str(moved))
+    return Case(["apply", "client-profile", "--runtime-only"])
+
+
 @setup("dropin-foreign")
 def _(root: Path) -> Case:
     (root / "etc/sysctl.d/99-tcptune.conf").write_text("net.ipv4.tcp_fin_timeout = 45\n")

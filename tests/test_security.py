@@ -294,8 +294,9 @@ def test_control_characters_in_a_profile_path_never_reach_the_terminal(
 
 def test_what_is_checked_is_what_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A profile reached through a link that its owner re-points between the check and the
-    read: tcptune checks (fstat) and reads the one file it opened, so a swap right after the open
-    changes nothing; pointed at the user's file from the start, it is refused."""
+    read: tcptune reads the link once, on the descriptor it opened, then checks (fstat) and reads
+    the one file it opened, so a swap right after that changes nothing; pointed at the user's
+    file from the start, it is refused."""
     if os.geteuid() != 0:
         pytest.skip("needs root") if not os.environ.get("CI") else pytest.fail("needs root on CI")
     import tcptune.system
@@ -313,19 +314,20 @@ def test_what_is_checked_is_what_is_read(tmp_path: Path, monkeypatch: pytest.Mon
     sticky.chmod(0o1777)
     link = sticky / "p.toml"
     link.symlink_to(trusted)
-    real_open = tcptune.system.os.open
+    real_readlink = tcptune.system.os.readlink
 
-    def open_then_swap(path, flags, *args):
-        fd = real_open(path, flags, *args)
-        if str(path) == str(link):
+    def readlink_then_swap(path, *args, **kwargs):
+        target = real_readlink(path, *args, **kwargs)
+        if target == str(trusted):
             link.unlink()
             link.symlink_to(theirs)  # the owner re-points the link at once
-        return fd
+        return target
 
-    monkeypatch.setattr(tcptune.system.os, "open", open_then_swap)
+    monkeypatch.setattr(tcptune.system.os, "readlink", readlink_then_swap)
     loaded = profiles.read_file(link)
     assert loaded.problems == []
     assert loaded.sysctl == {"net.ipv4.tcp_fin_timeout": "30"}
+    assert os.readlink(link) == str(theirs)  # the swap did happen
     monkeypatch.undo()
     refused = profiles.read_file(link)  # now pointing at the user's file from the start
     assert refused.problems and "owned by uid 65534" in refused.problems[0].message

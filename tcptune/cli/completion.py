@@ -289,22 +289,12 @@ def _root(ctx: typer.Context | None) -> Path:
 
 def _all_profile_names(root: Path) -> set[str]:
     from tcptune.profiles import NAME_RULE, local_dir, shipped_dir
+    from tcptune.system import file_names
 
     names: set[str] = set()
-    for directory in (local_dir(root), shipped_dir()):
-        try:
-            with os.scandir(directory) as entries:
-                for count, entry in enumerate(entries):
-                    if count >= MAX_DIR_ENTRIES:
-                        break
-                    stem = entry.name.removesuffix(".toml")
-                    if (
-                        stem != entry.name
-                        and len(stem) <= MAX_PROFILE_NAME
-                        and NAME_RULE.fullmatch(stem)
-                        and entry.is_file()
-                    ):
-                        names.add(stem)
-        except OSError:
-            continue
+    for directory in (local_dir(root), shipped_dir()):  # the local one resolved inside the root
+        for name in file_names(directory, MAX_DIR_ENTRIES):
+            stem = name.removesuffix(".toml")
+            if stem != name and len(stem) <= MAX_PROFILE_NAME and NAME_RULE.fullmatch(stem):
+                names.add(stem)
     return names
