@@ -545,7 +545,8 @@ def suggest_profile(ctx: CensusInput) -> tuple[str, str] | None:
     if ctx.census.states["SYN_RECV"] >= SYN_RECV_WARNING:
         return (
             "server-profile",
-            "half-open connections pile up: larger SYN and accept backlogs, SYN cookies",
+            "half-open connections pile up: a higher listen() backlog clamp (somaxconn), which "
+            "bounds the SYN and accept queues, and SYN cookies",
         )
     return None
 

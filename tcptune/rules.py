@@ -26,6 +26,7 @@ from tcptune.model import (
 )
 
 TIME_WAIT_SECONDS = 60  # TCP_TIMEWAIT_LEN, include/net/tcp.h
+TW_UNIQUE = keys.TW_UNIQUE  # where connect() decides to take a TIME_WAIT 4-tuple over
 DEFAULT_PORT_RANGE_SIZE = 60999 - 32768 + 1
 NARROW_PORT_RANGE = 10000  # below this many ephemeral ports a busy client runs dry quickly
 TW_BUCKETS_NEAR_CAP = 0.8
@@ -252,6 +253,12 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
     reserved_note = f" ({reserved} of them reserved)" if reserved else ""
     per_second = usable // TIME_WAIT_SECONDS
     if usable < NARROW_PORT_RANGE:
+        reuse = ""
+        if ctx.get("tcp_tw_reuse") == "1" and ctx.get("tcp_timestamps") != "0":
+            reuse = (
+                ", unless connect() takes TIME_WAIT ports over (tcp_tw_reuse=1 does, after "
+                "tcp_tw_reuse_delay, for peers that send timestamps)"
+            )
         findings.append(
             Finding(
                 severity=WARNING,
@@ -259,8 +266,8 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
                 message=f"only {usable} usable ephemeral ports{reserved_note}: a client making "
                 "short connections to one destination (address and port) can open at most about "
                 f"{per_second} per second before TIME_WAIT holds them all and connect() fails "
-                "with EADDRNOTAVAIL. Widen the range, e.g. '10240 65535'.",
-                source=_src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
+                f"with EADDRNOTAVAIL{reuse}. Widen the range, e.g. '10240 65535'.",
+                source=_src(key, f"TIME_WAIT is 60 s: include/net/tcp.h; {TW_UNIQUE}"),
             )
         )
     elif usable < DEFAULT_PORT_RANGE_SIZE:
@@ -283,7 +290,8 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
                 source=_src(key),
             )
         )
-    if low % 2 == high % 2 and low != high:
+    # The parity preference and its warning came with 4.2 (07f4c90062f8, ed2dfd900992).
+    if low % 2 == high % 2 and low != high and at_least(ctx.version, (4, 2)) is not False:
         findings.append(
             Finding(
                 severity=INFO,
@@ -291,7 +299,7 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
                 message=f"low ({low}) and high ({high}) have the same parity; the kernel logs a "
                 "warning, since connect() and bind() prefer ports of different parity. Make them "
                 "differ.",
-                source=_src(key),
+                source=_src(key, "commits 07f4c90062f8, ed2dfd900992 (4.2)"),
             )
         )
     return findings

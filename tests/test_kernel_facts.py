@@ -295,3 +295,27 @@ def test_container_exports_name_the_kernel_each_key_needs() -> None:
     assert "#   net.ipv4.tcp_tw_reuse >= 4.11" in docker
     assert formats.netns_minimum("net.ipv4.tcp_rmem") == "4.15"
     assert formats.netns_minimum("net.core.somaxconn") is None
+
+
+def test_parity_warning_only_from_4_2(tmp_path: Path) -> None:
+    """07f4c90062f8 and ed2dfd900992 (4.2): the parity preference and the kernel's warning."""
+    for release, expected in (("4.1.52", False), ("4.2.0", True), ("6.18.44", True)):
+        machine = old_machine(tmp_path / release).kernel(release)
+        machine.set("net.ipv4.ip_local_port_range", "32768 61000")
+        found = [f for f in gather(System(machine.root)).findings if "parity" in f.message]
+        assert bool(found) is expected, release
+
+
+def test_narrow_range_counts_tw_reuse(tmp_path: Path) -> None:
+    """With tcp_tw_reuse=1 connect() takes TIME_WAIT ports over (tcp_twsk_unique), so 60 s of
+    TIME_WAIT per port is not a hard limit; with 0 or 2 (not loopback) it is."""
+    for reuse, mentioned in (("0", False), ("2", False), ("1", True)):
+        machine = old_machine(tmp_path / reuse).kernel("6.18.44")
+        machine.set("net.ipv4.ip_local_port_range", "61000 61599")
+        machine.set("net.ipv4.tcp_tw_reuse", reuse)
+        (finding,) = [
+            f
+            for f in gather(System(machine.root)).findings
+            if f.key == "net.ipv4.ip_local_port_range"
+        ]
+        assert ("takes TIME_WAIT ports over" in finding.message) is mentioned, reuse
