@@ -108,7 +108,7 @@ class KeySpec:
             if self.removed is not None:
                 text += f" (until its removal in {format_version(self.removed)})"
             text += "; before that global, and absent inside a network namespace"
-        return text + _ref(self.netns_source)
+        return f"{text}. Source: {self.netns_source}" if self.netns_source else text
 
     def history(self) -> str:
         parts = []

@@ -312,13 +312,15 @@ def test_keepalive_time_and_intvl_accept_zero(netns) -> None:
             ["net.ipv4.tcp_keepalive_time", "0"],
             ["net.ipv4.tcp_keepalive_intvl", "0"],
             ["net.ipv4.tcp_keepalive_time", "-5"],
+            ["net.ipv4.tcp_timestamps", "3"],
             ["net.ipv4.tcp_timestamps", "256"],
         ],
     )
     assert out["net.ipv4.tcp_keepalive_time=0"] == "0"
     assert out["net.ipv4.tcp_keepalive_intvl=0"] == "0"
     assert out["net.ipv4.tcp_keepalive_time=-5"] == "-5"  # not range-checked at all
-    assert out["net.ipv4.tcp_timestamps=256"] == "EINVAL"  # a u8
+    assert out["net.ipv4.tcp_timestamps=3"] == "3"  # a u8 with no bounds: 0..255
+    assert out["net.ipv4.tcp_timestamps=256"] == "EINVAL"
     assert keys.KEYS["net.ipv4.tcp_keepalive_time"].minimum == 0
 
 
