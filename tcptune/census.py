@@ -408,13 +408,14 @@ class CensusInput:
     owners: list[Owner]
     sysctl: dict[str, str | None]  # short key -> live value (None: missing or unreadable)
     counters: dict[str, int] | None  # TcpExt, None when /proc/net/netstat is unreadable
-    tw_live: int | None  # sockstat "tw": TIME_WAIT + orphaned FIN_WAIT2 as the cap counts them
+    tw_live: int | None  # sockstat "tw": what the cap counts (rules.TW_COUNTED)
     port_range: tuple[int, int] | None
     usable: int | None
 
 
 def tw_buckets_used(ctx: CensusInput) -> int:
-    """The count tcp_max_tw_buckets caps: sockstat's tw when readable, else an estimate."""
+    """The count tcp_max_tw_buckets caps: sockstat's tw when readable, else an estimate (every
+    orphaned FIN_WAIT2 socket, although the cap counts only those in their last 60 s)."""
     if ctx.tw_live is not None:
         return ctx.tw_live
     return ctx.census.states["TIME_WAIT"] + ctx.census.fin_wait2_orphans
@@ -544,7 +545,8 @@ def suggest_profile(ctx: CensusInput) -> tuple[str, str] | None:
     if ctx.census.states["SYN_RECV"] >= SYN_RECV_WARNING:
         return (
             "server-profile",
-            "half-open connections pile up: larger SYN and accept backlogs, SYN cookies",
+            "half-open connections pile up: a higher listen() backlog clamp (somaxconn), which "
+            "bounds the SYN and accept queues, and SYN cookies",
         )
     return None
 
@@ -597,9 +599,12 @@ def _server_findings(ctx: CensusInput) -> list[Finding]:
                 severity=WARNING,
                 key="SYN_RECV",
                 message=f"{states['SYN_RECV']} half-open connections (SYN_RECV): listeners are "
-                "under a SYN flood or accept too slowly. server-profile raises the SYN and accept "
-                "backlogs and keeps SYN cookies on (see 'tcptune check server-profile').",
-                source=f"{IP_SYSCTL_DOC} (tcp_max_syn_backlog, tcp_syncookies)",
+                "under a SYN flood or accept too slowly. A listener's SYN and accept queues are "
+                "both bounded by its listen() backlog, capped by net.core.somaxconn; "
+                "server-profile raises that cap and keeps SYN cookies on (see 'tcptune check "
+                "server-profile').",
+                source=f"{IP_SYSCTL_DOC} (somaxconn, tcp_syncookies); "
+                "net/ipv4/tcp_input.c:tcp_conn_request (6.18)",
             )
         )
     return found

@@ -18,7 +18,8 @@ from tcptune.model import only_network_assignments
 FORMATS = ("sysctl", "k8s", "docker", "ansible")
 
 # kubelet pkg/kubelet/sysctl/safe_sysctls.go (current main, docs/kernel-facts.md), with the kernel
-# that first namespaces each key where the kubelet checks it. Keys not listed are "unsafe": the
+# that first namespaces each key where the kubelet checks it (for the keys tcptune knows, the
+# knowledge base's netns_since is what the export prints). Keys not listed are "unsafe": the
 # kubelet rejects the pod unless started with --allowed-unsafe-sysctls naming them. An older
 # kubelet has a shorter list, so a key listed here may still be unsafe on an older cluster.
 K8S_SAFE = {
@@ -46,11 +47,33 @@ def header(profile: str, fmt: str, comment: str = "#") -> str:
 
 
 def namespaced(key: str) -> bool | None:
-    """Is the key per network namespace? None when tcptune does not know."""
+    """Is the key per network namespace on current kernels? None when tcptune does not know."""
     spec = keys.KEYS.get(key)
     if spec is None:
         return None
     return spec.per_netns != "no"
+
+
+def netns_minimum(key: str) -> str | None:
+    """The first kernel on which the key is per network namespace, when that is not every kernel:
+    on an older node the key does not exist inside a container's network namespace."""
+    spec = keys.KEYS.get(key)
+    if spec is not None and spec.netns_since is not None:
+        return format_version(spec.netns_since)
+    return K8S_SAFE.get(key)
+
+
+def _kernel_comment(chosen: dict[str, str]) -> list[str]:
+    """Comment lines naming the kernel each key needs to be settable per container."""
+    needs = [(key, netns_minimum(key)) for key in chosen]
+    listed = [f"{key} >= {minimum}" for key, minimum in needs if minimum]
+    if not listed:
+        return []
+    return [
+        "# Host kernel: these keys are per network namespace only from the version shown; on an",
+        "# older kernel they do not exist inside the container and cannot be set there:",
+        *(f"#   {line}" for line in listed),
+    ]
 
 
 def _removed_at_default(key: str, value: str) -> str | None:
@@ -151,6 +174,10 @@ def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
     unsafe = [k for k in chosen if k not in K8S_SAFE]
     lines = [header(profile, "a Kubernetes pod securityContext").rstrip("\n"), *notes]
     lines.append(f"# safe = allowed by every kubelet of current Kubernetes ({K8S_SOURCE})")
+    lines.append(
+        "# kernel >= X = per network namespace only from that kernel: on an older node the key"
+    )
+    lines.append("# does not exist inside the pod and the container runtime cannot set it")
     if unsafe:
         lines.append(
             "# unsafe = the kubelet must allow them, or the pod is rejected (SysctlForbidden):"
@@ -158,7 +185,7 @@ def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
         lines.append(f"#   kubelet --allowed-unsafe-sysctls={','.join(unsafe)}")
     lines += ["securityContext:", "  sysctls:" if chosen else "  sysctls: []"]
     for key, value in chosen.items():
-        minimum = K8S_SAFE.get(key)
+        minimum = netns_minimum(key)
         note = "safe" if key in K8S_SAFE else "unsafe"
         if minimum:
             note += f", kernel >= {minimum}"
@@ -175,6 +202,7 @@ def to_docker(profile: str, sysctl: dict[str, str]) -> str:
         *notes,
         "# Network sysctls apply to the container's own network namespace",
         "# (not with --network=host, where the host's values rule).",
+        *_kernel_comment(chosen),
         "# docker run:",
         f"docker run {flags}IMAGE",
         "",

@@ -26,6 +26,7 @@ from tcptune.model import (
 )
 
 TIME_WAIT_SECONDS = 60  # TCP_TIMEWAIT_LEN, include/net/tcp.h
+TW_UNIQUE = keys.TW_UNIQUE  # where connect() decides to take a TIME_WAIT 4-tuple over
 DEFAULT_PORT_RANGE_SIZE = 60999 - 32768 + 1
 NARROW_PORT_RANGE = 10000  # below this many ephemeral ports a busy client runs dry quickly
 TW_BUCKETS_NEAR_CAP = 0.8
@@ -99,6 +100,20 @@ Rule = Callable[[RuleInput], list[Finding]]
 # --- rules -------------------------------------------------------------------------------------
 
 
+# What tcp_tw_recycle=1 breaks. It depends on how the clients stamp their SYNs, not on this host's
+# kernel: per connection on Linux 4.10 (95a22caee396) and with 165573e41f2f (2026), per address
+# pair from 4.11 (28ee1b746f49); clients behind one NAT address never share a clock.
+RECYCLE_ON = (
+    "tcp_tw_recycle=1 drops SYNs from clients behind NAT (their timestamps are not ordered per "
+    "address), so NATed users fail to connect at random; clients whose kernel randomizes "
+    "timestamps per connection (Linux 4.10, and kernels with commit 165573e41f2f) fail even "
+    "without NAT. Set it to 0 and remove it from sysctl.d."
+)
+RECYCLE_CLIENT_CLOCKS = (
+    "timestamp offsets: commits 95a22caee396 (4.10), 28ee1b746f49 (4.11), 165573e41f2f"
+)
+
+
 def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
     """tcp_tw_recycle=1 breaks clients behind NAT, and the advice to set it lives on in sysctl.d
     files: judge the live value, and name each file and line that sets it, since such a line fails
@@ -110,17 +125,14 @@ def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
     findings = []
     value = ctx.get(key)
     if value == "1":
-        message = (
-            "tcp_tw_recycle=1 drops SYNs from clients behind NAT (their timestamps are not "
-            "ordered per address), so NATed users fail to connect at random. Set it to 0 and "
-            "remove it from sysctl.d."
-        )
-        if at_least(ctx.version, (4, 10)):
-            message += (
-                " On this kernel (>= 4.10) random timestamp offsets make it drop SYNs"
-                " from any client."
+        findings.append(
+            Finding(
+                severity=ERROR,
+                key=key,
+                message=RECYCLE_ON,
+                source=f"{source}; {RECYCLE_CLIENT_CLOCKS}",
             )
-        findings.append(Finding(severity=ERROR, key=key, message=message, source=source))
+        )
     elif value == "0":
         findings.append(
             Finding(
@@ -183,8 +195,9 @@ def rule_tw_reuse(ctx: RuleInput) -> list[Finding]:
             Finding(
                 severity=WARNING,
                 key=key,
-                message=f"tcp_tw_reuse={value} has no effect while net.ipv4.tcp_timestamps=0: "
-                "reuse is only allowed when timestamps prove it safe. Turn timestamps back on (1).",
+                message=f"tcp_tw_reuse={value} has no effect on connections made while "
+                "net.ipv4.tcp_timestamps=0: a TIME_WAIT socket is reused only when timestamps "
+                "were negotiated on its connection. Turn timestamps back on (1).",
                 source=_src("tcp_tw_reuse"),
             )
         )
@@ -240,6 +253,12 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
     reserved_note = f" ({reserved} of them reserved)" if reserved else ""
     per_second = usable // TIME_WAIT_SECONDS
     if usable < NARROW_PORT_RANGE:
+        reuse = ""
+        if ctx.get("tcp_tw_reuse") == "1" and ctx.get("tcp_timestamps") != "0":
+            reuse = (
+                ", unless connect() takes TIME_WAIT ports over (tcp_tw_reuse=1 does, after "
+                "tcp_tw_reuse_delay, for peers that send timestamps)"
+            )
         findings.append(
             Finding(
                 severity=WARNING,
@@ -247,8 +266,8 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
                 message=f"only {usable} usable ephemeral ports{reserved_note}: a client making "
                 "short connections to one destination (address and port) can open at most about "
                 f"{per_second} per second before TIME_WAIT holds them all and connect() fails "
-                "with EADDRNOTAVAIL. Widen the range, e.g. '10240 65535'.",
-                source=_src(key, "TIME_WAIT is 60 s: include/net/tcp.h"),
+                f"with EADDRNOTAVAIL{reuse}. Widen the range, e.g. '10240 65535'.",
+                source=_src(key, f"TIME_WAIT is 60 s: include/net/tcp.h; {TW_UNIQUE}"),
             )
         )
     elif usable < DEFAULT_PORT_RANGE_SIZE:
@@ -271,7 +290,8 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
                 source=_src(key),
             )
         )
-    if low % 2 == high % 2 and low != high:
+    # The parity preference and its warning came with 4.2 (07f4c90062f8, ed2dfd900992).
+    if low % 2 == high % 2 and low != high and at_least(ctx.version, (4, 2)) is not False:
         findings.append(
             Finding(
                 severity=INFO,
@@ -279,7 +299,7 @@ def rule_port_range(ctx: RuleInput) -> list[Finding]:
                 message=f"low ({low}) and high ({high}) have the same parity; the kernel logs a "
                 "warning, since connect() and bind() prefer ports of different parity. Make them "
                 "differ.",
-                source=_src(key),
+                source=_src(key, "commits 07f4c90062f8, ed2dfd900992 (4.2)"),
             )
         )
     return findings
@@ -294,6 +314,10 @@ def rule_tw_buckets(ctx: RuleInput) -> list[Finding]:
     return tw_cap_findings(cap, tcp.get("tw") if tcp else None, overflow, census=False)
 
 
+# What sockstat's tw and tcp_max_tw_buckets count: TIME_WAIT minisockets, which an orphaned
+# FIN_WAIT2 socket also becomes once it has at most 60 s left (__tcp_close, tcp_time_wait).
+TW_COUNTED = "TIME_WAIT sockets (with FIN_WAIT2 orphans in their last 60 s)"
+
 # What happens past tcp_max_tw_buckets, as `tcptune sockets` explains it.
 PAST_THE_CAP = (
     "past it, a closing socket skips TIME_WAIT and is destroyed at once (TCPTimeWaitOverflow "
@@ -305,8 +329,8 @@ PAST_THE_CAP = (
 def tw_cap_findings(
     cap: int | None, used: int | None, overflow: int | None, *, census: bool
 ) -> list[Finding]:
-    """The TIME_WAIT + orphaned FIN_WAIT2 sockets that tcp_max_tw_buckets caps (`used`: sockstat's
-    tw, or the census's estimate; None when unknown) against the cap, and TCPTimeWaitOverflow.
+    """The sockets that tcp_max_tw_buckets caps (TW_COUNTED; `used`: sockstat's tw, or the
+    census's estimate; None when unknown) against the cap, and TCPTimeWaitOverflow.
     `check` says it briefly and names `tcptune sockets`; the census (census=True) explains what
     happens at the cap and points at its own tables."""
     key = "net.ipv4.tcp_max_tw_buckets"
@@ -325,7 +349,7 @@ def tw_cap_findings(
         near_cap = ": past it, closing sockets skip TIME_WAIT."
         skipped, logged = "have skipped", " Nothing is logged to dmesg for this."
         overflow_source = f"{NETSTAT_SOURCE}; probe"
-    sockets = "TIME_WAIT + orphaned FIN_WAIT2 sockets"
+    sockets = TW_COUNTED
     source = f"{_src(key)}; {SOCKSTAT_SOURCE}"
     findings = []
     if used is None:
@@ -370,8 +394,8 @@ def tw_cap_findings(
                 severity=WARNING,
                 key=key,
                 message=f"TCPTimeWaitOverflow = {overflow}: that many sockets {skipped} TIME_WAIT "
-                "because the cap was reached (since boot, or since this network namespace was "
-                f"created).{logged}",
+                "because the cap was reached, or because memory for the TIME_WAIT socket ran out "
+                f"(since boot, or since this network namespace was created).{logged}",
                 source=overflow_source,
             )
         )
@@ -381,7 +405,8 @@ def tw_cap_findings(
 # Protections that are on by default and that 0 turns off, with what is lost.
 PROTECTIONS = {
     "tcp_timestamps": "timestamps are off: no PAWS protection against old duplicate segments, "
-    "worse RTT estimates, and tcp_tw_reuse cannot work. Set it to 1.",
+    "worse RTT estimates, and connect() cannot reuse TIME_WAIT sockets (tcp_tw_reuse does "
+    "nothing). Set it to 1.",
     "tcp_syncookies": "SYN cookies are off: a SYN flood fills the SYN queue and real clients are "
     "refused. Set it to 1.",
 }
@@ -500,11 +525,19 @@ def _missing_finding(
             "older.",
             source=spec.added_source or spec.sources[0],
         )
-    if spec.per_netns == "no":
+    if spec.namespaced_on(version) is False:
+        if spec.per_netns == "no":
+            why = "this key is global"
+        else:
+            assert spec.netns_since is not None
+            why = (
+                f"this key is per network namespace only since {format_version(spec.netns_since)}"
+                "; on this kernel it is global"
+            )
         return Finding(
             severity=INFO,
             key=spec.name,
-            message="absent here: this key is global and is not shown inside a network namespace "
+            message=f"absent here: {why} and is not shown inside a network namespace "
             "(e.g. a container). Read it on the host.",
             source=spec.netns_source or spec.sources[0],
         )

@@ -36,7 +36,7 @@ def test_k8s_snippet_is_a_pod_security_context() -> None:
     line = next(x for x in text.splitlines() if "--allowed-unsafe-sysctls=" in x)
     assert sorted(line.split("=", 1)[1].split(",")) == unsafe
     assert "net.ipv4.tcp_keepalive_time  # safe, kernel >= 4.5" in text
-    assert "net.ipv4.tcp_tw_reuse  # unsafe" in text
+    assert "net.ipv4.tcp_tw_reuse  # unsafe, kernel >= 4.11" in text  # 56ab6b93007e
 
 
 def test_k8s_safe_list_matches_the_facts() -> None:
