@@ -47,6 +47,7 @@ class Problem:
     key: str  # "" for the file as a whole
     message: str
     line: int | None = None
+    untrusted: bool = False  # the file is fine, but another user could change it
 
     def __str__(self) -> str:
         where = self.path + (f":{self.line}" if self.line else "")
@@ -86,6 +87,12 @@ class ProfileError(BadInput):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         first = problems[0]
+        if first.untrusted:  # not a fault of its text: say what is wrong, and the fix it names
+            super().__init__(
+                f"refusing profile {first}",
+                hint="only root may be able to change what root reads; fix it as shown",
+            )
+            return
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         super().__init__(
             f"invalid profile: {first}{more}",
@@ -180,7 +187,8 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
             return _unusable(name, path, Problem(path=shown, key="", message="not a regular file"))
         unsafe = unsafe_for_root(real, info)
         if unsafe:
-            return _unusable(name, path, Problem(path=shown, key="", message=unsafe))
+            problem = Problem(path=shown, key="", message=unsafe, untrusted=True)
+            return _unusable(name, path, problem)
         if len(raw) > MAX_PROFILE_BYTES:
             return _unusable(
                 name,
@@ -192,7 +200,8 @@ def read_file(path: Path, name: str | None = None) -> ProfileFile:
                 ),
             )
     except Untrusted as err:
-        return _unusable(name, path, Problem(path=shown, key="", message=str(err)))
+        problem = Problem(path=shown, key="", message=str(err), untrusted=True)
+        return _unusable(name, path, problem)
     except IsADirectoryError:
         return _unusable(
             name, path, Problem(path=shown, key="", message="is a directory, not a profile file")

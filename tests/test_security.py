@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FakeMachine, run_cli
+from conftest import FakeMachine, run_cli, run_tcptune
 
 from tcptune import profiles
 from tcptune.system import System
@@ -331,3 +331,31 @@ def test_what_is_checked_is_what_is_read(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.undo()
     refused = profiles.read_file(link)  # now pointing at the user's file from the start
     assert refused.problems and "owned by uid 65534" in refused.problems[0].message
+
+
+@pytest.mark.parametrize("kind", ["owner", "mode", "directory"])
+def test_a_profile_others_could_change_is_refused_with_the_fix_not_as_invalid(
+    tmp_path: Path, kind: str
+) -> None:
+    """Root refuses a profile another user could change; the message says what is wrong with
+    its ownership or mode and the chown/chmod that fixes it, not "invalid profile"."""
+    directory = tmp_path / "profiles"
+    directory.mkdir()
+    os.chmod(tmp_path, 0o755)
+    path = directory / "site.toml"
+    path.write_text('description = "x"\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n')
+    if kind == "owner":
+        os.chown(path, 65534, 65534)
+        fix = f"chown root {path}"
+    elif kind == "mode":
+        os.chmod(path, 0o666)
+        fix = f"chmod go-w {path}"
+    else:
+        os.chown(directory, 65534, 65534)
+        fix = f"chown root {directory}"
+    done = run_tcptune("check", str(path))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"tcptune: error: refusing profile {path}: ")
+    assert fix in done.stderr
+    assert "invalid profile" not in done.stderr and "profiles validate" not in done.stderr
+    assert done.stderr.count("\n") == 1
