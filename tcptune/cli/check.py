@@ -11,11 +11,16 @@ import typer
 from tcptune import keys, render, rules
 from tcptune.cli.options import (
     BAD_INPUT,
+    JSON,
+    PROMETHEUS,
+    FormatOption,
     JsonOption,
+    OutputOption,
     RootOption,
     StrictOption,
     epilog,
     open_system,
+    output_format,
     profile_names,
 )
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
@@ -35,12 +40,15 @@ EPILOG = epilog(
         "tcptune check server-profile",
         "tcptune check ./my-profile.toml --json",
         "tcptune --root /srv/snapshot check --strict",
+        "tcptune check server-profile --format prometheus --output "
+        "/var/lib/prometheus/node-exporter/tcptune-check-server-profile.prom",
     ],
     {
         0: "ok: no error-level finding (with PROFILE: and every key in sync)",
         1: "error-level findings, warning-level ones with --strict, or drift from PROFILE",
         2: f"{BAD_INPUT}, an unknown or invalid profile",
-        3: "environment error: no /proc/sys/net, or the settings cannot be read",
+        3: "environment error: no /proc/sys/net, or the settings cannot be read; --output "
+        "that cannot be written (nothing is written then)",
     },
 )
 
@@ -59,14 +67,23 @@ def check(
     ctx: typer.Context,
     profile: OptionalProfile = None,
     json_output: JsonOption = False,
+    fmt: FormatOption = None,
+    output: OutputOption = None,
     strict: StrictOption = False,
     root: RootOption = None,
 ) -> int:
     """Show the watched TCP sysctls, their defaults on this kernel, and findings (each with a
     severity and a source); with PROFILE, how far the machine is from that profile."""
+    chosen = output_format(json_output, fmt, output)
+    if chosen == PROMETHEUS:  # imported only then: check --json stays light
+        from tcptune.cli import prometheus
+
+        return prometheus.run_check(
+            open_system(ctx, root), profile, strict=strict, output=output, stream=sys.stdout
+        )
     return run(
         open_system(ctx, root),
-        json_output=json_output,
+        json_output=chosen == JSON,
         strict=strict,
         stream=sys.stdout,
         profile_name=profile,
