@@ -69,14 +69,14 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "tcptune_close_wait_sockets": (
         GAUGE,
         ("command", "netns", "pid", "uid"),
-        "CLOSE_WAIT sockets per owning process (the top N; pid=\"other\": the rest; "
-        "pid=\"unknown\": no visible process holds them).",
+        'CLOSE_WAIT sockets per owning process (the top N; pid="other": the rest; '
+        'pid="unknown": no visible process holds them).',
     ),
     "tcptune_close_wait_growth_per_minute": (
         GAUGE,
         ("command", "netns", "pid", "uid"),
         "CLOSE_WAIT sockets gained per minute per owner since the previous run "
-        "(the N fastest growing; pid=\"other\": the rest).",
+        '(the N fastest growing; pid="other": the rest).',
     ),
     "tcptune_close_wait_growth_window_seconds": (
         GAUGE,
@@ -125,7 +125,9 @@ def escape_label(value: str) -> str:
 
 
 def format_value(value: float) -> str:
-    if isinstance(value, int) or (math.isfinite(value) and value.is_integer() and abs(value) < 2**53):
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     if math.isnan(value):
         return "NaN"
@@ -300,4 +302,3 @@ def check_profile(
             )
     _findings(out, findings, "check", profile, netns, now)
     return out.text()
-

@@ -661,7 +661,7 @@ def exclusive_lock(path: Path, wait: float) -> Iterator[None]:
         os.close(fd)  # closing releases the flock
 
 
-# --- metrics: the textfile output, the CLOSE_WAIT state, the namespace -----------------------------
+# --- metrics: the textfile output, the CLOSE_WAIT state, the namespace ---------------------------
 
 
 def netns_id(system: System) -> str:
@@ -708,7 +708,7 @@ class Directory:
             self.fd = -1
 
     def kind(self, name: str) -> str | None:
-        """"file", "link", "other" (a FIFO, a directory, a device...) or None if absent."""
+        """What `name` is: "file", "link", "other" (a FIFO, a directory, a device...), or None."""
         import stat
 
         try:

@@ -345,8 +345,7 @@ def _(root: Path) -> Case:
     return Case(["export", profile(root, '"net.ipv4.tcp_max_orphans" = 65536'), "--format", "k8s"])
 
 
-
-# --- --format prometheus, --output and the CLOSE_WAIT growth state ---------------------------------
+# --- --format prometheus, --output and the CLOSE_WAIT growth state ----------------------------
 
 
 def textfile_dir(root: Path) -> Path:

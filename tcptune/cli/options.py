@@ -122,9 +122,7 @@ def output_format(json_output: bool, fmt: str | None, output: str | None) -> str
         if output == "":  # an unset variable in quotes: never a file name
             raise BadInput("--output is empty", hint="give a file path ending in .prom")
         if chosen != PROMETHEUS:
-            raise BadInput(
-                "--output writes the Prometheus format", hint="add --format prometheus"
-            )
+            raise BadInput("--output writes the Prometheus format", hint="add --format prometheus")
     return chosen
 
 

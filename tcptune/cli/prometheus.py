@@ -134,8 +134,7 @@ def run_check(
             comparisons = check_command.compare_profile(system, profile, report)
             code = check_command.profile_exit_code(comparisons, report, strict)
             settings = [
-                metrics.Setting(key=c.key, target=c.target, in_sync=c.in_sync)
-                for c in comparisons
+                metrics.Setting(key=c.key, target=c.target, in_sync=c.in_sync) for c in comparisons
             ]
             text = metrics.check_profile(
                 profile.name,
