@@ -137,7 +137,7 @@ def test_the_units_are_hardened(tmp_path: Path, netns) -> None:
         done = analyze(tmp_path, "security", "--offline=yes", f"./{name}")
         assert done.returncode == 0, done.stderr
         score = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)[1])
-        assert score <= 2.5, done.stdout  # systemd's scale: 0 safest, 10 unprotected
+        assert score <= 2.0, done.stdout  # systemd's scale: 0 safest, 10 unprotected
 
 
 def settings(unit: str) -> dict[str, list[str]]:
