@@ -40,8 +40,7 @@ EPILOG = epilog(
         "tcptune check server-profile",
         "tcptune check ./my-profile.toml --json",
         "tcptune --root /srv/snapshot check --strict",
-        "tcptune check server-profile --format prometheus --output "
-        "/var/lib/prometheus/node-exporter/tcptune-check-server-profile.prom",
+        "tcptune check server-profile --format prometheus --output check.prom",
     ],
     {
         0: "ok: no error-level finding (with PROFILE: and every key in sync)",
@@ -76,9 +75,7 @@ def check(
     severity and a source); with PROFILE, how far the machine is from that profile."""
     chosen = output_format(json_output, fmt, output)
     if chosen == PROMETHEUS:  # imported only then: check --json stays light
-        from tcptune.cli import prometheus
-
-        return prometheus.run_check(
+        return run_prometheus(
             open_system(ctx, root), profile, strict=strict, output=output, stream=sys.stdout
         )
     return run(
@@ -323,3 +320,44 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "in sync" if doc["in_sync"] else "NOT in sync"
     stream.write(f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Exit {doc['exit_code']}.\n")
+
+
+# --- check [PROFILE] --format prometheus ---------------------------------------------------------
+
+
+def run_prometheus(
+    system: System, profile_name: str | None, *, strict: bool, output: str | None, stream: IO[str]
+) -> int:
+    """The same check as metrics (tcptune.metrics), printed or written to --output, which is
+    refused before anything is read."""
+    import time
+
+    from tcptune import metrics
+    from tcptune.cli import prometheus
+    from tcptune.system import netns_id
+
+    with prometheus.target(output) as target:
+        if profile_name is None:
+            report = gather(system)
+            code = exit_code(report, strict)
+            text = metrics.check(report.findings, netns=netns_id(system), now=time.time())
+        else:
+            from tcptune import profiles
+
+            profile = profiles.load(profile_name, system.root)
+            report = gather(system)
+            comparisons = compare_profile(system, profile, report)
+            code = profile_exit_code(comparisons, report, strict)
+            text = metrics.check_profile(
+                profile.name,
+                [
+                    metrics.Setting(key=c.key, target=c.target, in_sync=c.in_sync)
+                    for c in comparisons
+                ],
+                list(report.conf_files),
+                profile_findings(report, set(profile.sysctl)),
+                netns=netns_id(system),
+                now=time.time(),
+            )
+        prometheus.emit(text, target, stream)
+    return code

@@ -1,18 +1,19 @@
-"""`sockets --format prometheus` and `check [PROFILE] --format prometheus`: the metrics, printed
-or written atomically to --output FILE for node_exporter's textfile collector.
+"""The shared part of `sockets --format prometheus` and `check [PROFILE] --format prometheus`:
+--output FILE, checked first and written atomically at the end (for node_exporter's textfile
+collector), and the CLOSE_WAIT growth state that `sockets --output` keeps in /var/lib/tcptune
+(below --root). Each command's own run_prometheus gathers what it shows; tcptune.metrics makes the
+text.
 
-Imported only when --format prometheus is asked for: `check --json` does not load it. With
---output, `sockets` also keeps the CLOSE_WAIT owners' counts in /var/lib/tcptune (below --root)
-to give their growth since the previous run.
+Imported only when --format prometheus is asked for: `check --json` does not load it.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tcptune import metrics, rates
-from tcptune.cli import check as check_command
-from tcptune.cli import sockets as sockets_command
 from tcptune.errors import BadInput, EnvironmentProblem, say
 from tcptune.system import Directory, OutputFile, System, boot_id, netns_id, state_directory
 
@@ -26,6 +27,19 @@ def check_top(top: int) -> None:
         )
 
 
+@contextmanager
+def target(output: str | None) -> Iterator[OutputFile | None]:
+    """--output, refused (exit 3) before anything is counted; None: print to stdout."""
+    if output is None:
+        yield None
+        return
+    opened = OutputFile(Path(output))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def emit(text: str, output: OutputFile | None, stream: IO[str]) -> None:
     if output is None:
         stream.write(text)
@@ -33,45 +47,36 @@ def emit(text: str, output: OutputFile | None, stream: IO[str]) -> None:
         output.write(text.encode())
 
 
-def run_sockets(
-    system: System, *, top: int, source: str, output: str | None, stream: IO[str]
-) -> int:
-    check_top(top)
-    sockets_command.check_source(system, source)
-    target = OutputFile(Path(output)) if output is not None else None  # refused before counting
+def write_sockets(
+    system: System, report: Any, *, top: int, output: OutputFile | None, stream: IO[str]
+) -> None:
+    """A `sockets` report (tcptune.cli.sockets.SocketsReport) as metrics; with --output, the
+    CLOSE_WAIT growth since the previous run, whose state is replaced after the file."""
+    now = time.time()
+    netns = netns_id(system)
+    after = rates.snapshot(
+        report.facts.owners,
+        report.facts.census.states["CLOSE_WAIT"],
+        time=now,
+        boot_id=boot_id(system),
+        netns=netns,
+    )
+    state, previous = read_state(system) if output is not None else (None, None)
     try:
-        report = sockets_command.look(system, source, top)
-        now = time.time()
-        netns = netns_id(system)
-        after = rates.snapshot(
-            report.facts.owners,
-            report.facts.census.states["CLOSE_WAIT"],
-            time=now,
-            boot_id=boot_id(system),
+        text = metrics.sockets(
+            report.facts,
+            report.findings,
+            top=top,
             netns=netns,
+            now=now,
+            growth=rates.growth(previous, after),
         )
-        state = previous = None
-        if target is not None:  # the timer's run: growth since the previous one
-            state, previous = read_state(system)
-        try:
-            text = metrics.sockets(
-                report.facts,
-                report.findings,
-                top=top,
-                netns=netns,
-                now=now,
-                growth=rates.growth(previous, after),
-            )
-            emit(text, target, stream)
-            if state is not None:
-                write_state(state, after)
-        finally:
-            if state is not None:
-                state.close()
+        emit(text, output, stream)
+        if state is not None:
+            write_state(state, after)
     finally:
-        if target is not None:
-            target.close()
-    return report.exit_code()
+        if state is not None:
+            state.close()
 
 
 def read_state(system: System) -> tuple[Directory | None, rates.Snapshot | None]:
@@ -110,42 +115,3 @@ def write_state(directory: Directory, snapshot: rates.Snapshot) -> None:
             f"warning: cannot write {directory.path / rates.STATE_FILE}: "
             f"{err.strerror or err}; the next run has no CLOSE_WAIT growth"
         )
-
-
-def run_check(
-    system: System,
-    profile_name: str | None,
-    *,
-    strict: bool,
-    output: str | None,
-    stream: IO[str],
-) -> int:
-    target = OutputFile(Path(output)) if output is not None else None
-    try:
-        if profile_name is None:
-            report = check_command.gather(system)
-            code = check_command.exit_code(report, strict)
-            text = metrics.check(report.findings, netns=netns_id(system), now=time.time())
-        else:
-            from tcptune import profiles
-
-            profile = profiles.load(profile_name, system.root)
-            report = check_command.gather(system)
-            comparisons = check_command.compare_profile(system, profile, report)
-            code = check_command.profile_exit_code(comparisons, report, strict)
-            settings = [
-                metrics.Setting(key=c.key, target=c.target, in_sync=c.in_sync) for c in comparisons
-            ]
-            text = metrics.check_profile(
-                profile.name,
-                settings,
-                list(report.conf_files),
-                check_command.profile_findings(report, set(profile.sysctl)),
-                netns=netns_id(system),
-                now=time.time(),
-            )
-        emit(text, target, stream)
-    finally:
-        if target is not None:
-            target.close()
-    return code

@@ -51,8 +51,7 @@ EPILOG = epilog(
         "tcptune sockets --json | jq '.close_wait_owners'",
         "tcptune sockets --watch 2",
         "tcptune sockets --format prometheus",
-        "tcptune sockets --format prometheus --output /var/lib/prometheus/node-exporter/"
-        "tcptune-sockets.prom",
+        "tcptune sockets --format prometheus --output sockets.prom",
         "tcptune --root /srv/snapshot sockets --source proc",
     ],
     {
@@ -116,9 +115,7 @@ def sockets(
                 "--watch and --format prometheus cannot be combined",
                 hint="run it from a timer (integrations/systemd/tcptune-metrics.timer)",
             )
-        from tcptune.cli import prometheus
-
-        return prometheus.run_sockets(
+        return run_prometheus(
             open_system(ctx, root), top=top, source=source, output=output, stream=sys.stdout
         )
     return run(
@@ -163,6 +160,21 @@ def run(
         render.write_json(stream, "sockets", report.to_json())
     else:
         write_text(report, stream, render.wants_colour(stream))
+    return report.exit_code()
+
+
+def run_prometheus(
+    system: System, *, top: int, source: str, output: str | None, stream: IO[str]
+) -> int:
+    """--format prometheus: the census as metrics, printed or written to --output (checked
+    before anything is counted)."""
+    from tcptune.cli import prometheus
+
+    prometheus.check_top(top)
+    check_source(system, source)
+    with prometheus.target(output) as target:
+        report = look(system, source, top)
+        prometheus.write_sockets(system, report, top=top, output=target, stream=stream)
     return report.exit_code()
 
 
