@@ -795,6 +795,11 @@ class OutputFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         parent = path.parent
+        if path.name in ("", ".."):  # `/`, `dir/..`: a directory, never a file to replace
+            raise EnvironmentProblem(
+                f"{path} is not a regular file; refusing to replace it",
+                hint="give a file path ending in .prom",
+            )
         try:
             self._dir = Directory(parent)
         except OSError as err:

@@ -381,3 +381,17 @@ def test_check_json_loads_no_metrics_code(modern: FakeMachine) -> None:
         code, modules = loaded_by("--root", str(modern.root), *argv)
         assert code == 0
         assert not {"tcptune.metrics", "tcptune.rates", "tcptune.cli.prometheus"} & set(modules)
+
+
+@pytest.mark.parametrize("output", ["/", "..", "/tmp/.."])
+def test_a_directory_given_as_output_is_refused_before_anything_is_written(
+    modern: FakeMachine, output: str
+) -> None:
+    result = run_cli(
+        "--root", str(modern.root), "check", "--format", "prometheus", "--output", output
+    )
+    assert result.code == 3 and result.out == ""
+    assert result.err == (
+        f"tcptune: error: {output} is not a regular file; refusing to replace it "
+        "(give a file path ending in .prom)\n"
+    )
