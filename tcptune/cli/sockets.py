@@ -57,8 +57,8 @@ EPILOG = epilog(
     {
         0: "ok: no error-level finding (and --watch ended with Ctrl-C)",
         1: "an error-level finding (the metrics are written all the same)",
-        2: f"{BAD_INPUT}, --source netlink below --root, --watch with --json or --format, "
-        "--top above 100 with --format prometheus",
+        2: f"{BAD_INPUT}, --source netlink below --root, --watch with --json or "
+        "--format json|prometheus, --top above 100 with --format prometheus",
         3: "environment error: no socket table to read, netlink refused (--source netlink), "
         "--output that cannot be written (nothing is written then)",
     },
@@ -106,8 +106,8 @@ def sockets(
     """Count TCP sockets per state (IPv4 and IPv6), TIME_WAIT against tcp_max_tw_buckets,
     ephemeral port pressure per destination and the processes that hold CLOSE_WAIT sockets,
     with findings that name the cause and the remedy. Reads the kernel over NETLINK_SOCK_DIAG,
-    or /proc/net/tcp and tcp6. --format prometheus gives the same as metrics; with --output
-    also the CLOSE_WAIT growth per owner since the previous run."""
+    or /proc/net/tcp and tcp6. --format prometheus prints the same as Prometheus metrics; with
+    --output, also each CLOSE_WAIT owner's growth since the previous run."""
     chosen = output_format(json_output, fmt, output)
     if chosen == PROMETHEUS:
         if watch is not None:
