@@ -1127,3 +1127,227 @@ def exclusive_lock(path: Path, wait: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+# --- metrics: the textfile output, the CLOSE_WAIT state, the namespace ---------------------------
+
+
+def netns_id(system: System) -> str:
+    """The network namespace below the root, as its inode number ('4026531840' from
+    'net:[4026531840]', the link /proc/self/ns/net); "unknown" when it cannot be read."""
+    try:
+        link = os.readlink(system.path("proc/self/ns/net"))
+    except OSError:
+        return "unknown"
+    inside = link.removeprefix("net:[").removesuffix("]")
+    return inside if inside.isdigit() and inside.isascii() else "unknown"
+
+
+def boot_id(system: System) -> str | None:
+    """kernel.random.boot_id: a new value at every boot (pids from another boot mean nothing)."""
+    reading = system.read_sysctl("kernel.random.boot_id")
+    return reading.value if reading.state == PRESENT else None
+
+
+class Directory:
+    """One open directory. Files in it are read, created and replaced through this descriptor
+    and never by path, so the directory checked is the directory written, even if its name is
+    swapped for a link meanwhile; no name in it is followed when it is a link."""
+
+    def __init__(self, path: Path) -> None:
+        """Raises OSError: ELOOP when `path` is a symlink, ENOTDIR, ENOENT, EACCES."""
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except NotADirectoryError:  # what O_DIRECTORY | O_NOFOLLOW answers for a link, too
+            if os.path.islink(path):
+                raise OSError(errno.ELOOP, "is a symlink", str(path)) from None
+            raise
+
+    def __enter__(self) -> "Directory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def kind(self, name: str) -> str | None:
+        """What `name` is: "file", "link", "other" (a FIFO, a directory, a device...), or None."""
+        import stat
+
+        try:
+            mode = os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode):
+            return "link"
+        return "file" if stat.S_ISREG(mode) else "other"
+
+    def writable(self) -> None:
+        """Raises PermissionError (or OSError EROFS) when this process cannot create files
+        here; the write itself checks again."""
+        if not os.access(".", os.W_OK, dir_fd=self.fd, effective_ids=True):
+            err = errno.EROFS if self.fd >= 0 and _read_only_fd(self.fd) else errno.EACCES
+            raise OSError(err, os.strerror(err), str(self.path))
+
+    def read(self, name: str, limit: int) -> bytes | None:
+        """At most limit + 1 bytes of the regular file `name`; None if absent. Raises OSError
+        (ELOOP for a link, EINVAL for a FIFO or another non-file)."""
+        import stat
+
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self.fd
+            )
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", str(self.path / name))
+            return handle.read(limit + 1)
+
+    def replace(self, name: str, data: bytes, mode: int) -> None:
+        """Write `name` atomically: a new temp file (O_EXCL, O_NOFOLLOW; not named *.prom or
+        *.json, so no reader takes it for the file), fchmod, fsync, rename over `name` in this
+        directory, fsync of the directory. A crash leaves the old file or the new one. Raises
+        OSError."""
+        import secrets
+
+        temp = f".{name}.tcptune-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temp, flags, mode, dir_fd=self.fd)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
+                os.fsync(handle.fileno())
+            os.rename(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp, dir_fd=self.fd)
+            raise
+        os.fsync(self.fd)
+
+
+def _read_only_fd(fd: int) -> bool:
+    try:
+        return bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _cannot_write(path: Path, err: OSError) -> EnvironmentProblem:
+    reason = os.strerror(err.errno) if err.errno else str(err)
+    fixes = {
+        errno.EACCES: "run as root, or choose a directory this user can write",
+        errno.EPERM: "run as root, or choose a directory this user can write",
+        errno.EROFS: "the file system is read-only: choose another directory",
+        errno.ENOSPC: "free some space",
+    }
+    return EnvironmentProblem(
+        f"cannot write {path}: {reason}", hint=fixes.get(err.errno or 0, "check the path")
+    )
+
+
+class OutputFile:
+    """--output FILE, checked before anything is counted and written at the end, through the
+    directory opened here. Every refusal is an environment problem (exit 3) and changes nothing:
+    a missing directory, a directory that is a symlink, a FILE that is a symlink or not a
+    regular file (a FIFO, a directory), a directory this process cannot write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        parent = path.parent
+        if path.name in ("", ".."):  # `/`, `dir/..`: a directory, never a file to replace
+            raise EnvironmentProblem(
+                f"{path} is not a regular file; refusing to replace it",
+                hint="give a file path ending in .prom",
+            )
+        try:
+            self._dir = Directory(parent)
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                raise EnvironmentProblem(
+                    f"cannot write {path}: the directory {parent} does not exist",
+                    hint="create it; Debian's prometheus-node-exporter makes "
+                    "/var/lib/prometheus/node-exporter",
+                ) from None
+            if err.errno == errno.ELOOP:
+                raise EnvironmentProblem(
+                    f"cannot write {path}: the directory {parent} is a symlink; tcptune never "
+                    "writes through links",
+                    hint="give the real directory",
+                ) from None
+            if err.errno == errno.ENOTDIR:
+                raise EnvironmentProblem(
+                    f"cannot write {path}: {parent} is not a directory", hint="check the path"
+                ) from None
+            raise _cannot_write(path, err) from None
+        try:
+            self._check()
+        except BaseException:
+            self._dir.close()
+            raise
+
+    def _check(self) -> None:
+        kind = self._dir.kind(self.path.name)
+        if kind == "link":
+            raise EnvironmentProblem(
+                f"{self.path} is a symlink; tcptune never writes through links",
+                hint="remove the link, or give another file name",
+            )
+        if kind == "other":
+            raise EnvironmentProblem(
+                f"{self.path} is not a regular file; refusing to replace it",
+                hint="give a file path ending in .prom",
+            )
+        try:
+            self._dir.writable()
+        except OSError as err:
+            raise _cannot_write(self.path, err) from None
+
+    def write(self, data: bytes) -> None:
+        """Replace FILE (0644: node_exporter reads it as its own user); the directory is closed
+        after. Raises EnvironmentProblem."""
+        try:
+            self._check()  # again, just before: what was there at the start may have changed
+            self._dir.replace(self.path.name, data, 0o644)
+        except OSError as err:
+            raise _cannot_write(self.path, err) from None
+        finally:
+            self._dir.close()
+
+    def close(self) -> None:
+        self._dir.close()
+
+
+def state_directory(path: Path) -> Directory:
+    """tcptune's state directory (var/lib/tcptune below the root), created 0700 like the
+    backups' and opened without following a link: a symlink there, or at its parent, is
+    refused (BadInput). Other failures (not root, a read-only file system) raise
+    EnvironmentProblem."""
+    for part in (path.parent, path):
+        if os.path.islink(part):
+            raise BadInput(f"{part} is a symlink; refusing to keep state there", hint="remove it")
+    try:
+        make_dirs(path.parent)
+        with suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        directory = Directory(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise BadInput(
+                f"{path} is a symlink; refusing to keep state there", hint="remove it"
+            ) from None
+        raise _cannot_write(path, err) from None
+    try:
+        os.fchmod(directory.fd, 0o700)  # through the open directory: no link can redirect it
+    except OSError as err:
+        directory.close()
+        raise _cannot_write(path, err) from None
+    return directory

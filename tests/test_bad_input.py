@@ -403,6 +403,95 @@ def _(root: Path) -> Case:
     return Case(["export", profile(root, '"net.ipv4.tcp_tw_recycle" = 1'), "--format", "k8s"])
 
 
+# --- --format prometheus, --output and the CLOSE_WAIT growth state ----------------------------
+
+
+def textfile_dir(root: Path) -> Path:
+    """A textfile directory holding a previous metrics file, and a socket table to count."""
+    directory = root / "textfile"
+    directory.mkdir()
+    (directory / "tcptune.prom").write_text('tcptune_sockets{netns="1",state="LISTEN"} 1\n')
+    (root / "proc/net/tcp").write_text(PROC_TCP)
+    return directory
+
+
+PROC_TCP = (
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+    "inode\n   0: 0100007F:1F90 0100007F:9C40 08 00000000:00000000 00:00000000 00000000  1000 "
+    "       0 5555 1 0000000000000000 100 0 0 10 0\n"
+)
+PROMETHEUS = ["--format", "prometheus", "--output"]
+
+setup("metrics-output-empty")(lambda root: Case(["sockets", *PROMETHEUS, ""]))
+setup("metrics-output-format")(lambda root: Case(["check", "--output", str(root / "x.prom")]))
+setup("metrics-format-json")(lambda root: Case(["check", "--json", "--format", "prometheus"]))
+setup("metrics-top-unbounded")(
+    lambda root: Case(["sockets", "--format", "prometheus", "--top", "1000"])
+)
+setup("metrics-watch")(lambda root: Case(["sockets", "--watch", "1", "--format", "prometheus"]))
+
+
+@setup("metrics-output-dir-missing")
+def _(root: Path) -> Case:
+    textfile_dir(root)
+    return Case(["sockets", *PROMETHEUS, str(root / "no-such-dir/tcptune.prom")])
+
+
+@setup("metrics-output-read-only")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    return Case(
+        ["sockets", *PROMETHEUS, str(directory / "tcptune.prom")], "mount", ("ro", "textfile")
+    )
+
+
+@setup("metrics-output-fifo")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    fifo(directory / "check.prom")
+    return Case(["check", *PROMETHEUS, str(directory / "check.prom")])
+
+
+@setup("metrics-output-symlink")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    (directory / "link.prom").symlink_to(directory / "tcptune.prom")
+    return Case(["sockets", *PROMETHEUS, str(directory / "link.prom")])
+
+
+@setup("metrics-output-dir-symlink")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    (root / "linked").symlink_to(directory)
+    return Case(["check", "server-profile", *PROMETHEUS, str(root / "linked/tcptune.prom")])
+
+
+@setup("metrics-output-directory")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    (directory / "dir.prom").mkdir()
+    return Case(["sockets", *PROMETHEUS, str(directory / "dir.prom")])
+
+
+@setup("metrics-state-symlink")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    state = root / "var/lib/tcptune"
+    state.mkdir(parents=True, mode=0o700)
+    (root / "elsewhere.json").write_text("{}\n")
+    (state / "close-wait.json").symlink_to(root / "elsewhere.json")
+    return Case(["sockets", *PROMETHEUS, str(directory / "tcptune.prom")])
+
+
+@setup("metrics-state-dir-symlink")
+def _(root: Path) -> Case:
+    directory = textfile_dir(root)
+    (root / "elsewhere").mkdir()
+    (root / "var/lib").mkdir(parents=True)
+    (root / "var/lib/tcptune").symlink_to(root / "elsewhere")
+    return Case(["sockets", *PROMETHEUS, str(directory / "tcptune.prom")])
+
+
 # --- running a case -----------------------------------------------------------------------------
 
 

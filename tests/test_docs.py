@@ -163,6 +163,7 @@ def documented_machine(base: Path) -> tuple[Path, Path]:
     (root / "proc/net/tcp").write_text(PROC_TCP)
     (root / "proc/net/tcp6").write_text(PROC_TCP6)
     work.mkdir()
+    (root / "var/lib/prometheus/node-exporter").mkdir(parents=True)  # the textfile directory
     for name, text in documented_files().items():
         path = root / name.lstrip("/") if name.startswith("/") else work / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,8 +173,8 @@ def documented_machine(base: Path) -> tuple[Path, Path]:
 
 
 def concrete(argv: tuple[str, ...], root: Path, work: Path) -> list[str]:
-    """The example's arguments for the fake machine: `--root DIR` and paths under /etc/ point
-    below the root, a glob is expanded there, a backup id names the newest backup made."""
+    """The example's arguments for the fake machine: `--root DIR` and paths under /etc/ and /var/
+    point below the root, a glob is expanded there, a backup id names the newest backup made."""
     backups = sorted((root / "var/lib/tcptune/backups").glob("*.json"))
     out: list[str] = []
     for before, token in zip(("", *argv), argv, strict=False):
@@ -186,7 +187,7 @@ def concrete(argv: tuple[str, ...], root: Path, work: Path) -> list[str]:
             matches = sorted(str(path) for path in base.glob(token.lstrip("/")))
             assert matches, f"{token} matches nothing below the fake machine"
             out += matches
-        elif token.startswith("/etc/"):
+        elif token.startswith(("/etc/", "/var/")):
             out.append(str(root / token.lstrip("/")))
         else:
             out.append(token)

@@ -10,11 +10,16 @@ import typer
 from tcptune import keys, render, rules
 from tcptune.cli.options import (
     BAD_INPUT,
+    JSON,
+    PROMETHEUS,
+    FormatOption,
     JsonOption,
+    OutputOption,
     RootOption,
     StrictOption,
     epilog,
     open_system,
+    output_format,
     profile_names,
 )
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
@@ -34,12 +39,14 @@ EPILOG = epilog(
         "tcptune check server-profile",
         "tcptune check ./my-profile.toml --json",
         "tcptune --root /srv/snapshot check --strict",
+        "tcptune check server-profile --format prometheus --output check.prom",
     ],
     {
         0: "ok: no error-level finding (with PROFILE: and every key in sync)",
         1: "error-level findings, warning-level ones with --strict, or drift from PROFILE",
         2: f"{BAD_INPUT}, an unknown or invalid profile",
-        3: "environment error: no /proc/sys/net, or the settings cannot be read",
+        3: "environment error: no /proc/sys/net, or the settings cannot be read; --output "
+        "that cannot be written (nothing is written then)",
     },
 )
 
@@ -58,15 +65,22 @@ def check(
     ctx: typer.Context,
     profile: OptionalProfile = None,
     json_output: JsonOption = False,
+    fmt: FormatOption = None,
+    output: OutputOption = None,
     strict: StrictOption = False,
     root: RootOption = None,
 ) -> int:
     """Show the watched TCP sysctls, their defaults on this kernel, and findings (each with a
     severity and a source); with PROFILE, how far the machine is from that profile."""
+    chosen = output_format(json_output, fmt, output)
+    if chosen == PROMETHEUS:  # imported only then: check --json stays light
+        return run_prometheus(
+            open_system(ctx, root), profile, strict=strict, output=output, stream=sys.stdout
+        )
     with render.fitted_stdout() as stream:
         return run(
             open_system(ctx, root),
-            json_output=json_output,
+            json_output=chosen == JSON,
             strict=strict,
             stream=stream,
             profile_name=profile,
@@ -332,3 +346,44 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "in sync" if doc["in_sync"] else "NOT in sync"
     stream.write(f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Exit {doc['exit_code']}.\n")
+
+
+# --- check [PROFILE] --format prometheus ---------------------------------------------------------
+
+
+def run_prometheus(
+    system: System, profile_name: str | None, *, strict: bool, output: str | None, stream: IO[str]
+) -> int:
+    """The same check as metrics (tcptune.metrics), printed or written to --output, which is
+    refused before anything is read."""
+    import time
+
+    from tcptune import metrics
+    from tcptune.cli import prometheus
+    from tcptune.system import netns_id
+
+    with prometheus.target(output) as target:
+        if profile_name is None:
+            report = gather(system)
+            code = exit_code(report, strict)
+            text = metrics.check(report.findings, netns=netns_id(system), now=time.time())
+        else:
+            from tcptune import profiles
+
+            profile = profiles.load(profile_name, system.root)
+            report = gather(system)
+            comparisons = compare_profile(system, profile, report)
+            code = profile_exit_code(comparisons, report, strict)
+            text = metrics.check_profile(
+                profile.name,
+                [
+                    metrics.Setting(key=c.key, target=c.target, in_sync=c.in_sync)
+                    for c in comparisons
+                ],
+                list(report.conf_files),
+                profile_findings(report, set(profile.sysctl)),
+                netns=netns_id(system),
+                now=time.time(),
+            )
+        prometheus.emit(text, target, stream)
+    return code

@@ -3,7 +3,7 @@
 The commands take these as `Annotated` aliases, e.g. `json_output: JsonOption = False`.
 """
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -53,6 +53,25 @@ RootOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+FormatOption = Annotated[
+    Literal["text", "json", "prometheus"] | None,
+    typer.Option(
+        "--format",
+        help="text (the default), json (as --json) or prometheus (the Prometheus text "
+        "exposition format)",
+        show_default=False,
+    ),
+]
+OutputOption = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        metavar="FILE",
+        help="with --format prometheus: write FILE atomically (for node_exporter's textfile "
+        "collector, e.g. /var/lib/prometheus/node-exporter/tcptune.prom) instead of printing",
+        show_default=False,
+    ),
+]
 StrictOption = Annotated[
     bool, typer.Option("--strict", help="exit 1 on warning-level findings too")
 ]
@@ -88,6 +107,23 @@ def open_system(ctx: typer.Context, root: str | None) -> "System":
         root = parent.params.get("root")
         parent = parent.parent
     return System(root_from(root))
+
+
+TEXT, JSON, PROMETHEUS = "text", "json", "prometheus"
+
+
+def output_format(json_output: bool, fmt: str | None, output: str | None) -> str:
+    """What to print: --format, or --json (its synonym for json), else text. --output writes
+    the Prometheus format only."""
+    if json_output and fmt not in (None, JSON):
+        raise BadInput(f"--json and --format {fmt} contradict each other", hint="give one of them")
+    chosen = JSON if json_output else fmt or TEXT
+    if output is not None:
+        if output == "":  # an unset variable in quotes: never a file name
+            raise BadInput("--output is empty", hint="give a file path ending in .prom")
+        if chosen != PROMETHEUS:
+            raise BadInput("--output writes the Prometheus format", hint="add --format prometheus")
+    return chosen
 
 
 MAX_LOCK_WAIT = 86400

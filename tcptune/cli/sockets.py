@@ -14,13 +14,18 @@ from typing import IO, Annotated, Any, Literal
 
 import typer
 
-from tcptune import census, render
+from tcptune import census, rates, render
 from tcptune.cli.options import (
     BAD_INPUT,
+    JSON,
+    PROMETHEUS,
+    FormatOption,
     JsonOption,
+    OutputOption,
     RootOption,
     epilog,
     open_system,
+    output_format,
     positive_int,
     positive_seconds,
 )
@@ -45,13 +50,17 @@ EPILOG = epilog(
         "tcptune sockets --top 3",
         "tcptune sockets --json | jq '.close_wait_owners'",
         "tcptune sockets --watch 2",
+        "tcptune sockets --format prometheus",
+        "tcptune sockets --format prometheus --output sockets.prom",
         "tcptune --root /srv/snapshot sockets --source proc",
     ],
     {
         0: "ok: no error-level finding (and --watch ended with Ctrl-C)",
-        1: "an error-level finding",
-        2: f"{BAD_INPUT}, --source netlink below --root, --watch with --json",
-        3: "environment error: no socket table to read, or netlink refused (--source netlink)",
+        1: "an error-level finding (the metrics are written all the same)",
+        2: f"{BAD_INPUT}, --source netlink below --root, --watch with --json or "
+        "--format json|prometheus, --top above 100 with --format prometheus",
+        3: "environment error: no socket table to read, netlink refused (--source netlink), "
+        "--output that cannot be written (nothing is written then)",
     },
 )
 
@@ -87,6 +96,8 @@ SourceOption = Annotated[
 def sockets(
     ctx: typer.Context,
     json_output: JsonOption = False,
+    fmt: FormatOption = None,
+    output: OutputOption = None,
     top: TopOption = 10,
     watch: WatchOption = None,
     source: SourceOption = "auto",
@@ -95,10 +106,21 @@ def sockets(
     """Count TCP sockets per state (IPv4 and IPv6), TIME_WAIT against tcp_max_tw_buckets,
     ephemeral port pressure per destination and the processes that hold CLOSE_WAIT sockets,
     with findings that name the cause and the remedy. Reads the kernel over NETLINK_SOCK_DIAG,
-    or /proc/net/tcp and tcp6."""
+    or /proc/net/tcp and tcp6. --format prometheus prints the same as Prometheus metrics; with
+    --output, also each CLOSE_WAIT owner's growth since the previous run."""
+    chosen = output_format(json_output, fmt, output)
+    if chosen == PROMETHEUS:
+        if watch is not None:
+            raise BadInput(
+                "--watch and --format prometheus cannot be combined",
+                hint="run it from a timer (integrations/systemd/tcptune-metrics.timer)",
+            )
+        return run_prometheus(
+            open_system(ctx, root), top=top, source=source, output=output, stream=sys.stdout
+        )
     return run(
         open_system(ctx, root),
-        json_output=json_output,
+        json_output=chosen == JSON,
         top=top,
         watch=watch,
         source=source,
@@ -141,15 +163,31 @@ def run(
     return report.exit_code()
 
 
+def run_prometheus(
+    system: System, *, top: int, source: str, output: str | None, stream: IO[str]
+) -> int:
+    """--format prometheus: the census as metrics, printed or written to --output (checked
+    before anything is counted)."""
+    from tcptune.cli import prometheus
+
+    prometheus.check_top(top)
+    check_source(system, source)
+    with prometheus.target(output) as target:
+        report = look(system, source, top)
+        prometheus.write_sockets(system, report, top=top, output=target, stream=stream)
+    return report.exit_code()
+
+
 def run_watch(system: System, *, top: int, seconds: float, source: str, stream: IO[str]) -> int:
     """Refresh every `seconds` until Ctrl-C, which ends it with exit 0: a rich live view on a
-    terminal, else one plain snapshot after another."""
+    terminal, else one plain snapshot after another. From the second refresh on, each CLOSE_WAIT
+    owner shows its growth per minute since the first."""
+    first: list[rates.Snapshot] = []
     try:
         if not render.wants_colour(stream):
             while True:
-                buffer = io.StringIO()
-                write_text(look(system, source, top), buffer, colour=False)
-                stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{buffer.getvalue()}")
+                frame = watch_frame(system, source, top, first)
+                stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{frame}")
                 stream.flush()
                 time.sleep(seconds)
         from rich.console import Console, Group
@@ -159,16 +197,33 @@ def run_watch(system: System, *, top: int, seconds: float, source: str, stream: 
         console = Console(file=stream, highlight=False)
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
-                buffer = io.StringIO()
-                write_text(look(system, source, top), buffer, colour=False)
+                frame = watch_frame(system, source, top, first)
                 header = Text(
                     f"every {seconds:g} s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop",
                     style="dim",
                 )
-                live.update(Group(header, Text(buffer.getvalue())), refresh=True)
+                live.update(Group(header, Text(frame)), refresh=True)
                 time.sleep(seconds)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def watch_frame(system: System, source: str, top: int, first: list[rates.Snapshot]) -> str:
+    """One refresh of --watch as plain text; `first` keeps the first look, the start of the
+    window the CLOSE_WAIT growth is measured over."""
+    report = look(system, source, top)
+    now = rates.snapshot(
+        report.facts.owners,
+        report.facts.census.states["CLOSE_WAIT"],
+        time=time.monotonic(),
+        boot_id=None,
+        netns="",
+    )
+    if not first:
+        first.append(now)
+    buffer = io.StringIO()
+    write_text(report, buffer, colour=False, growth=rates.growth(first[0], now))
+    return buffer.getvalue()
 
 
 def read_census(
@@ -324,7 +379,10 @@ def _percent(part: int, whole: int | None) -> float | None:
     return round(part * 100 / whole, 1) if whole and whole > 0 else None
 
 
-def write_text(report: SocketsReport, stream: IO[str], colour: bool) -> None:
+def write_text(
+    report: SocketsReport, stream: IO[str], colour: bool, growth: rates.Growth | None = None
+) -> None:
+    """The report as text; with `growth` (--watch), each CLOSE_WAIT owner's growth too."""
     doc = report.to_json()
     c = report.facts.census
     where = "" if report.root == "/" else f", root {report.root}"
@@ -381,25 +439,36 @@ def write_text(report: SocketsReport, stream: IO[str], colour: bool) -> None:
     stream.write(f"\nCLOSE_WAIT owners ({doc['close_wait']} sockets)\n")
     owners = report.facts.owners
     if owners:
-        table = render.Table(["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"])
+        columns = ["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"]
+        if growth is not None:
+            columns.insert(4, "PER MIN")
+        table = render.Table(columns)
         for o in owners[: report.top]:
             local = ", ".join(f"{e} ({n})" for e, n in o.local)
-            table.add(
-                [
-                    str(o.pid) if o.pid is not None else "?",
-                    o.command or "unknown",
-                    str(o.uid),
-                    str(o.count),
-                    local,
-                ],
-                [None, None if o.pid is not None else "dim", None, "bold", None],
-            )
+            cells = [
+                str(o.pid) if o.pid is not None else "?",
+                o.command or "unknown",
+                str(o.uid),
+                str(o.count),
+                local,
+            ]
+            styles = [None, None if o.pid is not None else "dim", None, "bold", None]
+            if growth is not None:
+                rate = growth.per_owner.get(rates.owner_key(o))
+                cells.insert(4, f"{rate:+.1f}" if rate is not None else "?")
+                styles.insert(4, "bold red" if rate and rate > 0 else None)
+            table.add(cells, styles)
         table.write(stream, colour)
         reasons = {o.reason for o in owners if o.reason}
         for reason in sorted(reasons):
             stream.write(f"unknown owners: {reason}\n")
     else:
         stream.write("none\n")
+    if growth is not None:
+        stream.write(
+            f"CLOSE_WAIT growth over the last {growth.window:.0f} s: {growth.total:+.1f} sockets "
+            "per minute\n"
+        )
     render.write_findings(stream, report.findings, colour)
     if report.profile:
         stream.write(f"\nSuggested profile: {report.profile[0]} ({report.profile[1]})\n")
