@@ -3,6 +3,7 @@
 `check` is the command; `run` does its work and is what the tests call without the command line.
 """
 
+import sys
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
