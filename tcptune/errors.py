@@ -133,7 +133,10 @@ def error_handler() -> Iterator[None]:
     except BrokenPipeError:
         silence_stdout()
         raise SystemExit(EXIT_OK) from None
-    except Exception:
+    except Exception as err:
+        if caused_by_interrupt(err):
+            say("interrupted")
+            raise SystemExit(EXIT_INTERRUPTED) from None
         import traceback
 
         if sys.stderr is not None:
@@ -153,3 +156,17 @@ def silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, fileno)
     os.close(devnull)
+
+
+def caused_by_interrupt(err: BaseException) -> bool:
+    """Ctrl-C that Python reported as another error: a KeyboardInterrupt raised while a class is
+    being created comes out as "RuntimeError: Error calling __set_name__ ..." (Python 3.11),
+    with the KeyboardInterrupt as its cause. Not a bug of tcptune's."""
+    seen = err.__cause__
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__
+    return False

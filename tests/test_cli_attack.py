@@ -181,6 +181,15 @@ IMPORT_LOCK_NOTICE = re.compile(
 )
 
 
+# A SIGINT that lands while the interpreter itself starts, before any code of tcptune's runs (on
+# a loaded machine 15 ms can be that early), ends CPython's start-up with its own report, exit 1.
+INTERPRETER_START = re.compile(
+    r"^Fatal Python error: init_import_site: Failed to import the site module\n"
+    r"Python runtime state: initialized\n"
+    r"Traceback \(most recent call last\):\n(  .*\n)+KeyboardInterrupt: ?\n$"
+)
+
+
 @pytest.mark.parametrize("delay_ms", [15, 30, 50, 80, 120])
 def test_ctrl_c_while_starting_is_one_line_and_130(modern: FakeMachine, delay_ms: int) -> None:
     """SIGINT at moments while the interpreter loads Typer and the command (from 15 ms: the
@@ -202,6 +211,9 @@ def test_ctrl_c_while_starting_is_one_line_and_130(modern: FakeMachine, delay_ms
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     stderr = IMPORT_LOCK_NOTICE.sub("", stderr)
+    if proc.returncode == 1 and INTERPRETER_START.match(stderr):
+        assert "tcptune" not in stderr  # the interpreter's start, not a line of tcptune's
+        return
     assert "Traceback" not in stderr
     if proc.returncode == 130:
         assert stderr == "tcptune: interrupted\n"

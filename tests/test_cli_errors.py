@@ -268,3 +268,27 @@ def test_tcptune_root_from_the_environment(modern: FakeMachine, tmp_path: Path) 
     assert (
         done.stderr.startswith("tcptune: error: TCPTUNE_ROOT ") and "not a directory" in done.stderr
     )
+
+
+def test_ctrl_c_reported_by_python_as_another_error_is_an_interrupt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A KeyboardInterrupt while Python creates a class comes out of Python 3.11 as
+    "RuntimeError: Error calling __set_name__ ..."; it is an interrupt (130, one line), not a
+    bug (4, a traceback)."""
+    from tcptune import errors
+
+    class Interrupting:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as done, errors.error_handler():
+        try:
+            type("Victim", (), {"attribute": Interrupting()})
+        except KeyboardInterrupt:  # Python 3.12+ no longer wraps it: the same outcome
+            raise RuntimeError("Error calling __set_name__") from KeyboardInterrupt()
+    assert done.value.code == errors.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "tcptune: interrupted\n"
+    with pytest.raises(SystemExit) as done, errors.error_handler():
+        raise RuntimeError("a real bug")
+    assert done.value.code == errors.EXIT_BUG

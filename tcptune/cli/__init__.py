@@ -19,3 +19,10 @@ def main() -> int:
 
         errors.say("interrupted")
         return errors.EXIT_INTERRUPTED
+    except RuntimeError as err:  # Ctrl-C while Python creates a class, reported as this
+        from tcptune import errors
+
+        if not errors.caused_by_interrupt(err):
+            raise
+        errors.say("interrupted")
+        return errors.EXIT_INTERRUPTED
