@@ -35,9 +35,34 @@ format: dev
 	$(BIN)/ruff check --fix tcptune tests bench
 
 # The completion tests run the real zsh and fish (Debian packages; bash is always there).
+# tests/test_ansible_ssh.py runs Debian's sshd inside network namespaces it makes, never as a
+# service. Installing openssh-server (only where no sshd is installed) starts and enables no sshd
+# here: /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the init script and the systemd
+# units) is made first, a policy-rc.d refusing every start is in place during the install (the
+# machine's own, or one put there and taken away after), the units are disabled after, and the
+# target fails if an sshd listens in this network namespace.
+SSHD := /usr/sbin/sshd
+POLICY_RC := /usr/sbin/policy-rc.d
+
 system-deps:
 	@command -v zsh >/dev/null && command -v fish >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh fish)
+	@test -x $(SSHD) || { \
+	  mkdir -p /etc/ssh && touch /etc/ssh/sshd_not_to_be_run || exit 1; \
+	  placed=; \
+	  if [ ! -e $(POLICY_RC) ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC) && chmod 755 $(POLICY_RC) && placed=1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends openssh-server; status=$$?; \
+	  if [ -n "$$placed" ]; then rm -f $(POLICY_RC); fi; \
+	  if [ -d /run/systemd/system ]; then systemctl disable --now ssh.service ssh.socket; \
+	  elif command -v systemctl >/dev/null; then systemctl disable ssh.service; \
+	  else update-rc.d ssh disable; fi; \
+	  exit $$status; }
+	@if ss -Hltnp 2>/dev/null | grep -q '"sshd"'; then \
+	  echo 'system-deps: an sshd listens in this network namespace; stop it (the tests never start one here)' >&2; \
+	  exit 1; fi
 
 test: lint system-deps
 	$(BIN)/python -m pytest
