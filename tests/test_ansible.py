@@ -144,9 +144,7 @@ def playbook(
     record.unlink(missing_ok=True)
     config = work / "ansible.cfg"
     config.write_text("[defaults]\n")
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "TCPTUNE_"))
-    }
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "TCPTUNE_"))}
     full_env.update(
         ANSIBLE_CONFIG=str(config),
         ANSIBLE_HOME=str(work / "home"),
@@ -378,7 +376,10 @@ def test_summary_when_every_host_fails(tmp_path: Path) -> None:
     inventory = fleet_inventory(
         tmp_path / "inventory.json",
         {
-            "misnamed": {"tcptune_root": str(roots["misnamed"]), "tcptune_profile": "serverprofile"},
+            "misnamed": {
+                "tcptune_root": str(roots["misnamed"]),
+                "tcptune_profile": "serverprofile",
+            },
             "missing": {"tcptune_root": str(roots["missing"]), "tcptune_bin": str(absent_bin)},
             "unbuilt": {
                 "tcptune_root": str(roots["unbuilt"]),
@@ -405,7 +406,9 @@ def test_summary_when_every_host_fails(tmp_path: Path) -> None:
     assert errors["misnamed"].startswith("tcptune apply exited 2 (bad input"), errors
     assert "unknown profile 'serverprofile'" in errors["misnamed"]
     assert errors["missing"] == f"{absent_bin} does not exist and tcptune_install is 'never'"
-    assert errors["unbuilt"] == f"tcptune_package_file {absent_wheel} is not a file on the controller"
+    assert (
+        errors["unbuilt"] == f"tcptune_package_file {absent_wheel} is not a file on the controller"
+    )
     # Each host is failed with its own reason, after the summary.
     for host, error in errors.items():
         assert run.task(FAIL_HOST, host)["msg"] == error
