@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -526,7 +527,11 @@ def checkout(tmp_path: Path) -> Path:
 def documented_build_command() -> str:
     """The one command integrations/ansible/README.md gives for the wheel the role installs."""
     readme = (REPO / "integrations/ansible/README.md").read_text()
-    commands = {line.strip() for line in readme.splitlines() if " -m pip wheel " in line}
+    commands = {
+        line.strip()
+        for line in readme.splitlines()
+        if line.startswith("python") and " -m pip wheel " in line
+    }
     assert len(commands) == 1, commands
     return commands.pop()
 
@@ -600,3 +605,15 @@ def test_the_default_installs_the_wheel_the_documented_command_builds(
     assert run.task(APPLY)["cmd"][0] == str(venv / "bin/tcptune")
     assert run.task(APPLY)["status"] == "changed"
     assert run.task(CHECK)["rc"] == 0
+
+
+def test_the_readme_names_tests_that_exist() -> None:
+    """integrations/ansible/README.md says which test checks what: each named test is there."""
+    readme = (REPO / "integrations/ansible/README.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", readme))
+    assert len(named) >= 8, named
+    defined = set()
+    for module in ("test_ansible.py", "test_ansible_ssh.py"):
+        source = (Path(__file__).parent / module).read_text()
+        defined |= set(re.findall(r"^def (test_\w+)\(", source, re.MULTILINE))
+    assert named <= defined, named - defined

@@ -89,7 +89,7 @@ class Host:
         return " ".join(done.stdout.split())
 
     def inside(self, *argv: str) -> subprocess.CompletedProcess:
-        """A command in this host's mount namespace (sshd's, which its sessions share)."""
+        """A command in this host's mount namespace (sshd's, which every login it serves shares)."""
         assert self.sshd is not None
         return sh("nsenter", "-m", "-t", str(self.sshd.pid), *argv, check=False)
 
