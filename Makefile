@@ -35,18 +35,20 @@ format: dev
 	$(BIN)/ruff check --fix tcptune tests bench
 
 # The completion tests run the real zsh and fish (Debian packages; bash is always there).
-# tests/test_ansible_ssh.py runs Debian's sshd inside network namespaces it makes, never as a
-# service. Installing openssh-server (only where no sshd is installed) starts and enables no sshd
-# here: /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the init script and the systemd
-# units) is made first, a policy-rc.d refusing every start is in place during the install (the
-# machine's own, or one put there and taken away after), the units are disabled after, and the
-# target fails if an sshd listens in this network namespace.
+# tests/test_ansible_ssh.py runs Debian's sshd inside network namespaces it makes (iproute2's
+# `ip netns`, veth pairs), never as a service. Where no sshd is installed yet, installing
+# openssh-server starts and enables none: /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the
+# init script and the systemd units) is made first, a policy-rc.d refusing every start is in place
+# during the install (the machine's own, or one put there and taken away after), the units are
+# disabled after, and the target fails if an sshd then listens in this network namespace.
 SSHD := /usr/sbin/sshd
 POLICY_RC := /usr/sbin/policy-rc.d
 
 system-deps:
 	@command -v zsh >/dev/null && command -v fish >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh fish)
+	@command -v ip >/dev/null && command -v ss >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2)
 	@test -x $(SSHD) || { \
 	  mkdir -p /etc/ssh && touch /etc/ssh/sshd_not_to_be_run || exit 1; \
 	  placed=; \
@@ -59,10 +61,10 @@ system-deps:
 	  if [ -d /run/systemd/system ]; then systemctl disable --now ssh.service ssh.socket; \
 	  elif command -v systemctl >/dev/null; then systemctl disable ssh.service; \
 	  else update-rc.d ssh disable; fi; \
+	  if ss -Hltnp | grep '"sshd"'; then \
+	    echo 'system-deps: the openssh-server install left an sshd listening: stop it' >&2; \
+	    exit 1; fi; \
 	  exit $$status; }
-	@if ss -Hltnp 2>/dev/null | grep -q '"sshd"'; then \
-	  echo 'system-deps: an sshd listens in this network namespace; stop it (the tests never start one here)' >&2; \
-	  exit 1; fi
 
 test: lint system-deps
 	$(BIN)/python -m pytest

@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_ansible import APPLY, CHECK, SSH_ENV, TCPTUNE, Run, fleet_inventory, playbook
+from test_ansible import (
+    ANSIBLE_PLAYBOOK,
+    APPLY,
+    CHECK,
+    SSH_ENV,
+    TCPTUNE,
+    Run,
+    fleet_inventory,
+    playbook,
+)
 
 from tcptune.profiles import load as load_profile
 
@@ -66,11 +75,11 @@ def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module", autouse=True)
 def sshd_available() -> None:
     """openssh-server comes from `make system-deps`; on CI its absence is a failure."""
-    missing = [str(p) for p in (SSHD, Path(SSH_KEYGEN)) if not p.exists()]
+    missing = [str(p) for p in (SSHD, Path(SSH_KEYGEN), ANSIBLE_PLAYBOOK) if not p.exists()]
     missing += [tool for tool in ("ip", "nsenter", "unshare", "ssh") if not shutil.which(tool)]
     if not missing:
         return
-    message = f"missing {', '.join(missing)}: run `make system-deps` (openssh-server, iproute2)"
+    message = f"missing {', '.join(missing)}: run `make dev system-deps`"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
