@@ -36,21 +36,35 @@ format: dev
 
 # Debian packages the tests run for real: zsh and fish (completion; bash is always there),
 # prometheus (promtool) and prometheus-node-exporter (the metrics tests), systemd
-# (systemd-analyze verifies the units; no running systemd needed), iproute2 (ss, nstat).
-# Their services are not started: policy-rc.d answers 101 during the install (Debian's way for
-# images and chroots), made for the install only if the machine has none.
-SYSTEM_DEPS := zsh fish prometheus prometheus-node-exporter systemd iproute2
+# (systemd-analyze verifies the units; no running systemd needed), iproute2 (ss, nstat, ip netns),
+# openssh-server (tests/test_ansible_ssh.py runs sshd inside network namespaces it makes, never
+# as a service). No service is started: policy-rc.d answers 101 during the install (Debian's way
+# for images and chroots; made for the install only if the machine has none), and before
+# openssh-server is installed /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the init
+# script and the systemd units) is made; its units are disabled after, and the target fails if
+# an sshd then listens in this network namespace.
+SYSTEM_DEPS := zsh fish prometheus prometheus-node-exporter systemd iproute2 openssh-server
+POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:
 	@missing=$$(for p in $(SYSTEM_DEPS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
 	done); \
 	[ -z "$$missing" ] || { \
 	  echo "installing:" $$missing; \
-	  made=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
+	  case " $$missing " in *" openssh-server "*) \
+	    mkdir -p /etc/ssh && touch /etc/ssh/sshd_not_to_be_run || exit 1;; esac; \
+	  made=; if [ ! -e $(POLICY_RC) ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC) && chmod 755 $(POLICY_RC) && made=1; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends $$missing >/dev/null; status=$$?; \
-	  [ -z "$$made" ] || rm -f /usr/sbin/policy-rc.d; exit $$status; }
+	  [ -z "$$made" ] || rm -f $(POLICY_RC); \
+	  case " $$missing " in *" openssh-server "*) \
+	    if [ -d /run/systemd/system ]; then systemctl disable --now ssh.service ssh.socket; \
+	    elif command -v systemctl >/dev/null; then systemctl disable ssh.service; \
+	    else update-rc.d ssh disable; fi;; esac; \
+	  if ss -Hltnp | grep '"sshd"'; then \
+	    echo 'system-deps: the install left an sshd listening: stop it' >&2; exit 1; fi; \
+	  exit $$status; }
 
 test: lint system-deps
 	$(BIN)/python -m pytest

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +36,20 @@ CHECK = "tcptune : Run tcptune check"
 VERSION = "tcptune : Read tcptune's version"
 PIP = "tcptune : Pip install tcptune"
 WRITE_SUMMARY = "tcptune : Write the fleet summary on the controller"
+SHOW_SUMMARY = "tcptune : Show the fleet summary"
+FAIL_HOST = "tcptune : Fail the host with tcptune's reason"
+LOOK = "tcptune : Look for tcptune on the host"
+
+# ssh for the tests: no configuration file, no host key check or record, no control master left
+# running, no retry, answers within seconds.
+SSH_ENV = {
+    "ANSIBLE_SSH_ARGS": (
+        "-F /dev/null -o ControlMaster=no -o StrictHostKeyChecking=no"
+        " -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes"
+    ),
+    "ANSIBLE_SSH_RETRIES": "0",
+    "ANSIBLE_TIMEOUT": "10",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,6 +79,17 @@ class Run:
     def changed_tasks(self, host: str = "localhost") -> list[str]:
         return [r["task"] for r in self.results if r["host"] == host and r["status"] == "changed"]
 
+    def summary(self) -> dict:
+        """The fleet summary as the play printed it."""
+        (shown,) = [r for r in self.results if r["task"] == SHOW_SUMMARY]
+        return shown["msg"]
+
+    def written_summary(self, path: Path) -> dict:
+        """The summary file, which must hold the same document as the one printed."""
+        written = json.loads(path.read_text())
+        assert written == self.summary(), self.output
+        return written
+
 
 def machine(root: Path) -> Path:
     """A fake modern machine as in conftest, plus the sysctl.d directory apply writes into."""
@@ -79,22 +108,45 @@ def snapshot(root: Path) -> dict[str, tuple]:
     return tree
 
 
+def fleet_inventory(path: Path, hosts: dict[str, dict], **common) -> str:
+    """A YAML (JSON) inventory: one group, each host with its own variables over common ones and
+    over the defaults playbook() would pass as extra variables (which no host could override)."""
+    group_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "tcptune_become": False,
+        "tcptune_install": "never",
+        "tcptune_bin": str(TCPTUNE),
+        **common,
+    }
+    path.write_text(json.dumps({"fleet": {"hosts": hosts, "vars": group_vars}}))
+    return str(path)
+
+
 def live(root: Path, key: str) -> str:
     return " ".join((root / "proc/sys" / key.replace(".", "/")).read_text().split())
 
 
 def playbook(
-    tmp_path: Path, *args: str, extra: dict | None = None, inventory: str = "localhost,"
+    tmp_path: Path,
+    *args: str,
+    extra: dict | None = None,
+    inventory: str = "localhost,",
+    connection: str | None = "local",
+    prefix: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    playbook_file: Path = PLAYBOOK,
 ) -> Run:
-    """ansible-playbook with a local connection; tcptune below a temporary root, never /."""
+    """ansible-playbook, by default with a local connection and tcptune below a temporary root,
+    never /. prefix runs it inside a namespace (`unshare -n`, `ip netns exec NAME`)."""
     work = tmp_path / "ansible"
     work.mkdir(exist_ok=True)
     record = work / "record.json"
     record.unlink(missing_ok=True)
     config = work / "ansible.cfg"
     config.write_text("[defaults]\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "TCPTUNE_"))}
-    env.update(
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "TCPTUNE_"))}
+    full_env.update(
         ANSIBLE_CONFIG=str(config),
         ANSIBLE_HOME=str(work / "home"),
         ANSIBLE_LOCAL_TEMP=str(work / "local-tmp"),
@@ -105,6 +157,7 @@ def playbook(
         ANSIBLE_CALLBACK_PLUGINS=str(PLUGINS),
         ANSIBLE_CALLBACKS_ENABLED="tcptune_record",
         TCPTUNE_ANSIBLE_RECORD=str(record),
+        **(env or {}),
     )
     variables = {
         "ansible_python_interpreter": sys.executable,
@@ -113,15 +166,20 @@ def playbook(
         "tcptune_bin": str(TCPTUNE),
         **(extra or {}),
     }
+    if inventory.endswith(".json"):  # fleet_inventory() holds the defaults, per host
+        variables = dict(extra or {})
     proc = subprocess.run(
         [
+            *prefix,
             str(ANSIBLE_PLAYBOOK),
-            *("-i", inventory, "-c", "local", str(PLAYBOOK), *args),
+            *("-i", inventory),
+            *(("-c", connection) if connection else ()),
+            *(str(playbook_file), *args),
             *("-e", json.dumps(variables)),
         ],
         capture_output=True,
         text=True,
-        env=env,
+        env=full_env,
         cwd=work,
         timeout=300,
     )
@@ -160,16 +218,19 @@ def test_apply_changes_then_second_apply_is_unchanged(tmp_path: Path) -> None:
     assert [b.stem for b in backups] == [report["backup_id"]]
     # The check after the apply: rc 0, and the summary says in sync.
     assert first.task(CHECK)["rc"] == 0
-    summary = json.loads(summary_file.read_text())
-    assert set(summary) == {"localhost"}
-    host = summary["localhost"]
+    summary = first.written_summary(summary_file)
+    assert set(summary) == {"in_sync", "drifted", "failed", "not_installed", "hosts"}
+    assert summary["in_sync"] == ["localhost"]
+    assert summary["drifted"] == summary["failed"] == summary["not_installed"] == []
+    assert set(summary["hosts"]) == {"localhost"}
+    host = summary["hosts"]["localhost"]
     assert host["in_sync"] is True and host["drifted"] == [] and host["exit_code"] == 0
     assert host["profile"] == "server-profile" and host["tcptune_version"] == __version__
     assert host["apply"]["changed"] is True and host["apply"]["dry_run"] is False
     assert set(host["apply"]["keys_to_change"]) == {
         k["key"] for k in report["keys"] if k["action"] == "change"
     }
-    assert "tcptune : Show the fleet summary" in first.output
+    assert SHOW_SUMMARY in first.output
 
     drop_in_before = (drop_in.read_bytes(), drop_in.stat().st_mtime_ns)
     second = playbook(tmp_path, extra=extra)
@@ -180,7 +241,7 @@ def test_apply_changes_then_second_apply_is_unchanged(tmp_path: Path) -> None:
     assert set(second.changed_tasks()) <= {WRITE_SUMMARY}, second.output
     assert sorted((root / "var/lib/tcptune/backups").iterdir()) == backups
     assert (drop_in.read_bytes(), drop_in.stat().st_mtime_ns) == drop_in_before
-    host = json.loads(summary_file.read_text())["localhost"]
+    host = second.written_summary(summary_file)["hosts"]["localhost"]
     assert host["in_sync"] is True and host["apply"]["changed"] is False
     assert host["apply"]["backup_id"] is None
 
@@ -215,7 +276,9 @@ def test_check_mode_runs_dry_run_and_writes_nothing(tmp_path: Path) -> None:
     # Drift makes `tcptune check` exit 1: reported, not a failure.
     check = run.task(CHECK)
     assert check["rc"] == 1 and check["status"] == "ok"
-    host = json.loads(summary_file.read_text())["localhost"]
+    summary = run.written_summary(summary_file)
+    assert summary["drifted"] == ["localhost"] and summary["in_sync"] == []
+    host = summary["hosts"]["localhost"]
     assert host["in_sync"] is False and host["exit_code"] == 1
     assert set(host["drifted"]) == drifting
     assert set(host["apply"]["keys_to_change"]) == drifting
@@ -247,7 +310,7 @@ def test_summary_over_hosts_with_a_failure(tmp_path: Path) -> None:
     assert run.code == 2, run.output  # a host failed
     assert run.recap["broken"]["failures"] == 1
     assert run.recap["tuned"]["failures"] == 0 and run.recap["audited"]["failures"] == 0
-    failure = run.task("tcptune : Fail the host with tcptune's reason", "broken")
+    failure = run.task(FAIL_HOST, "broken")
     assert failure["msg"].startswith("tcptune apply exited 2 (bad input"), failure
     assert "unknown profile 'no-such-profile'" in failure["msg"]
     assert run.task(APPLY, "tuned")["status"] == "changed"
@@ -255,7 +318,11 @@ def test_summary_over_hosts_with_a_failure(tmp_path: Path) -> None:
     assert snapshot(roots["audited"]) == audited_before
     assert not (roots["broken"] / "etc/sysctl.d/99-tcptune.conf").exists()
 
-    summary = json.loads(summary_file.read_text())
+    document = run.written_summary(summary_file)
+    assert document["in_sync"] == ["tuned"]
+    assert document["drifted"] == ["audited", "overridden"]
+    assert document["failed"] == ["broken"] and document["not_installed"] == []
+    summary = document["hosts"]
     assert set(summary) == {"tuned", "audited", "broken", "overridden"}
     assert summary["tuned"]["in_sync"] is True
     assert summary["audited"]["in_sync"] is False and summary["audited"]["apply"] == {}
@@ -298,3 +365,255 @@ def test_install_from_a_wheel_into_a_virtualenv(tmp_path: Path, built_wheel: Pat
     assert run.task(APPLY)["cmd"][0] == str(venv / "bin/tcptune")
     assert run.task(APPLY)["status"] == "changed"
     assert run.task(CHECK)["rc"] == 0
+
+
+def test_summary_when_every_host_fails(tmp_path: Path) -> None:
+    """Three hosts, three ways to fail: the summary is still printed, and written, listing them."""
+    roots = {name: machine(tmp_path / name) for name in ("misnamed", "missing", "unbuilt")}
+    before = {name: snapshot(root) for name, root in roots.items()}
+    absent_bin = tmp_path / "nowhere/bin/tcptune"
+    absent_wheel = tmp_path / "dist/tcptune-0.1.0-py3-none-any.whl"
+    venv = tmp_path / "venv"
+    inventory = fleet_inventory(
+        tmp_path / "inventory.json",
+        {
+            "misnamed": {
+                "tcptune_root": str(roots["misnamed"]),
+                "tcptune_profile": "serverprofile",
+            },
+            "missing": {"tcptune_root": str(roots["missing"]), "tcptune_bin": str(absent_bin)},
+            "unbuilt": {
+                "tcptune_root": str(roots["unbuilt"]),
+                "tcptune_install": "missing",
+                "tcptune_bin": str(venv / "bin/tcptune"),
+                "tcptune_venv": str(venv),
+                "tcptune_package_file": str(absent_wheel),
+            },
+        },
+        tcptune_profile="server-profile",
+    )
+    summary_file = tmp_path / "summary.json"
+    run = playbook(tmp_path, extra={"tcptune_summary_file": str(summary_file)}, inventory=inventory)
+    assert run.code == 2, run.output
+    for host in roots:
+        assert run.recap[host]["failures"] == 1, run.output
+    summary = run.written_summary(summary_file)
+    assert summary["failed"] == ["misnamed", "missing", "unbuilt"]
+    assert summary["in_sync"] == summary["drifted"] == summary["not_installed"] == []
+    errors = {host: entry["error"] for host, entry in summary["hosts"].items()}
+    assert {host: entry["in_sync"] for host, entry in summary["hosts"].items()} == dict.fromkeys(
+        roots
+    )
+    assert errors["misnamed"].startswith("tcptune apply exited 2 (bad input"), errors
+    assert "unknown profile 'serverprofile'" in errors["misnamed"]
+    assert errors["missing"] == f"{absent_bin} does not exist and tcptune_install is 'never'"
+    assert (
+        errors["unbuilt"] == f"tcptune_package_file {absent_wheel} is not a file on the controller"
+    )
+    # Each host is failed with its own reason, after the summary.
+    for host, error in errors.items():
+        assert run.task(FAIL_HOST, host)["msg"] == error
+    assert run.output.index(SHOW_SUMMARY) < run.output.index(FAIL_HOST)
+    assert not venv.exists()
+    assert {name: snapshot(root) for name, root in roots.items()} == before
+
+
+def test_summary_when_no_host_can_be_reached(tmp_path: Path, netns) -> None:
+    """SSH hosts the controller has no route to, from inside a network namespace with nothing
+    in it: no packet leaves. Each host is reported as failed, unreachable, and the summary is
+    printed and written."""
+    key = tmp_path / "id_ed25519"
+    inventory = fleet_inventory(
+        tmp_path / "inventory.json",
+        {
+            "far1": {"ansible_host": "192.0.2.1"},
+            "far2": {"ansible_host": "192.0.2.2"},
+        },
+        ansible_connection="ssh",
+        ansible_user="root",
+        ansible_ssh_private_key_file=str(key),
+        tcptune_profile="server-profile",
+    )
+    summary_file = tmp_path / "summary.json"
+    run = playbook(
+        tmp_path,
+        extra={"tcptune_summary_file": str(summary_file)},
+        inventory=inventory,
+        connection=None,
+        prefix=["unshare", "-n"],
+        env=SSH_ENV,
+    )
+    assert run.code == 2, run.output
+    summary = run.written_summary(summary_file)
+    assert summary["failed"] == ["far1", "far2"]
+    assert summary["in_sync"] == summary["drifted"] == summary["not_installed"] == []
+    for host in ("far1", "far2"):
+        assert run.task(LOOK, host)["status"] == "unreachable"
+        error = summary["hosts"][host]["error"]
+        assert error.startswith("unreachable: "), error
+        assert "Network is unreachable" in error, error
+        assert run.task(FAIL_HOST, host)["msg"] == error
+        assert run.recap[host]["failures"] == 1
+
+
+def test_check_mode_reports_hosts_without_tcptune_as_not_installed(tmp_path: Path) -> None:
+    roots = {name: machine(tmp_path / name) for name in ("ready", "bare", "bare-never")}
+    before = {name: snapshot(root) for name, root in roots.items()}
+    venv = tmp_path / "venv"
+    inventory = fleet_inventory(
+        tmp_path / "inventory.json",
+        {
+            "ready": {"tcptune_root": str(roots["ready"])},
+            "bare": {
+                "tcptune_root": str(roots["bare"]),
+                "tcptune_install": "missing",
+                "tcptune_venv": str(venv),
+                "tcptune_bin": str(venv / "bin/tcptune"),
+                "tcptune_package": f"tcptune=={__version__}",
+            },
+            "bare-never": {
+                "tcptune_root": str(roots["bare-never"]),
+                "tcptune_bin": str(venv / "bin/tcptune"),
+            },
+        },
+        tcptune_profile="server-profile",
+    )
+    summary_file = tmp_path / "summary.json"
+    run = playbook(
+        tmp_path, "--check", extra={"tcptune_summary_file": str(summary_file)}, inventory=inventory
+    )
+    assert run.code == 0, run.output
+    assert all(counts["failures"] == 0 for counts in run.recap.values()), run.output
+    summary = run.written_summary(summary_file)
+    assert summary["not_installed"] == ["bare", "bare-never"]
+    assert summary["failed"] == [] and summary["in_sync"] == []
+    assert summary["drifted"] == ["ready"]
+    bin_path = venv / "bin/tcptune"
+    preamble = (
+        f"tcptune is not installed ({bin_path} does not exist) and check mode installs nothing, "
+        "so there is nothing to preview; "
+    )
+    assert summary["hosts"]["bare"] == {
+        "in_sync": None,
+        "installed": False,
+        "message": preamble + f"a real run installs it from tcptune=={__version__}",
+    }
+    assert summary["hosts"]["bare-never"] == {
+        "in_sync": None,
+        "installed": False,
+        "message": preamble
+        + f"a real run stops: {bin_path} does not exist and tcptune_install is never",
+    }
+    assert "failed before tcptune ran" not in run.output
+    for host in ("bare", "bare-never"):
+        for task in (APPLY, CHECK, VERSION, PIP):
+            assert run.task(task, host)["status"] == "skipped"
+    assert not venv.exists()
+    assert {name: snapshot(root) for name, root in roots.items()} == before
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A copy of this checkout's sources, to build in and run the playbook from."""
+    copy = tmp_path / "checkout"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dist", "build")
+    for name in ("tcptune", "profiles", "integrations"):
+        shutil.copytree(REPO / name, copy / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, copy / name)
+    return copy
+
+
+def documented_build_command() -> str:
+    """The one command integrations/ansible/README.md gives for the wheel the role installs."""
+    readme = (REPO / "integrations/ansible/README.md").read_text()
+    commands = {
+        line.strip()
+        for line in readme.splitlines()
+        if line.startswith("python") and " -m pip wheel " in line
+    }
+    assert len(commands) == 1, commands
+    return commands.pop()
+
+
+def install_variables(tmp_path: Path, root: Path) -> dict:
+    venv = tmp_path / "opt/tcptune"
+    return {
+        "tcptune_install": "missing",
+        "tcptune_bin": str(venv / "bin/tcptune"),
+        "tcptune_venv": str(venv),
+        "tcptune_python": sys.executable,
+        "tcptune_profile": "server-profile",
+        "tcptune_root": str(root),
+    }
+
+
+def test_without_a_package_the_host_fails_saying_how_to_build_one(
+    tmp_path: Path, checkout: Path
+) -> None:
+    root = machine(tmp_path / "root")
+    before = snapshot(root)
+    summary_file = tmp_path / "summary.json"
+    extra = install_variables(tmp_path, root) | {"tcptune_summary_file": str(summary_file)}
+    run = playbook(
+        tmp_path, extra=extra, playbook_file=checkout / "integrations/ansible/tcptune.yml"
+    )
+    assert run.code == 2, run.output
+    wheel = checkout / f"dist/tcptune-{__version__}-py3-none-any.whl"
+    expected = (
+        f"nothing to install tcptune from: {wheel} does not exist; build it on the controller"
+        f" with `{documented_build_command()}` in {checkout} (or set tcptune_package_file to a"
+        " wheel on the controller, or tcptune_package to a pip requirement the hosts can"
+        " install)"
+    )
+    assert run.task(FAIL_HOST)["msg"] == expected
+    summary = run.written_summary(summary_file)
+    assert summary["failed"] == ["localhost"]
+    assert summary["hosts"]["localhost"] == {"in_sync": None, "error": expected}
+    assert not (tmp_path / "opt").exists()
+    assert snapshot(root) == before
+
+
+def test_the_default_installs_the_wheel_the_documented_command_builds(
+    tmp_path: Path, checkout: Path
+) -> None:
+    command = shlex.split(documented_build_command())
+    assert command[0] == "python3"
+    built = subprocess.run(
+        [sys.executable, *command[1:]],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = checkout / f"dist/tcptune-{__version__}-py3-none-any.whl"
+    assert wheel.is_file(), sorted((checkout / "dist").iterdir())
+
+    root = machine(tmp_path / "root")
+    extra = install_variables(tmp_path, root)
+    venv = Path(extra["tcptune_venv"])
+    run = playbook(
+        tmp_path, extra=extra, playbook_file=checkout / "integrations/ansible/tcptune.yml"
+    )
+    assert run.code == 0, run.output
+    pip = run.task(PIP)
+    assert pip["status"] == "changed", run.output
+    assert pip["cmd"][-1] == str(venv / "dist" / wheel.name)
+    assert (venv / "dist" / wheel.name).read_bytes() == wheel.read_bytes()
+    assert run.task(VERSION)["stdout"] == f"tcptune {__version__}"
+    assert run.task(APPLY)["cmd"][0] == str(venv / "bin/tcptune")
+    assert run.task(APPLY)["status"] == "changed"
+    assert run.task(CHECK)["rc"] == 0
+
+
+def test_the_readme_names_tests_that_exist() -> None:
+    """integrations/ansible/README.md says which test checks what: each named test is there."""
+    readme = (REPO / "integrations/ansible/README.md").read_text()
+    named = set(re.findall(r"`(test_\w+)`", readme))
+    assert len(named) >= 8, named
+    defined = set()
+    for module in ("test_ansible.py", "test_ansible_ssh.py"):
+        source = (Path(__file__).parent / module).read_text()
+        defined |= set(re.findall(r"^def (test_\w+)\(", source, re.MULTILINE))
+    assert named <= defined, named - defined
