@@ -13,7 +13,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,6 +118,19 @@ def backup_dir(system: System) -> Path:
         return private_dir(system.path(BACKUP_DIR))
 
 
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """atomic_write, any failure in one line; and on any failure, Ctrl-C included, the temp file
+    an interrupt right after its creation can leave is removed (the lock is held: no other
+    tcptune is writing one)."""
+    try:
+        with write_errors(path):
+            atomic_write(path, data, mode=mode)
+    except BaseException:
+        with suppress(Exception):
+            remove_stale_temp_files(path)
+        raise
+
+
 def _new_backup_id(directory: Path, at: datetime) -> str:
     base = at.strftime("%Y%m%dT%H%M%S") + f"{at.microsecond:06d}Z"
     candidate, n = base, 1
@@ -170,8 +183,8 @@ def save_backup(system: System, backup: dict[str, Any], at: datetime) -> str:
     data = json.dumps(backup, indent=2).encode() + b"\n"
     path = directory / f"{backup_id}.json"
     try:
-        with write_errors(path):
-            atomic_write(path, data, mode=0o600)
+        write_file(path, data, mode=0o600)
+        with write_errors(directory):
             prune_files(directory, "*.json", KEEP_BACKUPS, order=backup_order)
     except BaseException:
         _discard(path)  # a backup of nothing would only confuse `revert`
@@ -286,9 +299,7 @@ def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
 def mark_reverted(system: System, backup: dict[str, Any], at: datetime) -> None:
     backup["reverted"] = at.isoformat(timespec="seconds")
     data = json.dumps(backup, indent=2).encode() + b"\n"
-    path = backup_dir(system) / f"{backup['id']}.json"
-    with write_errors(path):
-        atomic_write(path, data, mode=0o600)
+    write_file(backup_dir(system) / f"{backup['id']}.json", data, mode=0o600)
 
 
 def newest_unreverted(system: System) -> dict[str, Any]:
@@ -369,7 +380,7 @@ def execute(
             with write_errors(drop_in):
                 make_dirs(drop_in.parent)
                 remove_stale_temp_files(drop_in)
-                atomic_write(drop_in, plan.new_text.encode(), mode=0o644)
+            write_file(drop_in, plan.new_text.encode(), mode=0o644)
         except BaseException as err:
             # The rename may have happened before the failure (an I/O error syncing the
             # directory, Ctrl-C): the file, not the exception, tells. Only a drop-in still
@@ -478,8 +489,7 @@ def save_changed(system: System, plan: RevertPlan) -> Path | None:
     for n in range(1, 1000):
         path = directory / f"{backup_id}.edited-{n}.conf"
         if not exists(path):
-            with write_errors(path):
-                atomic_write(path, plan.current, mode=0o600)
+            write_file(path, plan.current, mode=0o600)
             return path
     raise EnvironmentProblem(
         f"{directory} already holds 999 saved copies of {plan.backup['drop_in']['path']}",
@@ -503,10 +513,12 @@ def revert(system: System, plan: RevertPlan, *, force: bool = False) -> Transact
         content = base64.b64decode(backup["drop_in"]["content_b64"])
         with write_errors(drop_in):
             make_dirs(drop_in.parent)
-            atomic_write(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
+            remove_stale_temp_files(drop_in)
+        write_file(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
         written = True
     elif plan.drop_in_action == "remove":
         with write_errors(drop_in):
+            remove_stale_temp_files(drop_in)
             remove_file(drop_in)
         written = True
     results = []
