@@ -34,10 +34,11 @@ format: dev
 	$(BIN)/ruff format tcptune tests bench
 	$(BIN)/ruff check --fix tcptune tests bench
 
-# The completion tests run the real zsh and fish (Debian packages; bash is always there).
+# The completion tests run the real zsh and fish (Debian packages; bash is always there); the
+# fault-injection test runs apply and revert under strace.
 system-deps:
-	@command -v zsh >/dev/null && command -v fish >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh fish)
+	@command -v zsh >/dev/null && command -v fish >/dev/null && command -v strace >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh fish strace)
 
 test: lint system-deps
 	$(BIN)/python -m pytest

@@ -474,8 +474,8 @@ def refuse_changed(plan: RevertPlan) -> None:
     if plan.changed:
         raise BadInput(
             plan.why_changed(),
-            hint="revert the newer backups first, or --force to revert anyway (the file as it "
-            "is now is saved next to the backups first)",
+            hint="revert the newer backups first, or --force, which saves the file as it is now "
+            "next to the backups and reverts",
         )
 
 

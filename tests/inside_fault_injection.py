@@ -237,6 +237,14 @@ def run_case(
     strace += ["-e", f"trace={syscall}", "-e", f"inject={syscall}:{fault}:when={n}"]
     injected = run(SCENARIOS[scenario][1], strace)
     problems = check_run(injected, mode)
+    changed = files(SYSCTL_D) != {k: v for k, v in prepared[0].items() if k.startswith("/etc/")}
+    # (--json names the backup by its id; a report that could not be written to stdout cannot
+    # name it, but the apply itself is done.)
+    told = re.search(
+        r'tcptune revert |"backup_id": "\d|standard output', injected["out"] + injected["err"]
+    )
+    if scenario.startswith("apply") and mode == "eio" and injected["code"] and changed and not told:
+        problems.append("a failed apply changed the drop-in and did not name `tcptune revert`")
     recovery, failed = recover(scenario)
     problems += failed
     if files(SYSCTL_D) != initial[0]:

@@ -14,7 +14,8 @@ each failed and interrupted.
 After each case: the exit code is 0 or 3 for EIO (0 when the failing call was one tcptune can
 do without: the pid written into the lock, a mkdir of a directory that exists), 130 for SIGINT;
 no traceback; one `tcptune: error:` line for exit 3 (or, for a live value the kernel did not
-take, the failed key on stdout), exactly `tcptune: interrupted` for 130. Then `tcptune revert`,
+take, the failed key on stdout), exactly `tcptune: interrupted` for 130; an apply that failed
+after changing the drop-in names `tcptune revert ID` (--json: the backup id). Then `tcptune revert`,
 repeated while a backup is left unreverted (with --force only over the edited drop-in), brings
 /etc/sysctl.d byte for byte and every live value back to the state before the first apply, leaves
 no temp file, and the edited drop-in is kept (0600) next to the backups.
