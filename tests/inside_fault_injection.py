@@ -171,6 +171,17 @@ def unreverted() -> list[str]:
     return left
 
 
+def unreverted_before(prepared: tuple[dict, dict]) -> list[str]:
+    """The unreverted backups of the state a case starts from."""
+    return [
+        name
+        for name, entry in prepared[0].items()
+        if name.endswith(".json")
+        and not isinstance(entry, int)
+        and not json.loads(entry[0].encode("latin-1")).get("reverted")
+    ]
+
+
 # --- one case ----------------------------------------------------------------------------------
 
 EXIT_CODES = {"eio": {0, 3}, "sigint": {130}}
@@ -232,12 +243,15 @@ def run_case(
     restore(*prepared)
     fault = "error=EIO" if mode == "eio" else "signal=SIGINT"
     strace = ["strace", "-f", "-qq", "-o", "/dev/null"]
-    if mode == "eio":  # stops at the traced calls alone: faster (strace 6.1 delivers no
-        strace.append("--seccomp-bpf")  # injected signal with it)
+    if mode == "eio":  # stops at the traced calls alone: faster (with strace 6.1 here, an
+        strace.append("--seccomp-bpf")  # injected signal did not arrive with it)
     strace += ["-e", f"trace={syscall}", "-e", f"inject={syscall}:{fault}:when={n}"]
     injected = run(SCENARIOS[scenario][1], strace)
     problems = check_run(injected, mode)
     changed = files(SYSCTL_D) != {k: v for k, v in prepared[0].items() if k.startswith("/etc/")}
+    left = unreverted()
+    if scenario.startswith("apply") and changed and len(left) <= len(unreverted_before(prepared)):
+        problems.append("the apply changed the drop-in and left no backup to revert it")
     # (--json names the backup by its id; a report that could not be written to stdout cannot
     # name it, but the apply itself is done.)
     told = re.search(
@@ -268,6 +282,8 @@ def run_case(
         "err": injected["err"],
         "out": injected["out"][-300:] if problems else "",
         "recovery": [r["code"] for r in recovery],
+        "drop_in_changed": changed,
+        "backups_left": len(left),
         "problems": problems,
     }
 

@@ -80,5 +80,16 @@ def test_a_fault_at_every_write_step_then_revert_restores_everything(netns) -> N
     unlinks = {g["scenario"] for g in groups if g["counts"]["unlink"]}
     assert unlinks == {"revert-remove"}
     assert sum(len(g["cases"]) for g in groups) >= 250
+    # The case this guards above all: the drop-in already replaced when the failure came (Ctrl-C
+    # just after the rename, EIO syncing the directory), and its backup still there to revert.
+    for mode, code in (("sigint", 130), ("eio", 3)):
+        kept = [
+            c
+            for g in groups
+            if g["scenario"] == "apply" and g["mode"] == mode
+            for c in g["cases"]
+            if c["code"] == code and c["drop_in_changed"] and c["backups_left"] == 1
+        ]
+        assert kept, mode
     # The interrupts did land: every SIGINT case ended in 130.
     assert {c["code"] for g in groups if g["mode"] == "sigint" for c in g["cases"]} == {130}
