@@ -42,8 +42,9 @@ format: dev
 # for images and chroots; made for the install only if the machine has none), and before
 # openssh-server is installed /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the init
 # script and the systemd units) is made; its units are disabled after, and the target fails if
-# an sshd then listens in this network namespace.
-SYSTEM_DEPS := zsh fish prometheus prometheus-node-exporter systemd iproute2 openssh-server
+# an sshd then listens in this network namespace. strace: the fault-injection test runs apply and
+# revert under it.
+SYSTEM_DEPS := zsh fish strace prometheus prometheus-node-exporter systemd iproute2 openssh-server
 POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:
 	@missing=$$(for p in $(SYSTEM_DEPS); do \

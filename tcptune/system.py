@@ -1351,3 +1351,14 @@ def state_directory(path: Path) -> Directory:
         directory.close()
         raise _cannot_write(path, err) from None
     return directory
+
+
+@contextmanager
+def write_errors(path: Path) -> Iterator[None]:
+    """Any OSError inside reported as an EnvironmentProblem about writing `path` (one line, exit
+    3): also the steps after a rename (the fsync of the directory), a chmod, a mkdir or an
+    unlink that the functions above let through as they are."""
+    try:
+        yield
+    except OSError as err:
+        raise _write_problem(path, err) from None

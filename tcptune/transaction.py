@@ -1,21 +1,26 @@
 """Carry out a plan: lock, backup, atomic drop-in write, runtime writes with read-back; revert.
 
 Order matters for safety: the backup is complete on disk (fsynced) before anything is changed,
-so whatever happens next, `tcptune revert` can put back the drop-in and every live value.
+so whatever happens next, `tcptune revert` can put back the drop-in and every live value. A
+failure removes that backup only while the drop-in is still byte for byte what it recorded.
+
+Each backup records what the apply wrote (the SHA-256 of the new drop-in), so a revert notices a
+drop-in edited since, and a sequence number (one more than any before it, given under the lock):
+backups are ordered by it, never by the clock, which can be stepped back.
 """
 
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tcptune import __version__
-from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.errors import BadInput, EnvironmentProblem, TcptuneError
 from tcptune.model import PRESENT, same_value
 from tcptune.plan import Plan
 from tcptune.system import (
@@ -37,6 +42,7 @@ from tcptune.system import (
     refuse_linked_dir,
     remove_file,
     remove_stale_temp_files,
+    write_errors,
 )
 
 STATE_DIR = "var/lib/tcptune"
@@ -52,6 +58,11 @@ FAILED = "failed"
 MISMATCH = "mismatch"  # written, but the kernel reads back something else
 NOT_REACHED = "not reached"  # an earlier key failed, so this one was not attempted
 RESTORED = "restored"
+
+# How the drop-in compares with what a backup recorded (see plan_revert)
+AS_WRITTEN = "as written"  # what that apply wrote
+AS_BEFORE = "as before"  # what it was before that apply (an apply that stopped, or a revert)
+CHANGED = "changed"  # anything else: edited by hand, written by a later apply, removed
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,6 +81,7 @@ class TransactionResult:
     backup_id: str | None
     drop_in_written: bool
     results: list[KeyResult]
+    saved: Path | None = None  # where revert --force saved a changed drop-in
 
     @property
     def ok(self) -> bool:
@@ -86,7 +98,8 @@ def now_utc() -> datetime:
 @contextmanager
 def locked(system: System, wait: float = DEFAULT_LOCK_WAIT) -> Iterator[None]:
     """One apply or revert at a time: an flock on var/lib/tcptune/lock, waiting up to `wait` s."""
-    path = private_dir(system.path(STATE_DIR)) / "lock"
+    with write_errors(system.path(STATE_DIR)):
+        path = private_dir(system.path(STATE_DIR)) / "lock"
     try:
         with exclusive_lock(path, wait):
             yield
@@ -101,7 +114,21 @@ def locked(system: System, wait: float = DEFAULT_LOCK_WAIT) -> Iterator[None]:
 
 
 def backup_dir(system: System) -> Path:
-    return private_dir(system.path(BACKUP_DIR))
+    with write_errors(system.path(BACKUP_DIR)):
+        return private_dir(system.path(BACKUP_DIR))
+
+
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """atomic_write, any failure in one line; and on any failure, Ctrl-C included, the temp file
+    an interrupt right after its creation can leave is removed (the lock is held: no other
+    tcptune is writing one)."""
+    try:
+        with write_errors(path):
+            atomic_write(path, data, mode=mode)
+    except BaseException:
+        with suppress(Exception):
+            remove_stale_temp_files(path)
+        raise
 
 
 def _new_backup_id(directory: Path, at: datetime) -> str:
@@ -121,6 +148,7 @@ def make_backup(
     for key in plan.runtime_changes:
         reading = system.read_sysctl(key.key)
         runtime.append({"key": key.key, "state": reading.state, "previous": reading.value})
+    touched = plan.persist and plan.drop_in_changes
     return {
         "format": BACKUP_FORMAT,
         "created": at.isoformat(timespec="seconds"),
@@ -129,11 +157,16 @@ def make_backup(
         "profile": {"name": plan.profile, "path": plan.profile_path},
         "drop_in": {
             "path": plan.drop_in_path,
-            "touched": plan.persist and plan.drop_in_changes,
+            "touched": touched,
             "existed": previous is not None,
             "mode": mode,
             "sha256": hashlib.sha256(previous).hexdigest() if previous is not None else None,
             "content_b64": base64.b64encode(previous).decode() if previous is not None else None,
+            # What this apply writes: a revert restores only over these bytes (or the old ones)
+            # unless --force.
+            "written_sha256": (
+                hashlib.sha256(plan.new_text.encode()).hexdigest() if touched else None
+            ),
         },
         "runtime": runtime,
         "reverted": None,
@@ -141,20 +174,57 @@ def make_backup(
 
 
 def save_backup(system: System, backup: dict[str, Any], at: datetime) -> str:
+    """Write `backup` (fsynced) under a new id and the next sequence number; prune the oldest.
+    Nothing has been changed yet when this runs: on any failure the new backup is removed."""
     directory = backup_dir(system)
     backup_id = _new_backup_id(directory, at)
     backup["id"] = backup_id
+    backup["sequence"] = next_sequence(system)
     data = json.dumps(backup, indent=2).encode() + b"\n"
-    atomic_write(directory / f"{backup_id}.json", data, mode=0o600)
-    prune_files(directory, "*.json", KEEP_BACKUPS, order=backup_order)
+    path = directory / f"{backup_id}.json"
+    try:
+        write_file(path, data, mode=0o600)
+        with write_errors(directory):
+            prune_files(directory, "*.json", KEEP_BACKUPS, order=backup_order)
+    except BaseException:
+        _discard(path)  # a backup of nothing would only confuse `revert`
+        raise
     return backup_id
 
 
-def backup_order(path: Path) -> tuple[str, int]:
-    """Oldest first: by time, then by the -N that tells apart backups of the same microsecond
-    (by name alone "T...Z-1" would sort before "T...Z", "-" being before ".")."""
-    base, _, n = path.stem.partition("-")
+def _stored_sequence(path: Path) -> int | None:
+    """The sequence number a backup file records; None for a backup made before tcptune recorded
+    one, and for a file that cannot be read or parsed (those sort with the old ones)."""
+    try:
+        raw = read_bytes_no_follow(path, MAX_BACKUP_BYTES)
+        value = json.loads(raw)["sequence"] if raw is not None else None
+    except (TcptuneError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def next_sequence(system: System) -> int:
+    """One more than the highest sequence number of the backups there (1 for the first); called
+    under the lock, so no two backups get the same."""
+    numbers = [_stored_sequence(p) for p in list_files(system.path(BACKUP_DIR), "*.json")]
+    return max((n for n in numbers if n is not None), default=0) + 1
+
+
+def _order_by_name(stem: str) -> tuple[str, int]:
+    """The order of backups made before sequence numbers: by the time in the id, then by the -N
+    that tells apart backups of the same microsecond (by name alone "T...Z-1" would sort before
+    "T...Z", "-" being before ".")."""
+    base, _, n = stem.partition("-")
     return base, int(n) if n.isdigit() else 0
+
+
+def backup_order(path: Path) -> tuple[int, int, tuple[str, int]]:
+    """Oldest first: backups without a sequence number (made by an older tcptune) by their id,
+    then every numbered backup by its number (the id only tells apart copies of one number, as
+    no two backups tcptune makes share one). The clock plays no part among numbered ones."""
+    sequence = _stored_sequence(path)
+    name = _order_by_name(path.stem)
+    return (0, 0, name) if sequence is None else (1, sequence, name)
 
 
 def list_backups(system: System) -> list[dict[str, Any]]:
@@ -190,11 +260,19 @@ def load_backup(system: System, backup_id: str) -> dict[str, Any]:
     return backup
 
 
+SHA256_HEX = frozenset("0123456789abcdef")
+
+
 def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
     if backup.get("format") != BACKUP_FORMAT:
         raise ValueError(f"unknown format {backup.get('format')!r}")
     if backup.get("id") != backup_id:
         raise ValueError("its id does not match its file name")
+    sequence = backup.get("sequence")  # absent in backups of older versions
+    if sequence is not None and (
+        not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1
+    ):
+        raise ValueError(f"sequence {sequence!r} is not a positive whole number")
     drop_in = backup["drop_in"]
     if not isinstance(drop_in["path"], str) or not drop_in["path"].startswith("/etc/sysctl.d/"):
         raise ValueError("drop-in path outside /etc/sysctl.d")
@@ -204,6 +282,11 @@ def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
         content = base64.b64decode(drop_in["content_b64"], validate=True)
         if hashlib.sha256(content).hexdigest() != drop_in["sha256"]:
             raise ValueError("drop-in content does not match its checksum")
+    written = drop_in.get("written_sha256")  # absent in backups of older versions
+    if written is not None and not (
+        isinstance(written, str) and len(written) == 64 and set(written) <= SHA256_HEX
+    ):
+        raise ValueError("written_sha256 is not a SHA-256 in hex")
     for item in backup["runtime"]:
         key = item["key"]
         if not isinstance(key, str) or not key.startswith(("net.ipv4.", "net.ipv6.", "net.core.")):
@@ -217,7 +300,7 @@ def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
 def mark_reverted(system: System, backup: dict[str, Any], at: datetime) -> None:
     backup["reverted"] = at.isoformat(timespec="seconds")
     data = json.dumps(backup, indent=2).encode() + b"\n"
-    atomic_write(backup_dir(system) / f"{backup['id']}.json", data, mode=0o600)
+    write_file(backup_dir(system) / f"{backup['id']}.json", data, mode=0o600)
 
 
 def newest_unreverted(system: System) -> dict[str, Any]:
@@ -230,6 +313,34 @@ def newest_unreverted(system: System) -> dict[str, Any]:
         if not backup["reverted"]:
             return backup
     raise BadInput("nothing to revert: every backup is already reverted", hint="tcptune backups")
+
+
+def _discard(path: Path) -> None:
+    """Remove a backup of nothing; if even that fails, the stray backup restores nothing but
+    harms nothing either (a revert of it puts back what is there), so the first error stands."""
+    try:
+        with write_errors(path):
+            discard_file(path)
+    except TcptuneError:
+        pass
+
+
+def _previous_content(backup: dict[str, Any]) -> bytes | None:
+    drop_in = backup["drop_in"]
+    return base64.b64decode(drop_in["content_b64"]) if drop_in["existed"] else None
+
+
+def _as_before(drop_in: Path, backup: dict[str, Any]) -> bool:
+    """Whether the drop-in is byte for byte (and mode for mode) what `backup` recorded before
+    the apply. Anything that cannot be read counts as changed: the backup is then kept."""
+    try:
+        found = read_file_and_mode(drop_in, MAX_DROP_IN_BYTES)
+    except Exception:  # an I/O error, a link or FIFO planted meanwhile: it may have changed
+        return False
+    if found is None:
+        return not backup["drop_in"]["existed"]
+    data, mode = found
+    return data == _previous_content(backup) and mode == backup["drop_in"]["mode"]
 
 
 # --- apply --------------------------------------------------------------------------------------
@@ -249,22 +360,42 @@ def write_runtime(system: System, key: str, value: str) -> KeyResult:
     return KeyResult(key=key, outcome=WRITTEN)
 
 
-def execute(system: System, plan: Plan, release: str | None) -> TransactionResult:
+def execute(
+    system: System,
+    plan: Plan,
+    release: str | None,
+    *,
+    clock: Callable[[], datetime] = now_utc,
+) -> TransactionResult:
     """Apply a plan made by tcptune.plan, under the lock (see `locked`). The caller checked
-    nothing_to_do and --force, and made the plan while holding the lock."""
+    nothing_to_do and --force, and made the plan while holding the lock. `clock` gives the
+    backup's time (and id); the order of backups does not depend on it."""
     drop_in = system.path(plan.drop_in_path)
-    at = now_utc()
-    backup_id = save_backup(system, make_backup(system, plan, drop_in, release, at), at)
+    at = clock()
+    backup = make_backup(system, plan, drop_in, release, at)
+    backup_id = save_backup(system, backup, at)
     backup_file = system.path(f"{BACKUP_DIR}/{backup_id}.json")
     written = False
     if plan.persist and plan.drop_in_changes:
         try:
-            make_dirs(drop_in.parent)
-            remove_stale_temp_files(drop_in)
-            atomic_write(drop_in, plan.new_text.encode(), mode=0o644)
-        except BaseException:
-            # Nothing has changed yet: a backup of nothing would only confuse `revert`.
-            discard_file(backup_file)
+            with write_errors(drop_in):
+                make_dirs(drop_in.parent)
+                remove_stale_temp_files(drop_in)
+            write_file(drop_in, plan.new_text.encode(), mode=0o644)
+        except BaseException as err:
+            # The rename may have happened before the failure (an I/O error syncing the
+            # directory, Ctrl-C): the file, not the exception, tells. Only a drop-in still
+            # byte-identical to the one backed up lets the backup go.
+            if _as_before(drop_in, backup):
+                _discard(backup_file)
+                raise
+            if isinstance(err, TcptuneError):
+                hint = f"{err.hint}; " if err.hint else ""
+                raise type(err)(
+                    err.message,
+                    hint=f"{hint}{plan.drop_in_path} may have changed: tcptune revert "
+                    f"{backup_id} puts back the previous state",
+                ) from None
             raise
         written = True
     results: list[KeyResult] = []
@@ -289,34 +420,107 @@ class RevertPlan:
     backup: dict[str, Any]
     drop_in_action: str  # "restore", "remove", or "keep"
     runtime: list[tuple[str, str | None, str | None]]  # key, value now, value to restore
+    drop_in_now: str = AS_WRITTEN  # AS_WRITTEN, AS_BEFORE or CHANGED ("keep": not looked at)
+    current: bytes | None = None  # the drop-in's bytes now, when CHANGED (saved by --force)
+
+    @property
+    def changed(self) -> bool:
+        return self.drop_in_now == CHANGED
+
+    def why_changed(self) -> str:
+        """Why the drop-in counts as changed, for the refusal."""
+        path, backup_id = self.backup["drop_in"]["path"], self.backup["id"]
+        if self.backup["drop_in"].get("written_sha256") is None:
+            return (
+                f"backup {backup_id} was made by a tcptune that did not record what it wrote, "
+                f"and {path} is not what it was before that apply, so an edit cannot be ruled out"
+            )
+        if self.current is None:
+            return f"{path} was removed after backup {backup_id} was made"
+        return (
+            f"{path} was changed after backup {backup_id} wrote it (edited, or written by a "
+            "later apply)"
+        )
 
 
 def plan_revert(system: System, backup: dict[str, Any]) -> RevertPlan:
     drop_in = backup["drop_in"]
-    if not drop_in.get("touched", True):
-        action = "keep"
-    else:
-        action = "restore" if drop_in["existed"] else "remove"
     runtime = []
     for item in backup["runtime"]:
         now = system.read_sysctl(item["key"])
         runtime.append((item["key"], now.value if now.state == PRESENT else None, item["previous"]))
-    return RevertPlan(backup=backup, drop_in_action=action, runtime=runtime)
+    if not drop_in.get("touched", True):
+        return RevertPlan(backup=backup, drop_in_action="keep", runtime=runtime)
+    action = "restore" if drop_in["existed"] else "remove"
+    current = read_bytes_no_follow(system.path(drop_in["path"]), MAX_DROP_IN_BYTES)
+    written = drop_in.get("written_sha256")
+    if current == _previous_content(backup):
+        state = AS_BEFORE
+    elif current is not None and written and hashlib.sha256(current).hexdigest() == written:
+        state = AS_WRITTEN
+    else:
+        state = CHANGED
+    return RevertPlan(
+        backup=backup,
+        drop_in_action=action,
+        runtime=runtime,
+        drop_in_now=state,
+        current=current if state == CHANGED else None,
+    )
 
 
-def revert(system: System, plan: RevertPlan) -> TransactionResult:
+def refuse_changed(plan: RevertPlan) -> None:
+    """A revert would overwrite or remove a drop-in that is not what the apply wrote: refused,
+    unless --force (which saves it first)."""
+    if plan.changed:
+        raise BadInput(
+            plan.why_changed(),
+            hint="revert the newer backups first, or --force, which saves the file as it is now "
+            "next to the backups and reverts",
+        )
+
+
+def save_changed(system: System, plan: RevertPlan) -> Path | None:
+    """Keep the changed drop-in (0600, fsynced) next to the backups, as ID.edited-N.conf, before
+    a forced revert replaces it; None when there is nothing to keep (it was removed)."""
+    if plan.current is None:
+        return None
+    directory = backup_dir(system)
+    backup_id = plan.backup["id"]
+    for n in range(1, 1000):
+        path = directory / f"{backup_id}.edited-{n}.conf"
+        if not exists(path):
+            write_file(path, plan.current, mode=0o600)
+            return path
+    raise EnvironmentProblem(
+        f"{directory} already holds 999 saved copies of {plan.backup['drop_in']['path']}",
+        hint=f"move the {backup_id}.edited-*.conf files away",
+    )
+
+
+def revert(system: System, plan: RevertPlan, *, force: bool = False) -> TransactionResult:
     """Carry out `plan`. The caller holds the lock (`locked`), and chose the backup and made the
-    plan under it: an apply that finished while it waited is then part of what it sees."""
+    plan under it: an apply that finished while it waited is then part of what it sees. A
+    changed drop-in needs `force`, and is saved before it is replaced."""
     backup = plan.backup
     drop_in = system.path(backup["drop_in"]["path"])
+    saved = None
+    if plan.changed:
+        if not force:
+            refuse_changed(plan)
+        saved = save_changed(system, plan)
     written = False
     if plan.drop_in_action == "restore":
         content = base64.b64decode(backup["drop_in"]["content_b64"])
-        make_dirs(drop_in.parent)
-        atomic_write(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
+        with write_errors(drop_in):
+            make_dirs(drop_in.parent)
+            remove_stale_temp_files(drop_in)
+        write_file(drop_in, content, mode=backup["drop_in"]["mode"] or 0o644)
         written = True
     elif plan.drop_in_action == "remove":
-        remove_file(drop_in)
+        with write_errors(drop_in):
+            remove_stale_temp_files(drop_in)
+            remove_file(drop_in)
         written = True
     results = []
     for key, _now, previous in plan.runtime:
@@ -331,4 +535,6 @@ def revert(system: System, plan: RevertPlan) -> TransactionResult:
         results.append(replace(result, outcome=RESTORED) if result.outcome == WRITTEN else result)
     if all(r.outcome == RESTORED for r in results):
         mark_reverted(system, backup, now_utc())
-    return TransactionResult(backup_id=backup["id"], drop_in_written=written, results=results)
+    return TransactionResult(
+        backup_id=backup["id"], drop_in_written=written, results=results, saved=saved
+    )

@@ -304,6 +304,67 @@ def _(root: Path) -> Case:
     return Case(["revert", ""])
 
 
+def edit_backup(root: Path, change: Callable[[dict], None]) -> str:
+    path = applied_backup(root)
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return data["id"]
+
+
+@setup("backup-sequence-invalid")
+def _(root: Path) -> Case:
+    return Case(["revert", edit_backup(root, lambda data: data.update(sequence="7"))])
+
+
+@setup("backup-written-invalid")
+def _(root: Path) -> Case:
+    def change(data: dict) -> None:
+        data["drop_in"]["written_sha256"] = "not hex"
+
+    return Case(["revert", edit_backup(root, change)])
+
+
+@setup("revert-dropin-edited")
+def _(root: Path) -> Case:
+    applied_backup(root)
+    with (root / "etc/sysctl.d/99-tcptune.conf").open("a") as handle:
+        handle.write("net.ipv4.tcp_fin_timeout = 33\n")
+    return Case(["revert"])
+
+
+def two_applies(root: Path) -> tuple[str, str]:
+    ids = []
+    for name in ("client-profile", "server-profile"):
+        out = io.StringIO()
+        with contextlib.redirect_stderr(io.StringIO()):
+            assert main(["--root", str(root), "apply", name, "--json"], stdout=out) == 0
+        ids.append(json.loads(out.getvalue())["backup_id"])
+    return ids[0], ids[1]
+
+
+@setup("revert-dropin-removed")
+def _(root: Path) -> Case:
+    two_applies(root)
+    (root / "etc/sysctl.d/99-tcptune.conf").unlink()
+    return Case(["revert"])
+
+
+@setup("revert-later-apply")
+def _(root: Path) -> Case:
+    first, _ = two_applies(root)
+    return Case(["revert", first])
+
+
+@setup("revert-old-backup")
+def _(root: Path) -> Case:
+    def older(data: dict) -> None:
+        del data["sequence"], data["drop_in"]["written_sha256"]
+
+    edit_backup(root, older)
+    return Case(["revert"])
+
+
 @setup("proc-unreadable")
 def _(root: Path) -> Case:
     path = root / "proc/sys/net/ipv4/tcp_fin_timeout"

@@ -26,8 +26,8 @@ EPILOG = epilog(
 
 
 def backups(ctx: typer.Context, json_output: JsonOption = False, root: RootOption = None) -> int:
-    """List the backups that `tcptune apply` made, newest last, and whether each was
-    reverted."""
+    """List the backups that `tcptune apply` made, newest last (by the sequence number each
+    records, not by the clock), and whether each was reverted."""
     with render.fitted_stdout() as stream:
         return run_backups(open_system(ctx, root), json_output=json_output, stream=stream)
 
@@ -41,6 +41,7 @@ def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
         rows.append(
             {
                 "id": backup["id"],
+                "sequence": backup.get("sequence"),  # None: made by an older tcptune
                 "created": backup["created"],
                 "profile": backup["profile"]["name"],
                 "keys": len(backup["runtime"]),

@@ -28,15 +28,25 @@ EPILOG = epilog(
         "sudo tcptune revert",
         "tcptune revert --dry-run",
         "sudo tcptune revert 20261125T140102123456Z",
+        "sudo tcptune revert --force",
     ],
     {
         0: "reverted, or --dry-run",
-        2: f"{BAD_INPUT}, an unknown, corrupt or edited backup, nothing left to revert",
+        2: f"{BAD_INPUT}, an unknown, corrupt or edited backup, nothing left to revert, a "
+        "drop-in changed since the apply wrote it (without --force)",
         3: "environment error: not root, a file or value that cannot be written, another "
         "apply holding the lock past --lock-wait",
     },
 )
 
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="revert even a drop-in changed since the apply wrote it (it is saved first, next "
+        "to the backups)",
+    ),
+]
 BackupArgument = Annotated[
     str | None,
     typer.Argument(metavar="BACKUP_ID", help="from `tcptune backups`", show_default=False),
@@ -47,12 +57,14 @@ def revert(
     ctx: typer.Context,
     backup_id: BackupArgument = None,
     dry_run: DryRunOption = False,
+    force: ForceOption = False,
     lock_wait: LockWaitOption = 30.0,
     json_output: JsonOption = False,
     root: RootOption = None,
 ) -> int:
     """Restore the drop-in byte for byte (or remove it if there was none) and the live values
-    recorded in a backup. Repeated reverts walk back the stack of backups."""
+    recorded in a backup. Repeated reverts walk back the stack of backups. A drop-in that is no
+    longer what the apply wrote is left alone unless --force."""
     system = open_system(ctx, root)
     check_lock_wait(lock_wait)
     with render.fitted_stdout() as stream:
@@ -60,6 +72,7 @@ def revert(
             system,
             backup_id,
             dry_run=dry_run,
+            force=force,
             lock_wait=lock_wait,
             json_output=json_output,
             stream=stream,
@@ -71,6 +84,7 @@ def run_revert(
     backup_id: str | None,
     *,
     dry_run: bool,
+    force: bool = False,
     lock_wait: float,
     json_output: bool,
     stream: IO[str],
@@ -82,24 +96,33 @@ def run_revert(
             hint="or preview with --dry-run",
         )
     # A first look, before the lock: a missing or invalid backup is reported with nothing created.
-    _, _, doc = choose(system, backup_id, dry_run=dry_run)
+    _, plan, doc = choose(system, backup_id, dry_run=dry_run, force=force)
     if dry_run:
         if json_output:
             render.write_json(stream, "revert", {**doc, "exit_code": 0})
         else:
             write_revert_plan(doc, stream)
         return EXIT_OK
+    if not force:
+        transaction.refuse_changed(plan)
     with transaction.locked(system, lock_wait):
         # Chosen again under the lock: an apply that finished while this one waited for the lock
         # made the newest backup, and that is the one to undo.
-        backup, plan, doc = choose(system, backup_id, dry_run=False)
-        outcome = transaction.revert(system, plan)
+        backup, plan, doc = choose(system, backup_id, dry_run=False, force=force)
+        if not force:
+            transaction.refuse_changed(plan)
+        outcome = transaction.revert(system, plan, force=force)
     code = EXIT_OK if outcome.ok else EXIT_ENVIRONMENT
+    saved = str(outcome.saved) if outcome.saved is not None else None
     if json_output:
         results = render.results_json(outcome.results)
-        render.write_json(stream, "revert", {**doc, "results": results, "exit_code": code})
+        render.write_json(
+            stream, "revert", {**doc, "saved": saved, "results": results, "exit_code": code}
+        )
         return code
     write_revert_plan(doc, stream)
+    if saved is not None:
+        stream.write(f"saved the changed {doc['drop_in']['path']} as {saved}\n")
     render.write_results(stream, outcome.results, width=10)
     if outcome.ok:
         stream.write(f"reverted backup {backup['id']}\n")
@@ -109,7 +132,7 @@ def run_revert(
 
 
 def choose(
-    system: System, backup_id: str | None, *, dry_run: bool
+    system: System, backup_id: str | None, *, dry_run: bool, force: bool = False
 ) -> tuple[dict[str, Any], transaction.RevertPlan, dict[str, Any]]:
     """The backup to revert (`backup_id`, or the newest not yet reverted), the plan, and the
     plan as a JSON-able document."""
@@ -123,9 +146,15 @@ def choose(
         "backup_id": backup["id"],
         "profile": backup["profile"]["name"],
         "already_reverted": backup["reverted"],
-        "drop_in": {"path": backup["drop_in"]["path"], "action": plan.drop_in_action},
+        "drop_in": {
+            "path": backup["drop_in"]["path"],
+            "action": plan.drop_in_action,
+            "changed": plan.changed,
+            "why_changed": plan.why_changed() if plan.changed else None,
+        },
         "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
         "dry_run": dry_run,
+        "force": force,
     }
     return backup, plan, doc
 
@@ -145,6 +174,13 @@ def write_revert_plan(doc: dict, stream: IO[str]) -> None:
         "keep": "leave it (the apply did not change it)",
     }[action]
     stream.write(f"{doc['drop_in']['path']}: {verb}\n")
+    if doc["drop_in"]["changed"]:
+        what = (
+            "--force saves it next to the backups first"
+            if doc["force"]
+            else "revert refuses that without --force (which saves it next to the backups first)"
+        )
+        stream.write(f"warning: {doc['drop_in']['why_changed']}; {what}.\n")
     from tcptune.layout import Column
 
     table = render.Table([Column(name="KEY", keep=True), "NOW", "RESTORE"])
