@@ -87,9 +87,7 @@ def test_a_fault_at_every_write_step_then_revert_restores_everything(netns) -> N
         missing = [kind for kind, names in classes.items() if not names & reached]
         assert not missing, (g["scenario"], g["mode"], missing, reached)
         assert len(g["cases"]) >= 20, g["scenario"]
-    unlinks = {
-        g["scenario"] for g in groups if g["counts"]["unlink"] or g["counts"]["unlinkat"]
-    }
+    unlinks = {g["scenario"] for g in groups if g["counts"]["unlink"] or g["counts"]["unlinkat"]}
     assert unlinks == {"revert-remove"}
     assert sum(len(g["cases"]) for g in groups) >= 250
     # The case this guards above all: the drop-in already replaced when the failure came (Ctrl-C
