@@ -151,8 +151,8 @@ _V4_KEY = (22, 23, 24, 25, 26, 27, 40, 41, 42, 43)
 _V4_PAD = bytes(12)
 _TYPE = bytes((SOCK_DIAG_BY_FAMILY,))
 _ZERO = b"\0"
-_RUN_CHECKS = ((0, None), (1, None), (4, _TYPE), (5, _ZERO))
-_RUN_CHECKS_LONG = (*_RUN_CHECKS, (2, _ZERO), (3, _ZERO))
+# beyond nlmsg_len's two low bytes: its high bytes (a buffer is under 64 KiB) and nlmsg_type
+_RUN_CHECKS = ((2, _ZERO), (3, _ZERO), (4, _TYPE), (5, _ZERO))
 
 
 def _table(test) -> bytes:
@@ -276,7 +276,7 @@ _SLOW_BYTES = bytes(sorted(_SLOW_STATES))
 # /proc: the state's two hex digits; the first is always 0 for the states the kernel prints
 _HEX = b"0123456789ABCDEF"  # as the kernel prints (%X); anything else is parsed row by row
 _HEX_VALUE = bytes(_HEX.find(v) if v in _HEX else 0 for v in range(256))
-_NOT_STATE_DIGIT = bytes(v for v in range(256) if v not in b"123456789ABC")
+_STATE_DIGITS = b"123456789ABC"
 # /proc columns after the sl field's colon (at W): local address, local port, remote
 # address:port, state; the separators that must stand where the format puts them.
 _PROC_LAYOUT = {
@@ -329,6 +329,9 @@ class Tally:
         """A callable for one family's dump: takes each received buffer, returns True at the
         end of the dump. Raises OSError for an error the kernel reports."""
         header = _NLMSG.unpack_from
+        message = self._message
+        batches = self._batches
+        run_bytes: dict[int, tuple] = {}  # message length -> what its run's columns hold
 
         def feed(data: bytes) -> bool:
             offset = 0
@@ -337,82 +340,72 @@ class Tally:
             # message of each buffer is enough to notice.
             if end > 6 and data[6] & 0x10:  # NLM_F_DUMP_INTR in nlmsg_flags
                 self.interrupted = True
-            while offset < end:
+            while offset < end:  # each round moves on by at least one message
                 if end - offset < 16:
                     raise OSError(0, f"malformed netlink message of {end - offset} bytes")
                 length, kind = header(data, offset)
-                if kind == SOCK_DIAG_BY_FAMILY and length >= _MESSAGE_MIN:
-                    if length > end - offset:
-                        raise OSError(0, f"netlink message of {length} bytes cut short")
-                    run = 1
-                    # a run when the next message has this length too (one unpack to know)
-                    following = offset + length
-                    if (
-                        not length & 3
-                        and end - following >= 16
-                        and header(data, following)[0] == length
-                    ):
-                        run = self._run(data, offset, length, end)
-                    if run >= _MIN_RUN:
-                        self._gather(family, length, data, offset, offset + run * length)
-                        offset += run * length
-                    else:
-                        self._message(family, data, offset)
-                        offset += (length + 3) & ~3
+                if kind != SOCK_DIAG_BY_FAMILY or length < _MESSAGE_MIN:
+                    if kind == NLMSG_DONE:
+                        self._flush(family)
+                        return True
+                    if kind == NLMSG_ERROR:
+                        code = -_I32.unpack_from(data, offset + 16)[0]
+                        if code:
+                            raise OSError(code, os.strerror(code))
+                    elif length < 16:
+                        raise OSError(0, f"malformed netlink message of {length} bytes")
+                    offset += (length + 3) & ~3
                     continue
-                if kind == NLMSG_DONE:
-                    self._flush(family)
-                    return True
-                if kind == NLMSG_ERROR:
-                    code = -_I32.unpack_from(data, offset + 16)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                elif length < 16:
-                    raise OSError(0, f"malformed netlink message of {length} bytes")
-                offset += (length + 3) & ~3
+                following = offset + length
+                if following > end:
+                    raise OSError(0, f"netlink message of {length} bytes cut short")
+                if length & 3 or length > 0xFFFF:
+                    message(family, data, offset)  # not as the kernel aligns them: on its own
+                    offset = following
+                    continue
+                # A run: messages of this length back to back, as far as the length and type
+                # columns say (one lstrip each); the next message having this length is the hint.
+                stop = following
+                count = (end - offset) // length
+                if count >= _MIN_RUN and header(data, following)[0] == length:
+                    expected = run_bytes.get(length)
+                    if expected is None:
+                        expected = run_bytes[length] = (
+                            (0, bytes((length & 0xFF,))),
+                            (1, bytes((length >> 8,))),
+                            *_RUN_CHECKS,
+                        )
+                    stop = offset + count * length
+                    for at, value in expected:
+                        column = data[offset + at : stop : length]
+                        kept = len(column) - len(column.lstrip(value))
+                        if kept < count:
+                            count = kept
+                            stop = offset + count * length
+                            if count <= 1:
+                                stop = following
+                                break
+                # kept with the other messages of this length, counted together
+                batch = batches.get((family, length))
+                if batch is None:
+                    batch = batches[family, length] = [0]  # bytes held, then the pieces
+                batch.append(memoryview(data)[offset:stop])
+                batch[0] += stop - offset
+                if batch[0] >= _BATCH_BYTES:
+                    self._netlink_run(family, b"".join(batch[1:]), length)
+                    del batch[1:]
+                    batch[0] = 0
+                offset = stop
             return False
 
         return feed
-
-    @staticmethod
-    def _run(data, offset: int, length: int, end: int) -> int:
-        """How many messages from `offset` on have this length and type, back to back."""
-        count = (end - offset) // length
-        if count < _MIN_RUN or length > 0xFFFF:
-            return 1
-        stop = offset + count * length
-        # nlmsg_len and nlmsg_type; the length's high bytes matter only past 64 KiB
-        checks = _RUN_CHECKS if end - offset <= 0xFFFF else _RUN_CHECKS_LONG
-        for at, value in checks:
-            column = data[offset + at : stop : length]
-            if value is None:
-                value = bytes((length >> 8 * at & 0xFF,))
-            kept = len(column) - len(column.lstrip(value))
-            if kept < count:
-                count = kept
-                if count < _MIN_RUN:
-                    return 1
-                stop = offset + count * length
-        return count
-
-    def _gather(self, family: int, length: int, data, start: int, stop: int) -> None:
-        """Keep a run of messages of one length until enough are there to count at once."""
-        batch = self._batches.get((family, length))
-        if batch is None:
-            batch = self._batches[family, length] = [0]  # bytes held, then the pieces
-        batch.append(memoryview(data)[start:stop])
-        batch[0] += stop - start
-        if batch[0] >= _BATCH_BYTES:
-            self._netlink_run(family, b"".join(batch[1:]), length)
-            del batch[:]
-            batch.append(0)
 
     def _flush(self, family: int | None = None) -> None:
         for (batch_family, length), batch in self._batches.items():
             if batch[0] and family in (None, batch_family):
                 self._netlink_run(batch_family, b"".join(batch[1:]), length)
-                del batch[:]
-                batch.append(0)
+                del batch[1:]
+                batch[0] = 0
 
     def _message(self, family: int, data, offset: int) -> None:
         """One inet_diag_msg, parsed on its own."""
@@ -599,7 +592,7 @@ class Tally:
             if column(at).count(space) != count:
                 return 1
         digit = column(state + 1)
-        if column(state).count(b"0") != count or digit.translate(None, _NOT_STATE_DIGIT):
+        if column(state).count(b"0") != count or digit.translate(None, _STATE_DIGITS):
             return 1
         key_offsets = [*range(local, local + width), *range(remote, remote + remote_width)]
         ports = [column(port + i) for i in range(4)]

@@ -151,14 +151,14 @@ class System:
             raise sockdiag.Unavailable(f"netlink reads the running kernel, not {self.root}")
         sockdiag.dump(family, states, feed)
 
-    def feed_proc_net_tcp(self, name: str, feed: Callable[[Iterable[str]], None]) -> bool:
-        """Hand /proc/net/tcp or /proc/net/tcp6 (`name`), line by line as it is read, to `feed`;
-        False when the file does not exist."""
+    def feed_proc_net_tcp(self, name: str, feed: Callable[[Iterable[bytes]], None]) -> bool:
+        """Hand /proc/net/tcp or /proc/net/tcp6 (`name`) to `feed` as it is read, in chunks of
+        bytes (rows may straddle two chunks); False when the file does not exist."""
         path = self.path(f"proc/net/{name}")
         try:
             fd = open_regular(path)
-            with open(fd, encoding="ascii", errors="replace", buffering=1 << 20) as handle:
-                feed(handle)
+            with open(fd, "rb", buffering=0) as handle:
+                feed(iter(lambda: handle.read(PROC_NET_CHUNK), b""))
         except FileNotFoundError:
             return False
         except OSError as err:
@@ -184,9 +184,14 @@ class System:
         for name in entries:
             if not name.isdigit():
                 continue
-            fd_dir = f"{proc}/{name}/fd"
+            # the fd directory opened once: each readlink resolves one name, not the whole path
             try:
-                fds = os.listdir(fd_dir)
+                fd_dir = os.open(f"{proc}/{name}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    fds = os.listdir(fd_dir)
+                except OSError:
+                    os.close(fd_dir)
+                    raise
             except PermissionError:
                 denied += 1
                 continue
@@ -195,14 +200,18 @@ class System:
             scanned += 1
             pid = int(name)
             held = False
-            for fd in fds:
-                try:
-                    link = os.readlink(f"{fd_dir}/{fd}")
-                except OSError:
-                    continue
-                if link in wanted:
-                    by_inode.setdefault(int(link[8:-1]), []).append(pid)
-                    held = True
+            readlink = os.readlink
+            try:
+                for fd in fds:
+                    try:
+                        link = readlink(fd, dir_fd=fd_dir)
+                    except OSError:
+                        continue
+                    if link in wanted:
+                        by_inode.setdefault(int(link[8:-1]), []).append(pid)
+                        held = True
+            finally:
+                os.close(fd_dir)
             if held:
                 commands[pid] = (self._read_text(f"proc/{name}/comm") or "?").strip()
                 raw = self._read_text(f"proc/{name}/cmdline") or ""
@@ -659,3 +668,7 @@ def exclusive_lock(path: Path, wait: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+# /proc/net/tcp is read a chunk at a time: a million sockets are 150 MB of text, never all held
+PROC_NET_CHUNK = 1024 * 1024
