@@ -276,7 +276,8 @@ _SLOW_BYTES = bytes(sorted(_SLOW_STATES))
 # /proc: the state's two hex digits; the first is always 0 for the states the kernel prints
 _HEX = b"0123456789ABCDEF"  # as the kernel prints (%X); anything else is parsed row by row
 _HEX_VALUE = bytes(_HEX.find(v) if v in _HEX else 0 for v in range(256))
-_STATE_DIGITS = b"123456789ABC"
+_NOT_STATE_DIGIT = _table(lambda v: v not in b"123456789ABC")
+_NOT_HEX = _table(lambda v: v not in _HEX)
 # /proc columns after the sl field's colon (at W): local address, local port, remote
 # address:port, state; the separators that must stand where the format puts them.
 _PROC_LAYOUT = {
@@ -569,36 +570,44 @@ class Tally:
                 offset = stop
 
     def _proc_run(self, family, data, offset, length, colon, end, layout) -> int:
-        """Counts the run of rows like the one at `offset` (same length, same sl width); returns
-        how many rows it counted, or 1 when they are too few or not in the kernel's layout."""
-        count = (end - offset) // length
-        stop = offset + count * length
-        base = offset + colon  # every column below is at base + a fixed offset
-        for position, value in ((length - 1 - colon, b"\n"), (0, b":")):
-            column = data[base + position : stop : length]
-            count = min(count, len(column) - len(column.lstrip(value)))
-        if count < _MIN_RUN or base + layout[9][-1] >= offset + length:
-            return 1
-        stop = offset + count * length
+        """Counts the run of rows like the one at `offset`: same length, same sl width, every
+        column the format fixes where it puts it. Returns how many rows it counted, or 1 when
+        too few are alike (the caller then parses the row on its own)."""
         local, width, port, remote, remote_width, state, colon_char, colons, space, spaces = layout
+        if colon + spaces[-1] >= length:
+            return 1
+        base = offset + colon  # every column below is at base + a fixed offset
+        key_offsets = [*range(local, local + width), *range(remote, remote + remote_width)]
+        port_offsets = range(port, port + 4)
+        # (offset, the one byte it holds) or (offset, table of the bytes it may not hold)
+        checks = [
+            (length - 1 - colon, b"\n"),
+            (0, b":"),
+            *((at, colon_char) for at in colons),
+            *((at, space) for at in spaces),
+            (state, b"0"),
+            (state + 1, _NOT_STATE_DIGIT),
+            *((at, _NOT_HEX) for at in port_offsets),
+            *((at, _NOT_HEX) for at in key_offsets if at != remote + width),
+        ]
+        count = (end - offset) // length
+        for at, test in checks:  # the run ends before the first row that fails a check
+            column = data[base + at : offset + count * length : length]
+            if len(test) == 1:
+                kept = len(column) - len(column.lstrip(test))
+            else:
+                kept = column.translate(test).find(1)
+            if 0 <= kept < count:
+                count = kept
+                if count < _MIN_RUN:
+                    return 1
+        stop = offset + count * length
 
         def column(at: int):
             return data[base + at : stop : length]
 
-        for at in colons:
-            if column(at).count(colon_char) != count:
-                return 1
-        for at in spaces:
-            if column(at).count(space) != count:
-                return 1
         digit = column(state + 1)
-        if column(state).count(b"0") != count or digit.translate(None, _STATE_DIGITS):
-            return 1
-        key_offsets = [*range(local, local + width), *range(remote, remote + remote_width)]
-        ports = [column(port + i) for i in range(4)]
-        for hex_column in ports + [column(at) for at in key_offsets if at != remote + width]:
-            if hex_column.translate(None, _HEX):
-                return 1
+        ports = [column(at) for at in port_offsets]
         states = digit.translate(_HEX_VALUE)
         present = self._count_states(states)
         if not present.isdisjoint(_SLOW_STATES):
@@ -628,7 +637,13 @@ class Tally:
         digits = 8 if family == socket.AF_INET else 32
         try:
             local, remote = fields[1].decode("ascii"), fields[2].decode("ascii")
-            if len(local) != digits + 5 or len(remote) != digits + 5:
+            if (
+                len(local) != digits + 5
+                or len(remote) != digits + 5
+                or local[-5] != ":"
+                or remote[-5] != ":"
+                or not fields[0].endswith(b":")
+            ):
                 return
             state = int(fields[3], 16)
             port, remote_port = int(local[-4:], 16), int(remote[-4:], 16)
