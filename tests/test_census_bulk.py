@@ -46,7 +46,7 @@ def address(family: int, rng: random.Random, few: bool) -> bytes:
     if family == V4:
         return bytes((10, 0, rng.randrange(2) if few else rng.randrange(256), rng.randrange(1, 4)))
     tail = rng.randrange(3) if few else rng.randrange(1 << 16)
-    return socket.inet_pton(V6, "2001:db8::") [:14] + tail.to_bytes(2, "big")
+    return socket.inet_pton(V6, "2001:db8::")[:14] + tail.to_bytes(2, "big")
 
 
 def table(seed: int, size: int, low: int, high: int) -> list[Sock]:
