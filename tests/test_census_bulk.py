@@ -206,7 +206,8 @@ def via_proc(socks: list[Sock], low: int, high: int, seed: int, most: int) -> ce
     for family in (V4, V6):
         text = proc_text(socks, family)
         cuts = sorted(rng.randrange(len(text)) for _ in range(len(text) // most))
-        tally.feed_proc(family, [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])])
+        edges = zip([0, *cuts], [*cuts, len(text)], strict=True)
+        tally.feed_proc(family, [text[a:b] for a, b in edges])
     return tally.finish()
 
 
