@@ -142,6 +142,7 @@ class Census:
 # per socket: the counters, one Counter entry per port-pressure group, and CLOSE_WAIT sockets.
 
 _MIN_RUN = 8  # shorter runs are parsed record by record
+_VIEW_BYTES = 8 * 1024  # runs this long are kept as views of their buffer, shorter ones copied
 _BATCH_BYTES = 512 * 1024  # netlink records of one size gathered before they are counted at once
 _DISTINCT_LOOP = 12  # distinct values counted with count()/replace() before a Counter takes over
 _SPORT_HI = 20  # offsets in a netlink message (nlmsghdr included)
@@ -390,7 +391,12 @@ class Tally:
                 batch = batches.get((family, length))
                 if batch is None:
                     batch = batches[family, length] = [0]  # bytes held, then the pieces
-                batch.append(memoryview(data)[offset:stop])
+                # a view of a long run; a copy of a short one, which would otherwise keep its
+                # whole buffer alive while the batch waits
+                if stop - offset >= _VIEW_BYTES:
+                    batch.append(memoryview(data)[offset:stop])
+                else:
+                    batch.append(data[offset:stop])
                 batch[0] += stop - offset
                 if batch[0] >= _BATCH_BYTES:
                     self._netlink_run(family, b"".join(batch[1:]), length)
