@@ -278,6 +278,23 @@ def test_proc_rows_not_in_the_kernels_format_are_skipped() -> None:
     assert counted(tally.finish()) == expected([*v4[:4], *v4[7:]], 32768, 60999)
 
 
+def test_a_few_other_states_among_time_wait_ones() -> None:
+    """Every port in the range, a few FIN_WAIT2 and ESTABLISHED sockets among the TIME_WAIT
+    ones: counted as TIME_WAIT in bulk, then taken off one by one."""
+    rng = random.Random(3)
+    socks = []
+    for i in range(30000):
+        family = V4 if i % 3 else V6
+        local, remote = address(family, rng, True), address(family, rng, True)
+        state = rng.choice((FW2, EST)) if rng.random() < 0.03 else TW
+        full = state == EST
+        inode = rng.randrange(1, 1000) if full else 0
+        socks.append(Sock(family, state, local, 20000 + i % 20000, remote, 443, inode, 0, full))
+    for proc in (False, True):
+        read = via_proc if proc else via_netlink
+        assert counted(read(socks, 1024, 65535, 3, 32 * 1024)) == expected(socks, 1024, 65535)
+
+
 def test_memory_holds_groups_not_sockets() -> None:
     """A hundred thousand TIME_WAIT sockets towards one destination leave one group behind."""
     local, remote = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 9))
