@@ -196,3 +196,55 @@ def test_the_close_wait_owner_is_named_at_scale(scale) -> None:
         (owner,) = scale[source]["doc"]["close_wait_owners"]
         assert owner["pid"] == scale["holder"] and owner["count"] == 1000
         assert owner["local_endpoints"] == [{"endpoint": "127.0.0.1:81", "count": 1000}]
+
+
+SPOOF = textwrap.dedent(
+    """
+    import json, socket, struct, subprocess, sys
+    from tcptune import census
+    from tcptune.system import System
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=30)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 80))
+    listener.listen(128)
+    for port in range(20000, 23000):  # 3,000 TIME_WAIT: a dump of several buffers
+        client = socket.socket()
+        client.bind(("127.0.0.1", port))
+        client.connect(("127.0.0.1", 80))
+        accepted, _ = listener.accept()
+        client.close()
+        accepted.close()
+
+    spoofer = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4)
+    spoofer.bind((0, 0))
+    own = spoofer.getsockname()[0]
+    sent = []
+    tally = census.Tally(census.NETLINK, 1024, 65535)
+    feed = tally.netlink_feeder(socket.AF_INET)
+
+    def spoofing_feed(data):
+        if not sent:  # after the first buffer: a forged end of dump to the dumping socket
+            with open("/proc/net/netlink") as handle:
+                rows = [line.split() for line in handle.readlines()[1:]]
+            ports = [int(r[2]) for r in rows if r[1] == "4" and int(r[2]) not in (0, own)]
+            done = struct.pack("=IHHIIi", 20, 3, 2, 1, 0, 0)
+            for port in ports:
+                spoofer.sendto(done, (port, 0))
+            sent.extend(ports)
+        return feed(data)
+
+    System("/").sock_diag(socket.AF_INET, census.ALL_STATES, spoofing_feed)
+    ss = subprocess.run(["ss", "-Htan"], capture_output=True, text=True, timeout=60).stdout
+    print(json.dumps({"sent": sent, "states": tally.finish().states,
+                      "time_wait": ss.count("TIME-WAIT")}))
+    """
+)
+
+
+def test_a_forged_datagram_from_another_process_is_dropped(netns) -> None:
+    """Another process (root in the namespace may send to a netlink port) sends a forged
+    NLMSG_DONE to tcptune's socket during the dump: only the kernel's datagrams are counted."""
+    result = run_in_namespace(["-n"], ["-c", SPOOF], timeout=300)
+    assert result["sent"], "the dumping socket was not found in /proc/net/netlink"
+    assert result["states"]["TIME_WAIT"] == result["time_wait"] == 3000
