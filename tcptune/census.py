@@ -152,8 +152,11 @@ _V4_KEY = (22, 23, 24, 25, 26, 27, 40, 41, 42, 43)
 _V4_PAD = bytes(12)
 _TYPE = bytes((SOCK_DIAG_BY_FAMILY,))
 _ZERO = b"\0"
-# beyond nlmsg_len's two low bytes: its high bytes (a buffer is under 64 KiB) and nlmsg_type
-_RUN_CHECKS = ((2, _ZERO), (3, _ZERO), (4, _TYPE), (5, _ZERO))
+# beyond nlmsg_len's two low bytes: nlmsg_type's low byte; past 64 KiB of buffer also the
+# length's high bytes and the type's (within 64 KiB they cannot be set: the message would not fit,
+# and only the kernel's datagrams reach the count)
+_RUN_CHECKS = ((4, _TYPE),)
+_RUN_CHECKS_LONG = ((4, _TYPE), (2, _ZERO), (3, _ZERO), (5, _ZERO))
 
 
 def _table(test) -> bytes:
@@ -333,7 +336,7 @@ class Tally:
         header = _NLMSG.unpack_from
         message = self._message
         batches = self._batches
-        run_bytes: dict[int, tuple] = {}  # message length -> what its run's columns hold
+        run_bytes: dict[tuple, tuple] = {}  # (length, long buffer) -> what its columns hold
 
         def feed(data: bytes) -> bool:
             offset = 0
@@ -370,12 +373,12 @@ class Tally:
                 stop = following
                 count = (end - offset) // length
                 if count >= _MIN_RUN and header(data, following)[0] == length:
-                    expected = run_bytes.get(length)
+                    expected = run_bytes.get((length, end > 0xFFFF))
                     if expected is None:
-                        expected = run_bytes[length] = (
+                        expected = run_bytes[length, end > 0xFFFF] = (
                             (0, bytes((length & 0xFF,))),
                             (1, bytes((length >> 8,))),
-                            *_RUN_CHECKS,
+                            *(_RUN_CHECKS_LONG if end > 0xFFFF else _RUN_CHECKS),
                         )
                     stop = offset + count * length
                     for at, value in expected:

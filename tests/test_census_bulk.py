@@ -247,6 +247,7 @@ def test_small_buffers_and_chunks_give_the_same_counts() -> None:
     socks = table(7, 3000, 32768, 60999)
     want = expected(socks, 32768, 60999)
     assert counted(via_netlink(socks, 32768, 60999, 7, 300)) == want  # a message or two each
+    assert counted(via_netlink(socks, 32768, 60999, 7, 300_000)) == want  # past 64 KiB
     assert counted(via_proc(socks, 32768, 60999, 7, 97)) == want  # rows cut everywhere
 
 
