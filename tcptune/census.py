@@ -137,11 +137,13 @@ class Census:
 # A socket table arrives as runs of records of one size: inet_diag messages of equal length (every
 # TIME_WAIT socket's is the same) or /proc rows of equal length. A run is counted column by column:
 # the bytes at one offset of every record form one `bytes` object (an extended slice), which
-# `count`, `translate`, `lstrip` and int.from_bytes handle in C. Records that differ from the run
-# (another size, a CLOSE_WAIT socket whose owner is wanted) are parsed one by one. Nothing is kept
-# per socket: the counters, one Counter entry per port-pressure group, and CLOSE_WAIT sockets.
+# `count`, `translate`, `lstrip` and int.from_bytes handle in C. Netlink messages are gathered by
+# size across buffers and counted a batch at a time; /proc rows a chunk at a time. Only CLOSE_WAIT
+# sockets (their owners are wanted), /proc's orphan candidates (their inode is not at a fixed
+# place) and rows not in the kernel's layout are parsed one by one. Nothing is kept per socket:
+# counters, one Counter entry per port-pressure group, and the CLOSE_WAIT sockets.
 
-_MIN_RUN = 8  # shorter runs are parsed record by record
+_MIN_RUN = 8  # fewer alike records are not worth a run: netlink batches them singly, /proc parses
 _VIEW_BYTES = 8 * 1024  # runs this long are kept as views of their buffer, shorter ones copied
 _BATCH_BYTES = 512 * 1024  # netlink records of one size gathered before they are counted at once
 _DISTINCT_LOOP = 12  # distinct values counted with count()/replace() before a Counter takes over
@@ -276,7 +278,6 @@ _IS_ESTABLISHED = _table(lambda v: v == ESTABLISHED)
 _IS_ORPHAN_STATE = _table(lambda v: v in ORPHAN_STATES)
 _IS_FIN_WAIT2 = _table(lambda v: v == FIN_WAIT2)
 _IS_ZERO = _table(lambda v: v == 0)
-_SLOW_BYTES = bytes(sorted(_SLOW_STATES))
 # /proc: the state's two hex digits; the first is always 0 for the states the kernel prints
 _HEX = b"0123456789ABCDEF"  # as the kernel prints (%X); anything else is parsed row by row
 _HEX_VALUE = bytes(_HEX.find(v) if v in _HEX else 0 for v in range(256))
