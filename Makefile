@@ -70,7 +70,8 @@ system-deps:
 test: lint system-deps
 	$(BIN)/python -m pytest
 
-# bench_sockets.py needs root: it makes 100k sockets inside a private network namespace.
+# bench_sockets.py needs root and gcc: it builds bench/floor.c and bench/make_time_wait.c, then
+# makes 100k and 1M TIME_WAIT sockets, each case in a private network namespace.
 # Both run; the target fails if either misses its goal.
 bench: install
 	status=0; \

@@ -415,6 +415,26 @@ def _(root: Path) -> Case:
     return Case(["sockets", "--source", "proc"])
 
 
+@setup("proc-net-garbled")
+def _(root: Path) -> Case:
+    good = (
+        "   {n}: 0100007F:{port:04X} 0100007F:1F90 06 00000000:00000000 03:00001234 00000000"
+        "     0        0 0 3 0000000000000000"
+    )
+    rows = [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid",
+        good.format(n=0, port=40000),
+        good.format(n=1, port=40001).replace(" 06 ", " ZZ "),
+        good.format(n=2, port=40002).replace("0100007F:", "00007F:", 1),
+        good.format(n=3, port=40003)[:40],
+        good.format(n=4, port=40004),
+    ]
+    net = root / "proc/net"
+    net.mkdir(parents=True, exist_ok=True)
+    (net / "tcp").write_bytes("\n".join(rows).encode() + b"\n\xff\xfe\x00garbage\n")
+    return Case(["sockets", "--source", "proc", "--json"])
+
+
 @setup("fifo-sysctl-d")
 def _(root: Path) -> Case:
     fifo(root / "etc/sysctl.d/10-fifo.conf")
