@@ -770,6 +770,28 @@ class Owner:
 ENDPOINTS_SHOWN = 5
 
 
+PROGRAM_NAME_WIDTH = 40
+
+
+def program_name(owner: Owner, width: int = PROGRAM_NAME_WIDTH) -> str:
+    """The command, and enough of its command line to tell two of them apart: "python3 (app.py
+    --port 8080)", "java (-jar orders.jar)". The program's own path in argv[0] is left out,
+    absolute paths are shown by their last part, and the rest is cut to `width` characters with
+    "…"."""
+    command = owner.command or "?"
+    argv = (owner.cmdline or "").split()
+    if argv and (argv[0] == command or argv[0].rsplit("/", 1)[-1].startswith(command)):
+        argv = argv[1:]
+    # an absolute path is shown by its last part: the script or jar is what tells programs apart
+    args = " ".join(a.rsplit("/", 1)[-1] if a.startswith("/") and a != "/" else a for a in argv)
+    if not args:
+        return command
+    room = max(width - len(command) - 3, 8)
+    if len(args) > room:
+        args = args[: room - 1] + "…"
+    return f"{command} ({args})"
+
+
 def unknown_reason(holders: Holders) -> str:
     if holders.denied and not holders.privileged:
         return (
@@ -892,19 +914,19 @@ def _close_wait_findings(ctx: CensusInput) -> list[Finding]:
             severity = INFO
         local = ", ".join(f"{e} ({n})" for e, n in owner.local)
         if owner.pid is not None:
-            who = f"program {owner.command or '?'} (pid {owner.pid})"
+            who = f"program {program_name(owner)} (pid {owner.pid})"
             message = (
                 f"{who} holds {owner.count} CLOSE_WAIT sockets (local {local}): the peer "
-                "closed and the program never called close(). It does not close(); no sysctl "
-                "bounds CLOSE_WAIT, no profile helps. Fix the program: close the socket when "
-                "recv() returns 0 (EOF) or on error."
+                "closed and the program has not called close(). No sysctl bounds CLOSE_WAIT and "
+                "no profile helps. Fix the program: close the socket when recv() returns 0 "
+                "(EOF) or on error."
             )
             source = f"{CLOSE_WAIT_SOURCE}; {OWNERS_SOURCE}"
         else:
             message = (
                 f"{owner.count} CLOSE_WAIT sockets of uid {owner.uid} (local {local}) whose "
-                f"program cannot be named: {owner.reason}. The program holding them does not "
-                "close(); no sysctl bounds CLOSE_WAIT."
+                f"program cannot be named: {owner.reason}. Whichever program holds them has not "
+                "called close(); no sysctl bounds CLOSE_WAIT."
             )
             source = f"{CLOSE_WAIT_SOURCE}; {OWNERS_SOURCE}"
         found.append(Finding(severity=severity, key="CLOSE_WAIT", message=message, source=source))

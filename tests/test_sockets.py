@@ -308,8 +308,10 @@ def test_close_wait_finding_names_the_program(count: int, severity: str) -> None
     owners = census.close_wait_owners(counted, holders({10 + i: [4242] for i in range(count)}))
     (finding,) = [f for f in census.findings(context(counted, owners)) if f.key == "CLOSE_WAIT"]
     assert finding.severity == severity
-    assert f"prog4242 (pid 4242) holds {count} CLOSE_WAIT" in finding.message
-    assert "does not close(); no sysctl bounds CLOSE_WAIT" in finding.message
+    # the command and its arguments (not its path) tell it apart from other prog4242s
+    assert f"program prog4242 (--serve) (pid 4242) holds {count} CLOSE_WAIT" in finding.message
+    assert "has not called close(). No sysctl bounds CLOSE_WAIT" in finding.message
+    assert finding.message.count("close()") == 1  # said once, not repeated
     assert "10.0.0.1:80" in finding.message
     assert "RFC 9293" in finding.source
     assert census.suggest_profile(context(counted, owners)) is None  # no profile fixes a leak
@@ -490,7 +492,7 @@ def test_sockets_text_and_exit_1_on_error_findings(modern: FakeMachine) -> None:
     assert "\x1b[" not in result.out
     assert "CLOSE_WAIT owners (1000 sockets)" in result.out
     assert "error   CLOSE_WAIT" in result.out
-    assert "program leaky-app (pid 31) holds 1000 CLOSE_WAIT sockets" in result.out
+    assert "program leaky-app (--serve) (pid 31) holds 1000 CLOSE_WAIT sockets" in result.out
     assert "TIME_WAIT    3" in result.out
     assert "Exit 1." in result.out
 
@@ -627,3 +629,31 @@ def test_watch_reads_the_table_again_at_each_refresh(modern: FakeMachine) -> Non
     assert b"Ephemeral ports: 4 sockets" in first
     assert b"Ephemeral ports: 9 sockets" in later
     assert code == 0 and b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "cmdline", "shown"),
+    [
+        (
+            "python3",
+            "/usr/bin/python3 /srv/app/worker.py --queue orders",
+            "python3 (worker.py --queue orders)",
+        ),
+        ("python3", "python3 -m http.server 8080", "python3 (-m http.server 8080)"),
+        (
+            "java",
+            "/usr/lib/jvm/bin/java -Xmx2g -jar /opt/orders/orders-service.jar --port 9000",
+            "java (-Xmx2g -jar orders-service.jar -…)",
+        ),
+        ("nginx", "nginx: worker process", "nginx (worker process)"),
+        ("sleep", "", "sleep"),
+    ],
+)
+def test_programs_are_named_with_enough_to_tell_them_apart(
+    command: str, cmdline: str, shown: str
+) -> None:
+    owner = census.Owner(
+        pid=1, command=command, cmdline=cmdline, uid=0, count=1, local=[], remote=[]
+    )
+    assert census.program_name(owner) == shown
+    assert len(shown) <= census.PROGRAM_NAME_WIDTH

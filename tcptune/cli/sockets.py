@@ -447,7 +447,7 @@ def write_text(
             local = ", ".join(f"{e} ({n})" for e, n in o.local)
             cells = [
                 str(o.pid) if o.pid is not None else "?",
-                o.command or "unknown",
+                census.program_name(o) if o.pid is not None else "unknown",
                 str(o.uid),
                 str(o.count),
                 local,
