@@ -101,6 +101,7 @@ def make_plan(
     release: str | None,
     old_text: str | None,
     conf_files: list[ConfFile],
+    cmdline: str | None = None,
     drop_in_name: str = DEFAULT_DROP_IN,
     runtime: bool = True,
     persist: bool = True,
@@ -116,6 +117,7 @@ def make_plan(
             f for f in conf_files if not (f.directory == DROP_IN_DIR and f.name == drop_in_name)
         ]
         after.append(ConfFile(directory=DROP_IN_DIR, name=drop_in_name, path=path, text=new_text))
+    boot = sysctld.BootModel(after, cmdline)  # every file parsed once, for all keys
     keys = []
     for c in comparisons:
         if c.status == MISSING:
@@ -124,7 +126,7 @@ def make_plan(
             action, reason = UNCHANGED, ""
         else:  # drift, or unreadable: write it and read it back
             action, reason = CHANGE, c.reason
-        checks = sysctld.persistence(after, c.key, c.target) if action != SKIP else []
+        checks = sysctld.persistence(boot, c.key, c.target) if action != SKIP else []
         keys.append(
             KeyPlan(
                 key=c.key,

@@ -24,13 +24,14 @@ from tcptune.cli.options import (
 from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
 from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, is_ours, make_plan
-from tcptune.sysctld import boot_summary
+from tcptune.sysctld import boot_json, boot_summary
 from tcptune.system import (
     MAX_DROP_IN_BYTES,
     System,
     proc_sys_read_only,
     read_bytes_no_follow,
     read_conf_files,
+    read_kernel_cmdline,
     running_as_root,
 )
 from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
@@ -223,6 +224,7 @@ def build_plan(
         release=release,
         old_text=old.decode("utf-8", errors="replace") if old is not None else None,
         conf_files=read_conf_files(system),
+        cmdline=read_kernel_cmdline(system),
         drop_in_name=drop_in,
         runtime=runtime,
         persist=persist,
@@ -241,15 +243,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "origin": k.origin,
                 "action": k.action,
                 "reason": k.reason or None,
-                "boot": [
-                    {
-                        "loader": p.loader,
-                        "survives": p.survives,
-                        "set_by": f"{p.winner.path}:{p.winner.line}" if p.winner else None,
-                        "value": p.winner.value if p.winner else None,
-                    }
-                    for p in k.persistence
-                ],
+                "boot": boot_json(k.persistence) if k.persistence else None,
+                "boot_note": "; ".join(p.describe(k.target) for p in k.persistence) or None,
             }
             for k in plan.keys
         ],

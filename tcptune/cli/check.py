@@ -21,7 +21,7 @@ from tcptune.cli.options import (
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
 from tcptune.kernel import format_version
 from tcptune.model import ERROR, INFO, UNREADABLE, WARNING, Finding
-from tcptune.system import System, read_conf_files
+from tcptune.system import System, read_conf_files, read_kernel_cmdline
 
 if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
     from tcptune.drift import Comparison
@@ -90,7 +90,7 @@ def run(
     if json_output:
         render.write_json(stream, "check", to_json(report, str(system.root), strict, code))
     else:
-        write_text(report, str(system.root), stream, code)
+        write_text(report, str(system.root), stream, code, strict)
     return code
 
 
@@ -104,6 +104,7 @@ def gather(system: System) -> rules.CheckReport:
         system.sockstat(),
         system.netstat(),
         read_conf_files(system),
+        read_kernel_cmdline(system),
     )
     if report.all_unreadable():
         first = report.settings[0]
@@ -119,6 +120,27 @@ def exit_code(report: rules.CheckReport, strict: bool) -> int:
     if worst == ERROR or (strict and worst == WARNING):
         return EXIT_DRIFT
     return EXIT_OK
+
+
+def finding_counts(findings: list[Finding]) -> dict[str, int]:
+    """Findings by severity: what the exit code follows (errors, and warnings with --strict)."""
+    counts = {severity: 0 for severity in (ERROR, WARNING, INFO)}
+    for finding in findings:
+        counts[finding.severity] += 1
+    return counts
+
+
+def findings_exit_reason(counts: dict[str, int], strict: bool) -> str:
+    """Why the findings make the exit code 1, or "" when they do not."""
+    if counts[ERROR]:
+        return f"{_plural(counts[ERROR], 'error-level finding')}"
+    if strict and counts[WARNING]:
+        return f"--strict and {_plural(counts[WARNING], 'warning-level finding')}"
+    return ""
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> dict[str, Any]:
@@ -144,7 +166,7 @@ def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> di
             for f in report.findings
         ],
         "sockstat_tcp": report.tcp_counts,
-        "summary": summary(report),
+        "summary": {**summary(report), "findings": finding_counts(report.findings)},
         "strict": strict,
         "exit_code": code,
     }
@@ -157,7 +179,9 @@ def summary(report: rules.CheckReport) -> dict[str, int]:
     return counts
 
 
-def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int) -> None:
+def write_text(
+    report: rules.CheckReport, root: str, stream: IO[str], code: int, strict: bool = False
+) -> None:
     colour = render.wants_colour(stream)
     kernel = report.release or "unknown"
     if report.version:
@@ -178,9 +202,11 @@ def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int)
     render.write_findings(stream, report.findings, colour)
     counts = summary(report)
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    stream.write(f"\n{len(report.settings)} keys: {parts}. Exit {code}.\n")
+    found = finding_counts(report.findings)
+    listed = ", ".join(f"{n} {severity}" for severity, n in found.items() if n) or "none"
+    stream.write(f"\n{len(report.settings)} keys: {parts}. Findings: {listed}. Exit {code}.\n")
     if code:
-        stream.write("Exit 1: error-level findings (or warnings with --strict); see above.\n")
+        stream.write(f"Exit 1: {findings_exit_reason(found, strict)}; see above.\n")
     stream.write("More on any key: tcptune explain KEY\n")
 
 
@@ -211,7 +237,7 @@ def compare_profile(
 
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
     comparisons = drift.compare(profile.sysctl, profile.origin, readings, report.version)
-    return drift.with_boot(comparisons, list(report.conf_files))  # read once, by gather()
+    return drift.with_boot(comparisons, report.boot_model())  # files read and parsed once
 
 
 def profile_exit_code(
@@ -234,10 +260,13 @@ def profile_to_json(
     strict: bool,
     code: int,
 ) -> dict[str, Any]:
+    from tcptune.sysctld import boot_json
+
     defaults = {s.key: s.default for s in report.settings}
     counts = {status: 0 for status in ("ok", "drift", "missing", "unreadable")}
     for c in comparisons:
         counts[c.status] += 1
+    shown = profile_findings(report, set(profile.sysctl))
     return {
         "root": root,
         "kernel": {
@@ -261,17 +290,18 @@ def profile_to_json(
                 "in_sync": c.in_sync,
                 "origin": c.origin,
                 "reason": c.reason or None,
-                "boot": list(c.boot),
+                "boot": boot_json(list(c.boot)) if c.boot else None,
+                "boot_note": c.boot_note or None,
                 "boot_summary": c.boot_summary or None,
             }
             for c in comparisons
         ],
         "findings": [
             {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
-            for f in profile_findings(report, set(profile.sysctl))
+            for f in shown
         ],
         "warnings": [str(w) for w in profile.warnings],
-        "summary": counts,
+        "summary": {**counts, "findings": finding_counts(shown)},
         "strict": strict,
         "exit_code": code,
     }
@@ -302,7 +332,14 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
     table.write(stream, colour)
     shown = profile_findings(report, {s["key"] for s in doc["settings"]})
     render.write_findings(stream, shown, colour)
-    counts = doc["summary"]
+    counts = {k: v for k, v in doc["summary"].items() if k != "findings"}
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "in sync" if doc["in_sync"] else "NOT in sync"
-    stream.write(f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Exit {doc['exit_code']}.\n")
+    found = doc["summary"]["findings"]
+    listed = ", ".join(f"{n} {severity}" for severity, n in found.items() if n) or "none"
+    code = doc["exit_code"]
+    stream.write(
+        f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Findings: {listed}. Exit {code}.\n"
+    )
+    if code == EXIT_DRIFT and doc["in_sync"]:
+        stream.write(f"Exit 1: {findings_exit_reason(found, doc['strict'])}; see above.\n")
