@@ -117,7 +117,7 @@ def make_plan(
             f for f in conf_files if not (f.directory == DROP_IN_DIR and f.name == drop_in_name)
         ]
         after.append(ConfFile(directory=DROP_IN_DIR, name=drop_in_name, path=path, text=new_text))
-    boot = sysctld.BootModel(after, cmdline)  # every file parsed once, for all keys
+    boot = sysctld.BootModel(after, cmdline, keys=targets)  # every file parsed once
     keys = []
     for c in comparisons:
         if c.status == MISSING:

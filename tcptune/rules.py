@@ -4,7 +4,7 @@ inspect() takes readings (from tcptune.system) and returns a CheckReport; it doe
 rule is tested on hand-made inputs.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tcptune import keys, sysctld
@@ -577,10 +577,11 @@ def inspect(
     netstat: Mapping[str, Mapping[str, int]] | None,
     conf_files: Sequence[ConfFile] = (),
     cmdline: str | None = None,
+    boot_keys: Iterable[str] = (),
 ) -> CheckReport:
     """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading,
     `conf_files` are the sysctl.d files (tcptune.system.read_conf_files) and `cmdline` the
-    kernel command line, for what boot sets."""
+    kernel command line, for what boot sets, of the watched keys and `boot_keys`."""
     version = parse_release(release)
     values = {k: r.value for k, r in readings.items() if r.state == PRESENT and r.value is not None}
     ctx = RuleInput(
@@ -589,7 +590,7 @@ def inspect(
         sockstat=sockstat,
         netstat=netstat,
         conf_files=tuple(conf_files),
-        boot=sysctld.BootModel(conf_files, cmdline),
+        boot=sysctld.BootModel(conf_files, cmdline, keys={*keys.KEYS, *boot_keys}),
     )
 
     per_key: dict[str, list[Finding]] = {name: [] for name in keys.KEYS}

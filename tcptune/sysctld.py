@@ -15,8 +15,8 @@ tests/test_loaders_differential.py and recorded in docs/kernel-facts.md ("sysctl
   '-key' alone (no '=') keeps globs off that key.
 - procps writes every line in order; a glob line skips any key that some line, anywhere, names
   exactly (as the same path string). systemd keeps one entry per key, the last value read (a
-  repeat of the same value keeps the first entry's place), writes each once, and a glob skips
-  every key that has an entry of its own.
+  repeat of the same value keeps the entry's place), writes each once, in the order of the
+  entries, and a glob skips every key that has an entry of its own.
 - The kernel parses what is written: integers in C notation (0x1a is 26, 025 is 21), what follows
   the last field is ignored after a blank ('30 # note' sets 30, '30#note' is refused), a vector
   key written in part keeps its other fields, a refused write leaves the value before it.
@@ -51,8 +51,9 @@ LONG_LINE_MAX = 1024 * 1024  # systemd read_line(): a line this long ends the fi
 COMMAND_LINE = "/proc/cmdline"
 _PROC_SYS = "/proc/sys/"
 _SWAP = str.maketrans("./", "/.")
-_SLOW = re.compile("[\r\0\v\f]")  # lines split or strip differently between the loaders
-_SYSTEMD_LINE = re.compile("([^\n\r\0]*)((?:\n\r?|\r\n?)\0?|\0)?")
+_SLOW = re.compile("[\r\0\v\f]")  # a line the loaders split or strip differently
+_SYSTEMD_EOL = re.compile("[\r\0]")  # within an LF line: every CR and NUL ends a line too
+_ANY_EOL = re.compile("[\n\r\0]")
 
 
 def key_path(key: str) -> str:
@@ -103,6 +104,16 @@ def unlisted(files: Iterable[ConfFile], loader: str) -> list[ConfFile]:
     return [f for f in files if not f.name and f.directory in DIRS[loader]]
 
 
+def _needles(keys: Iterable[str]) -> list[str]:
+    """What a line must hold to concern one of `keys`: a key's last component (as a path and
+    as a dotted name), or a glob character."""
+    found = set(GLOB_CHARS)
+    for key in keys:
+        last = key_path(key).rsplit("/", 1)[-1]
+        found.update((last, dotted(last)))
+    return sorted(found)
+
+
 def _name_bytes(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")  # strcmp() order of the names as stored
 
@@ -129,81 +140,132 @@ def _c_rstrip(text: str) -> str:
     return stripped if stripped or not text else text[0]
 
 
-def _split_fast(text: str) -> list[tuple[int, str, str | None, bool]]:
-    """Lines of a text that both loaders split and strip alike (no CR, NUL, VT or FF): the
-    assignment and exclusion lines as (line number, key text, value, leading '-')."""
+class _Raw(NamedTuple):
+    """One line of a file as a loader reads it, split into its parts."""
+
+    number: int  # in LF lines, from 1
+    offset: int  # where the line starts in the text
+    key: str  # the text before '=' (or after the '-' of an exclusion), '-' taken off
+    value: str | None  # None: a '-key' exclusion
+    dash: bool
+
+
+def lf_lines(text: str, needles: Sequence[str] | None) -> list[tuple[int, int, str, bool]]:
+    """The LF-ended lines of a text as (number, offset, text, ended by LF); with `needles`, only
+    the lines holding one of them (found by str.find, so a big file costs a few scans)."""
+    if needles is None:
+        pieces = text.split("\n")
+        last = len(pieces) - 1
+        result, offset = [], 0
+        for index, piece in enumerate(pieces):
+            result.append((index + 1, offset, piece, index < last))
+            offset += len(piece) + 1
+        return result
+    starts: set[int] = set()
+    size = len(text)
+    for needle in needles:
+        found = text.find(needle)
+        while found >= 0:
+            end = text.find("\n", found)
+            starts.add(text.rfind("\n", 0, found) + 1)
+            if end < 0:
+                break
+            found = text.find(needle, end)
     result = []
-    for number, raw in enumerate(text.split("\n"), start=1):
-        line = raw.lstrip(" \t")
-        if not line or line[0] in "#;":
-            continue
-        key, equals, value = line.partition("=")
-        if equals:
-            dash = key[:1] == "-"
-            result.append((number, key[1:] if dash else key, value.strip(" \t"), dash))
-        elif line[0] == "-":
-            result.append((number, line[1:], None, True))
+    number, counted = 1, 0
+    for start in sorted(starts):
+        number += text.count("\n", counted, start)
+        counted = start
+        end = text.find("\n", start)
+        ended = end >= 0
+        result.append((number, start, text[start : end if ended else size], ended))
     return result
 
 
-def _procps_lines(text: str) -> list[tuple[int, str, str | None, bool]]:
-    """procps Preload(): getline() lines, a line ends at NUL, C blanks stripped."""
-    result = []
-    pieces = text.split("\n")
-    last = len(pieces) - 1
-    for index, raw in enumerate(pieces):
-        length = len(raw) + (index < last)  # getline() counts the LF
-        if length < 2:
+def _split(lines: list[tuple[int, int, str, bool]]) -> tuple[list[_Raw], list[_Raw]]:
+    """The assignment and exclusion lines as procps and as systemd read them."""
+    procps: list[_Raw] = []
+    systemd: list[_Raw] = []
+    for number, offset, raw, ended in lines:
+        if _SLOW.search(raw) is None:  # both loaders split and strip this line alike
+            line = raw.lstrip(" \t")
+            if not line or line[0] in "#;":
+                continue
+            key, equals, value = line.partition("=")
+            if equals:
+                dash = key[:1] == "-"
+                key = key[1:] if dash else key
+                value = value.strip(" \t")
+                procps.append(_Raw(number, offset, _c_rstrip(key) if key else key, value, dash))
+                systemd.append(_Raw(number, offset, key, value, dash))
+            elif line[0] == "-":
+                procps.append(_Raw(number, offset, _c_rstrip(line[1:]), None, True))
+                systemd.append(_Raw(number, offset, line[1:], None, True))
             continue
-        line = raw + "\n" if index < last else raw
-        nul = line.find("\0")
-        if nul >= 0:
-            line = line[:nul]
-        line = line.lstrip(C_BLANKS)
-        if len(line) < 2 or line[0] in "#;":
-            continue
-        key, equals, value = line.partition("=")
-        if equals:
-            dash = key[:1] == "-"
-            key = _c_rstrip(key[1:] if dash else key)
-            result.append((index + 1, key, _c_rstrip(value.lstrip(C_BLANKS)), dash))
-        elif line[0] == "-":
-            result.append((index + 1, _c_rstrip(line[1:]), None, True))
-    return result
+        found = _procps_raw(number, offset, raw, ended)
+        if found is not None:
+            procps.append(found)
+        start = 0
+        for piece in _SYSTEMD_EOL.split(raw):
+            found = _systemd_raw(number, offset + start, piece)
+            if found is not None:
+                systemd.append(found)
+            start += len(piece) + 1
+    return procps, systemd
 
 
-def _systemd_lines(text: str) -> list[tuple[int, str, str | None, bool]]:
-    """systemd parse_file(): read_line() ends a line at LF, CR, NUL or one of their pairs, and a
-    line of LONG_LINE_MAX characters or more ends the file; WHITESPACE stripped."""
-    result = []
-    position, number, size = 0, 1, len(text)
-    while position < size:
-        found = _SYSTEMD_LINE.match(text, position)
-        assert found is not None
-        line, end = found.group(1), found.end()
-        if len(line) >= LONG_LINE_MAX:
-            break  # "Failed to read file ..., ignoring: No buffer space available"
-        line_number = number
-        number += text.count("\n", position, end)
-        position = end
-        line = line.strip(SYSTEMD_BLANKS)
-        if not line or line[0] in "#;":
-            continue
-        key, equals, value = line.partition("=")
-        if equals:
-            dash = key[:1] == "-"
-            result.append((line_number, key[1:] if dash else key, value.strip(" \t\n\r"), dash))
-        elif line[0] == "-":
-            result.append((line_number, line[1:], None, True))
-    return result
+def _procps_raw(number: int, offset: int, raw: str, ended: bool) -> _Raw | None:
+    """procps Preload(): a getline() line; it ends at NUL; C blanks stripped."""
+    if len(raw) + ended < 2:  # getline() counts the LF
+        return None
+    line = raw + "\n" if ended else raw
+    nul = line.find("\0")
+    if nul >= 0:
+        line = line[:nul]
+    line = line.lstrip(C_BLANKS)
+    if len(line) < 2 or line[0] in "#;":
+        return None
+    key, equals, value = line.partition("=")
+    if equals:
+        dash = key[:1] == "-"
+        key = _c_rstrip(key[1:] if dash else key)
+        return _Raw(number, offset, key, _c_rstrip(value.lstrip(C_BLANKS)), dash)
+    if line[0] == "-":
+        return _Raw(number, offset, _c_rstrip(line[1:]), None, True)
+    return None
+
+
+def _systemd_raw(number: int, offset: int, line: str) -> _Raw | None:
+    """systemd parse_file(): a read_line() line (LF, CR and NUL all end one), WHITESPACE
+    stripped."""
+    line = line.strip(SYSTEMD_BLANKS)
+    if not line or line[0] in "#;":
+        return None
+    key, equals, value = line.partition("=")
+    if equals:
+        dash = key[:1] == "-"
+        return _Raw(number, offset, key[1:] if dash else key, value.strip(SYSTEMD_BLANKS), dash)
+    if line[0] == "-":
+        return _Raw(number, offset, line[1:], None, True)
+    return None
 
 
 def _too_long_line(text: str) -> int | None:
-    """Index (0-based, in LF lines) of the first line systemd refuses as too long, if any."""
-    if len(text) < LONG_LINE_MAX:
+    """Where the first line systemd refuses as too long starts (read_line() fails with ENOBUFS
+    at LONG_LINE_MAX characters and parse_file() stops there), if any."""
+    half = LONG_LINE_MAX // 2
+    # Such a line holds a whole aligned block of half its length: look closer only then.
+    if all(
+        any(text.find(eol, start, start + half) >= 0 for eol in "\n\r\0")
+        for start in range(0, len(text) - half + 1, half)
+    ):
         return None
-    found = re.search(f"[^\n]{{{LONG_LINE_MAX}}}", text)
-    return None if found is None else text.count("\n", 0, found.start())
+    offset = 0
+    for piece in _ANY_EOL.split(text):
+        if len(piece) >= LONG_LINE_MAX:
+            return offset
+        offset += len(piece) + 1
+    return None
 
 
 def _procps_line(file: int, number: int, key: str, value: str | None, dash: bool) -> Line:
@@ -430,11 +492,11 @@ def kernel_write(key: str, before: tuple[str | None, ...], data: str) -> _Write:
     written yet, _UNKNOWN: one that cannot be told)."""
     kind = _kind(key)
     text = data.split("\n", 1)[0].split("\0", 1)[0]
-    if kind.style == "name":
+    if kind.style == "name":  # proc_dostring() keeps 15 characters (TCP_CA_NAME_MAX - 1)
+        if not _NAME.fullmatch(text[:15]):
+            return _Write(before, True, "")
         if len(text) > 15:
             return _Write(before, False, f"{text!r} is longer than an algorithm name can be")
-        if not _NAME.fullmatch(text):
-            return _Write(before, True, "")
         return _Write((text,), False, "")
     if kind.style == "ports":
         if not _PORTS.fullmatch(text):
@@ -612,33 +674,36 @@ class _State:
 
 
 class BootModel:
-    """Every sysctl.d file read once, per loader; then what each key holds after boot."""
+    """Every sysctl.d file read once, for both loaders; then what each key holds after boot.
+    With `keys`, only the lines that can concern those keys are parsed (a line names a key only
+    if it holds the key's last component, or it is a glob): the answer to any other key is
+    refused, as a bug."""
 
-    def __init__(self, files: Sequence[ConfFile], cmdline: str | None = None) -> None:
+    def __init__(
+        self,
+        files: Sequence[ConfFile],
+        cmdline: str | None = None,
+        keys: Iterable[str] | None = None,
+    ) -> None:
         self.files = list(files)
         self.cmdline = command_line_sysctls(cmdline) if cmdline else []
+        self.keys = None if keys is None else set(keys)
+        self._needles = None if keys is None else _needles(self.keys)
         self._globs = _Globs()
         self._parsed: dict[str, _Parsed] = {}
-        self._fast: dict[int, list[tuple[int, str, str | None, bool]] | None] = {}
+        self._split: dict[int, tuple[list[_Raw], list[_Raw]]] = {}
 
-    # parsing, once per file and loader
-
-    def _lines_of(self, conf: ConfFile, loader: str) -> list[tuple[int, str, str | None, bool]]:
+    def _raw_lines(self, index: int, conf: ConfFile, loader: str) -> list[_Raw]:
         text = conf.text
         if not text:
             return []
-        key = id(conf)
-        if key not in self._fast:
-            self._fast[key] = None if _SLOW.search(text) else _split_fast(text)
-        fast = self._fast[key]
+        found = self._split.get(index)
+        if found is None:
+            found = self._split[index] = _split(lf_lines(text, self._needles))
         if loader == PROCPS:
-            if fast is None:
-                return _procps_lines(text)
-            return [(n, _c_rstrip(k) if k else k, v, d) for n, k, v, d in fast]
-        if fast is None:
-            return _systemd_lines(text)
+            return found[0]
         cut = _too_long_line(text)
-        return fast if cut is None else [entry for entry in fast if entry[0] <= cut]
+        return found[1] if cut is None else [raw for raw in found[1] if raw.offset < cut]
 
     def parsed(self, loader: str) -> "_Parsed":
         found = self._parsed.get(loader)
@@ -648,6 +713,7 @@ class BootModel:
 
     def _parse(self, loader: str) -> "_Parsed":
         ordered = order(self.files, loader)
+        positions = {id(conf): index for index, conf in enumerate(self.files)}
         make = _procps_line if loader == PROCPS else _systemd_line
         lines: list[Line] = []
         unknown: list[tuple[int, str]] = []
@@ -657,16 +723,15 @@ class BootModel:
                 continue
             if conf.state != CONF_TEXT:
                 continue
-            for number, key, value, dash in self._lines_of(conf, loader):
-                lines.append(make(index, number, key, value, dash))
+            for raw in self._raw_lines(positions[id(conf)], conf, loader):
+                lines.append(make(index, raw.number, raw.key, raw.value, raw.dash))
         blind = [f"cannot list {f.path}: {f.reason}" for f in unlisted(self.files, loader)]
         return _Parsed(loader, ordered, lines, unknown, blind)
-
-    # answers
 
     def answer(self, key: str, loader: str) -> BootAnswer:
         """What `key` (dotted, e.g. net.ipv4.tcp_fin_timeout) holds after `loader` runs at boot,
         on top of the kernel command line."""
+        self._check_asked(key)
         parsed = self.parsed(loader)
         path = key_path(key)
         kind = _kind(key)
@@ -685,6 +750,10 @@ class BootModel:
 
     def answers(self, key: str) -> list[BootAnswer]:
         return [self.answer(key, loader) for loader in LOADERS]
+
+    def _check_asked(self, key: str) -> None:
+        if self.keys is not None and key not in self.keys:
+            raise ValueError(f"{key} was not among the keys this model was built for")
 
     def _procps(self, parsed: "_Parsed", path: str, state: "_State") -> None:
         """write_setting_list(): every line in order; a glob skips a path some line names."""
@@ -748,6 +817,7 @@ class BootModel:
     def lines_naming(self, key: str, loader: str) -> list[tuple[str, Line]]:
         """The lines of the files `loader` reads that name `key` itself (no glob), with where
         they are ("path:line")."""
+        self._check_asked(key)
         parsed = self.parsed(loader)
         path = key_path(key)
         if loader == PROCPS:
@@ -790,10 +860,10 @@ class _Parsed:
             for line in lines:
                 existing = entries.get(line.key)
                 self.last_file[line.key] = line.file
-                if existing is not None:
-                    if existing.value == line.value:
-                        continue  # same value: the first entry keeps its place
-                    del entries[line.key]
+                if existing is not None and existing.value != line.value:
+                    del entries[line.key]  # a new value goes to the end
+                # The same value again keeps the entry's place; the later line is named as
+                # where it comes from, since editing the earlier one would change nothing.
                 entries[line.key] = line
 
     def where(self, line: Line) -> str:

@@ -139,12 +139,6 @@ def test_boot_value_is_the_last_assignment_of_the_loader_order(layout: list) -> 
         if ordered:
             last = ordered[-1].text
             assert answer.value == str(int(last.split("=")[1]))
-            setter = ordered[-1]
-            if loader == model.SYSTEMD:  # a repeat of the same value keeps the first entry
-                for conf in reversed(ordered):
-                    if conf.text != last:
-                        break
-                    setter = conf
-            assert answer.source == f"{setter.path}:1"
+            assert answer.source == f"{ordered[-1].path}:1"
         else:
             assert answer.value is None

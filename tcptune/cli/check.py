@@ -4,6 +4,7 @@
 """
 
 import sys
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -94,8 +95,10 @@ def run(
     return code
 
 
-def gather(system: System) -> rules.CheckReport:
-    """Read every watched key, the kernel release and the socket counters, then evaluate."""
+def gather(system: System, boot_keys: Iterable[str] = ()) -> rules.CheckReport:
+    """Read every watched key, the kernel release, the socket counters and the boot-time
+    configuration, then evaluate; what boot sets is told for the watched keys and
+    `boot_keys`."""
     system.require_proc_sys()
     readings = {name: system.read_sysctl(name) for name in keys.KEYS}
     report = rules.inspect(
@@ -105,6 +108,7 @@ def gather(system: System) -> rules.CheckReport:
         system.netstat(),
         read_conf_files(system),
         read_kernel_cmdline(system),
+        boot_keys,
     )
     if report.all_unreadable():
         first = report.settings[0]
@@ -219,7 +223,7 @@ def run_profile(
     from tcptune import profiles
 
     profile = profiles.load(name, system.root)  # bad input is reported before anything is read
-    report = gather(system)
+    report = gather(system, profile.sysctl)
     comparisons = compare_profile(system, profile, report)
     code = profile_exit_code(comparisons, report, strict)
     doc = profile_to_json(profile, comparisons, report, str(system.root), strict, code)
