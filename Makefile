@@ -43,10 +43,11 @@ test: lint system-deps
 	$(BIN)/python -m pytest
 
 # bench_sockets.py needs root: it makes 100k sockets inside a private network namespace.
-# Both run; the target fails if either misses its goal.
+# All run; the target fails if any misses its goal.
 bench: install
 	status=0; \
 	$(BIN)/python bench/bench_check.py || status=1; \
+	$(BIN)/python bench/bench_boot.py || status=1; \
 	$(BIN)/python bench/bench_sockets.py || status=1; \
 	exit $$status
 

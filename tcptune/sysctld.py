@@ -27,8 +27,6 @@ import itertools
 import posixpath
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from tcptune import keys
 from tcptune.model import (
@@ -51,9 +49,16 @@ LONG_LINE_MAX = 1024 * 1024  # systemd read_line(): a line this long ends the fi
 COMMAND_LINE = "/proc/cmdline"
 _PROC_SYS = "/proc/sys/"
 _SWAP = str.maketrans("./", "/.")
-_SLOW = re.compile("[\r\0\v\f]")  # a line the loaders split or strip differently
-_SYSTEMD_EOL = re.compile("[\r\0]")  # within an LF line: every CR and NUL ends a line too
-_ANY_EOL = re.compile("[\n\r\0]")
+_SLOW = "\r\0\v\f"  # a line holding one of these is split or stripped differently by the loaders
+_PATTERNS: dict[str, "re.Pattern[str]"] = {}
+
+
+def _regex(pattern: str) -> "re.Pattern[str]":
+    """Compiled once, when first needed (check's start-up pays for no pattern it does not use)."""
+    found = _PATTERNS.get(pattern)
+    if found is None:
+        found = _PATTERNS[pattern] = re.compile(pattern)
+    return found
 
 
 def key_path(key: str) -> str:
@@ -121,7 +126,7 @@ def _name_bytes(name: str) -> bytes:
 # --- lines ----------------------------------------------------------------------------------------
 
 
-class Line(NamedTuple):
+class Line:
     """One assignment or exclusion line, as one loader reads it."""
 
     key: str  # the key as the loader keeps it (procps: the /proc/sys path it builds; systemd:
@@ -133,6 +138,22 @@ class Line(NamedTuple):
     file: int  # index of the file in the loader's order
     line: int  # line number (counted in LFs, as an editor shows it)
 
+    __slots__ = ("file", "glob", "ignore", "key", "line", "target", "value")
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        target: str,
+        glob: bool,
+        value: str | None,
+        ignore: bool,
+        file: int,
+        line: int,
+    ) -> None:
+        self.key, self.target, self.glob, self.value = key, target, glob, value
+        self.ignore, self.file, self.line = ignore, file, line
+
 
 def _c_rstrip(text: str) -> str:
     """C rstrip() as procps has it: trailing C blanks go, but never the first character."""
@@ -140,7 +161,7 @@ def _c_rstrip(text: str) -> str:
     return stripped if stripped or not text else text[0]
 
 
-class _Raw(NamedTuple):
+class _Raw:
     """One line of a file as a loader reads it, split into its parts."""
 
     number: int  # in LF lines, from 1
@@ -148,6 +169,11 @@ class _Raw(NamedTuple):
     key: str  # the text before '=' (or after the '-' of an exclusion), '-' taken off
     value: str | None  # None: a '-key' exclusion
     dash: bool
+
+    __slots__ = ("dash", "key", "number", "offset", "value")
+
+    def __init__(self, number: int, offset: int, key: str, value: str | None, dash: bool) -> None:
+        self.number, self.offset, self.key, self.value, self.dash = number, offset, key, value, dash
 
 
 def lf_lines(text: str, needles: Sequence[str] | None) -> list[tuple[int, int, str, bool]]:
@@ -187,7 +213,7 @@ def _split(lines: list[tuple[int, int, str, bool]]) -> tuple[list[_Raw], list[_R
     procps: list[_Raw] = []
     systemd: list[_Raw] = []
     for number, offset, raw, ended in lines:
-        if _SLOW.search(raw) is None:  # both loaders split and strip this line alike
+        if not any(char in raw for char in _SLOW):  # both loaders split and strip it alike
             line = raw.lstrip(" \t")
             if not line or line[0] in "#;":
                 continue
@@ -206,7 +232,7 @@ def _split(lines: list[tuple[int, int, str, bool]]) -> tuple[list[_Raw], list[_R
         if found is not None:
             procps.append(found)
         start = 0
-        for piece in _SYSTEMD_EOL.split(raw):
+        for piece in _regex("[\r\0]").split(raw):  # within an LF line, CR and NUL end lines
             found = _systemd_raw(number, offset + start, piece)
             if found is not None:
                 systemd.append(found)
@@ -261,7 +287,7 @@ def _too_long_line(text: str) -> int | None:
     ):
         return None
     offset = 0
-    for piece in _ANY_EOL.split(text):
+    for piece in _regex("[\n\r\0]").split(text):
         if len(piece) >= LONG_LINE_MAX:
             return offset
         offset += len(piece) + 1
@@ -395,9 +421,8 @@ class _Globs:
 # --- what the kernel makes of a write -------------------------------------------------------------
 
 _UNKNOWN = "\0unknown"  # a field whose value cannot be told
-_NAME = re.compile("[A-Za-z0-9_]+")  # a congestion control algorithm's name
-_PORTS = re.compile(r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*")
-_PLAIN_WORD = re.compile(r"(?:0|[1-9][0-9]*|-[1-9][0-9]*|[A-Za-z_][A-Za-z0-9_.:-]*)")
+_PORTS = r"[0-9]+(?:-[0-9]+)?(?:,[0-9]+(?:-[0-9]+)?)*"
+_PLAIN_WORD = r"(?:0|[1-9][0-9]*|-[1-9][0-9]*|[A-Za-z_][A-Za-z0-9_.:-]*)"
 _INT_MAX = 2**31 - 1
 _HEX = "0123456789abcdefABCDEF"
 # Seconds kept in jiffies (proc_dointvec_jiffies, net/ipv4/sysctl_net_ipv4.c): more than
@@ -409,12 +434,19 @@ _JIFFIES_KEYS = {
 }
 
 
-class _Kind(NamedTuple):
+class _Kind:
+    """How the kernel reads a key's value."""
+
     style: str  # "ints", "name", "ports" or "text"
     fields: int
     low: int
     high: int
     whole: bool  # the kernel takes all fields or none (ip_local_port_range)
+
+    __slots__ = ("fields", "high", "low", "style", "whole")
+
+    def __init__(self, style: str, fields: int, low: int, high: int, whole: bool) -> None:
+        self.style, self.fields, self.low, self.high, self.whole = style, fields, low, high, whole
 
 
 def _kind(key: str) -> _Kind:
@@ -481,10 +513,14 @@ def _proc_get_long(data: str, position: int) -> tuple[int, int] | None:
     return (-value if start else value), position + end
 
 
-class _Write(NamedTuple):
-    fields: tuple[str | None, ...]  # after the write
-    refused: bool  # the write fails (the loader reports an error)
-    uncertain: str  # non-empty: what happens cannot be told, and why
+class _Write:
+    """What a write does: the fields after it, whether the kernel refuses it, and, when that
+    cannot be told, why."""
+
+    __slots__ = ("fields", "refused", "uncertain")
+
+    def __init__(self, fields: tuple[str | None, ...], refused: bool, uncertain: str) -> None:
+        self.fields, self.refused, self.uncertain = fields, refused, uncertain
 
 
 def kernel_write(key: str, before: tuple[str | None, ...], data: str) -> _Write:
@@ -493,18 +529,19 @@ def kernel_write(key: str, before: tuple[str | None, ...], data: str) -> _Write:
     kind = _kind(key)
     text = data.split("\n", 1)[0].split("\0", 1)[0]
     if kind.style == "name":  # proc_dostring() keeps 15 characters (TCP_CA_NAME_MAX - 1)
-        if not _NAME.fullmatch(text[:15]):
+        name = text[:15]
+        if not (name.isascii() and name.replace("_", "a").isalnum()):  # no algorithm's name
             return _Write(before, True, "")
         if len(text) > 15:
             return _Write(before, False, f"{text!r} is longer than an algorithm name can be")
         return _Write((text,), False, "")
     if kind.style == "ports":
-        if not _PORTS.fullmatch(text):
+        if not _regex(_PORTS).fullmatch(text):
             return _Write(before, False, f"tcptune does not model how the kernel reads {text!r}")
         return _Write((_port_list(text),), False, "")
     if kind.style == "text":
         words = text.strip(C_BLANKS).split()
-        if not words or not all(_PLAIN_WORD.fullmatch(w) for w in words):
+        if not words or not all(_regex(_PLAIN_WORD).fullmatch(w) for w in words):
             return _Write(
                 before, False, f"tcptune does not know how the kernel reads {text!r} for {key}"
             )
@@ -606,15 +643,29 @@ def _next_arg(args: str) -> tuple[str, str | None, str]:
 # --- answers --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class BootAnswer:
-    """What one loader leaves a key at after boot."""
+    """What one loader leaves a key at after boot. (Plain slotted classes here, not
+    dataclasses: `check` imports this module at every start.)"""
 
-    loader: str
-    value: str | None  # as the kernel prints it (blanks collapsed); None: nothing sets it
-    source: str | None  # "path:line", or /proc/cmdline, of the write that set it
-    unknown: str = ""  # non-empty: the answer cannot be told, and why (value and source None)
-    refused: tuple[str, ...] = ()  # lines whose write the kernel refuses ("path:line")
+    __slots__ = ("loader", "refused", "source", "unknown", "value")
+
+    def __init__(
+        self,
+        *,
+        loader: str,
+        value: str | None,
+        source: str | None,
+        unknown: str = "",
+        refused: tuple[str, ...] = (),
+    ) -> None:
+        self.loader = loader
+        self.value = value  # as the kernel prints it (blanks collapsed); None: nothing sets it
+        self.source = source  # "path:line", or /proc/cmdline, of the write that set it
+        self.unknown = unknown  # non-empty: the answer cannot be told, and why
+        self.refused = refused  # lines whose write the kernel refuses ("path:line")
+
+    def __repr__(self) -> str:
+        return f"BootAnswer({self.loader}, {self.value!r}, {self.source!r}, {self.unknown!r})"
 
     @property
     def known(self) -> bool:
@@ -873,13 +924,16 @@ class _Parsed:
 # --- persistence ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Persistence:
     """Will `target` survive a reboot under `loader`? survives is None when that cannot be told."""
 
-    loader: str
-    survives: bool | None
-    answer: BootAnswer
+    __slots__ = ("answer", "loader", "survives")
+
+    def __init__(self, *, loader: str, survives: bool | None, answer: BootAnswer) -> None:
+        self.loader, self.survives, self.answer = loader, survives, answer
+
+    def __repr__(self) -> str:
+        return f"Persistence({self.loader}, survives={self.survives}, {self.answer!r})"
 
     def describe(self, target: str) -> str:
         answer = self.answer
