@@ -542,7 +542,8 @@ def _missing_finding(
             severity=INFO,
             key=spec.name,
             message=f"removed in {format_version(spec.removed)}: nothing to tune. A sysctl.d line "
-            "that sets it now fails at boot; delete any you find.",
+            "that still sets it only makes systemd-sysctl log a warning at boot; each one is "
+            "named with a warning of its own.",
             source=_src(spec.name, spec.removed_source),
         )
     if spec.exists_on(version) is False:  # added in a later kernel

@@ -41,7 +41,8 @@ EPILOG = epilog(
         0: "ok: no error-level finding (with PROFILE: and every key in sync)",
         1: "error-level findings, warning-level ones with --strict, or drift from PROFILE",
         2: f"{BAD_INPUT}, an unknown or invalid profile",
-        3: "environment error: no /proc/sys/net, or the settings cannot be read",
+        3: "environment error: no /proc/sys/net, the settings cannot be read, or (with PROFILE) "
+        "what boot sets for a key cannot be told (a sysctl.d file tcptune may not read)",
     },
 )
 
