@@ -214,7 +214,8 @@ def generate(seed: int, index: int, directories: list[str]) -> dict:
     layout: dict = {"files": {}, "unlisted": None}
     files = layout["files"]
     entries = rng.randint(1, 6)
-    long_at = rng.randrange(entries) if rng.random() < 0.04 else -1
+    # the rare cases, now and then at random and in one layout of every 40 for sure
+    long_at = rng.randrange(entries) if rng.random() < 0.04 or index % 40 == 29 else -1
     for count in range(entries):
         directory = rng.choice(directories)
         name = rng.choice(NAMES + ["x.conf.bak"] * (rng.random() < 0.1))
@@ -257,7 +258,7 @@ def generate(seed: int, index: int, directories: list[str]) -> dict:
     elif conf == "link":
         files["/run/tcptune-layouts/conf-target"] = {"text": file_text(rng, False), "mode": 0o644}
         files["/etc/sysctl.conf"] = {"link": "/run/tcptune-layouts/conf-target"}
-    if rng.random() < 0.03:
+    if rng.random() < 0.03 or index % 40 == 17:
         layout["unlisted"] = rng.choice(directories)
     return layout
 

@@ -22,7 +22,7 @@ from conftest import run_in_namespace
 pytestmark = pytest.mark.netns
 
 SCRIPT = Path(__file__).resolve().parent / "loader_layouts.py"
-LAYOUTS = int(os.environ.get("TCPTUNE_LAYOUTS", "240"))
+LAYOUTS = int(os.environ.get("TCPTUNE_LAYOUTS", "300"))
 
 
 def test_the_model_answers_as_the_real_loaders_do(netns) -> None:
