@@ -339,7 +339,8 @@ def write(layout: dict) -> None:
 
 
 def model_answers() -> dict:
-    boot = BootModel(read_conf_files(System("/")))
+    """As check and apply ask: the files read below /, parsed for the keys asked about."""
+    boot = BootModel(read_conf_files(System("/")), keys=KEYS)
     return {
         loader: {key: _answer(boot, key, loader) for key in KEYS} for loader in (PROCPS, SYSTEMD)
     }

@@ -142,3 +142,48 @@ def test_boot_value_is_the_last_assignment_of_the_loader_order(layout: list) -> 
             assert answer.source == f"{ordered[-1].path}:1"
         else:
             assert answer.value is None
+
+
+ASKED = ["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_rmem"]
+PIECES = st.sampled_from(
+    [
+        "net.ipv4.tcp_fin_timeout",
+        "net/ipv4/tcp_keepalive_time",
+        "net.ipv4.tcp_keepalive_*",
+        "net.ipv4.tcp_rmem",
+        "-",
+        "=",
+        " = ",
+        "30",
+        "0x1f",
+        " # c",
+        "\n",
+        "\r",
+        "\0",
+        "\f",
+        "\t",
+        " ",
+        "#",
+        "x" * 5,
+    ]
+)
+
+
+@SETTINGS
+@given(st.lists(st.lists(PIECES, max_size=40).map("".join), min_size=1, max_size=4))
+def test_parsing_only_the_lines_of_the_asked_keys_changes_no_answer(texts: list[str]) -> None:
+    """check and apply parse only the lines that can name the keys they ask about."""
+    files = [
+        model.ConfFile(
+            directory="etc/sysctl.d", name=f"{i}.conf", path=f"/etc/sysctl.d/{i}.conf", text=t
+        )
+        for i, t in enumerate(texts)
+    ]
+    everything, asked = sysctld.BootModel(files), sysctld.BootModel(files, keys=ASKED)
+    for key in ASKED:
+        for full, some in zip(everything.answers(key), asked.answers(key), strict=True):
+            assert (full.value, full.source, full.unknown) == (
+                some.value,
+                some.source,
+                some.unknown,
+            )
