@@ -72,10 +72,11 @@ test: lint system-deps
 
 # bench_sockets.py needs root and gcc: it builds bench/floor.c and bench/make_time_wait.c, then
 # makes 100k and 1M TIME_WAIT sockets, each case in a private network namespace.
-# Both run; the target fails if either misses its goal.
+# All run; the target fails if any misses its goal.
 bench: install
 	status=0; \
 	$(BIN)/python bench/bench_check.py || status=1; \
+	$(BIN)/python bench/bench_boot.py || status=1; \
 	$(BIN)/python bench/bench_sockets.py || status=1; \
 	exit $$status
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 
 from tcptune import keys, sysctld
 from tcptune.kernel import Version, format_version
-from tcptune.model import MISSING, OK, PRESENT, UNREADABLE, ConfFile, Reading, same_value
+from tcptune.model import MISSING, OK, PRESENT, UNREADABLE, Reading, same_value
 
 DRIFT = "drift"  # the status of a key whose live value (or boot value) is not the target
 
@@ -19,7 +19,8 @@ class Comparison:
     origin: str  # the profile in the extends chain that set the target
     status: str  # OK, DRIFT, MISSING (skipped here) or UNREADABLE
     reason: str = ""  # why a key is skipped or unreadable
-    boot: tuple[str, ...] = ()  # per loader: what happens to this key at boot
+    boot: tuple[sysctld.Persistence, ...] = ()  # per loader: what the key holds after boot
+    boot_note: str = ""  # the same, as a sentence per loader
     boot_summary: str = ""
 
     @property
@@ -76,21 +77,33 @@ def compare(
     return result
 
 
-def with_boot(comparisons: list[Comparison], conf_files: list[ConfFile]) -> list[Comparison]:
-    """Add what each loader sets at boot; a key that another file overrides at boot is drift
-    even when its live value matches (under either loader: which one runs differs by distro)."""
+def with_boot(comparisons: list[Comparison], model: sysctld.BootModel) -> list[Comparison]:
+    """Add what each loader leaves at boot. A key that another file overrides at boot is drift
+    even when its live value matches (under either loader: which one runs differs by distro);
+    one whose boot value cannot be told (a file tcptune cannot read) is unreadable, naming it."""
     result = []
     for c in comparisons:
         if c.status == MISSING:
             result.append(c)
             continue
-        checks = sysctld.persistence(conf_files, c.key, c.target)
-        notes = tuple(p.describe(c.target) for p in checks)
-        summary = sysctld.boot_summary(checks, c.target)
-        if sysctld.overridden(checks) and c.status == OK:
+        checks = sysctld.persistence(model, c.key, c.target)
+        found = replace(
+            c,
+            boot=tuple(checks),
+            boot_note="; ".join(p.describe(c.target) for p in checks),
+            boot_summary=sysctld.boot_summary(checks, c.target),
+        )
+        if c.status == OK and sysctld.overridden(checks):
             at_boot = sysctld.boot_summary(checks, c.target, detailed=True)
-            reason = f"live value matches, but at boot {at_boot}"
-            result.append(replace(c, status=DRIFT, reason=reason, boot=notes, boot_summary=summary))
-        else:
-            result.append(replace(c, boot=notes, boot_summary=summary))
+            found = replace(
+                found, status=DRIFT, reason=f"live value matches, but at boot {at_boot}"
+            )
+        elif c.status == OK and sysctld.unknown(checks):
+            at_boot = sysctld.boot_summary(checks, c.target, detailed=True)
+            found = replace(
+                found,
+                status=UNREADABLE,
+                reason=f"live value matches, but what boot sets cannot be told: {at_boot}",
+            )
+        result.append(found)
     return result

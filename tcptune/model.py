@@ -121,74 +121,37 @@ PROCPS = "procps"  # sysctl --system
 SYSTEMD = "systemd"  # systemd-sysctl
 LOADERS = (PROCPS, SYSTEMD)
 
-# Where each loader looks, in order, below the root; procps also reads SYSCTL_CONF, last.
-COMMON_DIRS = ("etc/sysctl.d", "run/sysctl.d", "usr/local/lib/sysctl.d", "usr/lib/sysctl.d")
-DIRS = {PROCPS: (*COMMON_DIRS, "lib/sysctl.d"), SYSTEMD: COMMON_DIRS}
+# Where each loader looks, in order, below the root; procps also reads SYSCTL_CONF, last. Both read
+# /lib/sysctl.d: procps always, systemd when built with split-usr (Debian 12's systemd 252 is); on a
+# merged /usr it is /usr/lib/sysctl.d again and changes nothing (docs/kernel-facts.md).
+COMMON_DIRS = (
+    "etc/sysctl.d",
+    "run/sysctl.d",
+    "usr/local/lib/sysctl.d",
+    "usr/lib/sysctl.d",
+    "lib/sysctl.d",
+)
+DIRS = {PROCPS: COMMON_DIRS, SYSTEMD: COMMON_DIRS}
 SYSCTL_CONF = "etc/sysctl.conf"
 NETWORK_PREFIXES = ("net.ipv4.", "net.ipv6.", "net.core.")  # the only keys tcptune writes
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Assignment:
-    """One 'key = value' line of a sysctl.d file."""
-
-    key: str  # dotted, as written (may be a glob)
-    value: str  # whitespace-normalised
-    path: str
-    line: int
-    ignore_failure: bool  # a leading '-'
+# What was found under a sysctl.d name (ConfFile.state).
+CONF_TEXT = "text"  # read: `text` holds it ("" for a link to /dev/null)
+CONF_MASK = "mask"  # nothing to read, but the name hides later files: `reason` says what it is
+CONF_UNKNOWN = "unknown"  # the loaders read it but tcptune cannot: `reason` says why
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ConfFile:
-    """One configuration file as found below the root."""
+    """One sysctl configuration file as found below the root; with an empty `name`, a directory
+    that could not be listed (state CONF_UNKNOWN)."""
 
     directory: str  # e.g. "etc/sysctl.d", or "" for etc/sysctl.conf
     name: str  # file name, e.g. "99-tcptune.conf"
     path: str  # as shown to the user, e.g. "/etc/sysctl.d/99-tcptune.conf"
-    text: str  # empty for a /dev/null mask
-
-    def assignments(self) -> list[Assignment]:
-        return parse_assignments(self.text, self.path)
-
-
-def canonical_key(raw: str) -> str:
-    """'net/ipv4/tcp_fin_timeout' -> 'net.ipv4.tcp_fin_timeout' (the first separator decides)."""
-    raw = raw.strip()
-    for char in raw:
-        if char == "/":
-            return raw.replace("/", ".")
-        if char == ".":
-            return raw
-    return raw
-
-
-def parse_assignments(text: str, path: str) -> list[Assignment]:
-    """sysctl.conf syntax: '#' or ';' comments, 'key = value', a leading '-' ignores failures."""
-    result = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        key, sep, value = stripped.partition("=")
-        if not sep:
-            continue  # both loaders warn and skip a line without '='
-        key = key.strip()
-        ignore = key.startswith("-")
-        if ignore:
-            key = key[1:].strip()
-        if not key:
-            continue
-        result.append(
-            Assignment(
-                key=canonical_key(key),
-                value=normalise(value),
-                path=path,
-                line=number,
-                ignore_failure=ignore,
-            )
-        )
-    return result
+    text: str  # empty unless state is CONF_TEXT
+    state: str = CONF_TEXT
+    reason: str = ""  # for CONF_MASK and CONF_UNKNOWN: what it is, or why it was not read
 
 
 # --- sockets -------------------------------------------------------------------------------------

@@ -6,15 +6,7 @@ from dataclasses import dataclass
 from tcptune import __version__, drift, sysctld
 from tcptune.errors import printable
 from tcptune.kernel import Version
-from tcptune.model import (
-    LOADERS,
-    MISSING,
-    OK,
-    ConfFile,
-    Reading,
-    only_network_assignments,
-    parse_assignments,
-)
+from tcptune.model import MISSING, OK, ConfFile, Reading, normalise, only_network_assignments
 
 DEFAULT_DROP_IN = "99-tcptune.conf"
 DROP_IN_DIR = "etc/sysctl.d"
@@ -47,7 +39,7 @@ class RemovedKey:
     key: str
     value: str  # what the drop-in says now
     live: str | None
-    boot: list[sysctld.BootValue]  # after the apply, per loader
+    boot: list[sysctld.BootAnswer]  # after the apply, per loader
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,6 +121,7 @@ def make_plan(
     release: str | None,
     old_text: str | None,
     conf_files: list[ConfFile],
+    cmdline: str | None = None,
     drop_in_name: str = DEFAULT_DROP_IN,
     runtime: bool = True,
     persist: bool = True,
@@ -144,8 +137,21 @@ def make_plan(
             f for f in conf_files if not (f.directory == DROP_IN_DIR and f.name == drop_in_name)
         ]
         after.append(ConfFile(directory=DROP_IN_DIR, name=drop_in_name, path=path, text=new_text))
+    dropped = {}
+    if persist:
+        dropped = {k: v for k, v in drop_in_values(old_text).items() if k not in kept}
+    # every file parsed once, for the profile's keys and the ones the new drop-in leaves out
+    boot = sysctld.BootModel(after, cmdline, keys=[*targets, *dropped])
     keys = []
-    removed = _removed_keys(old_text, kept, readings, after) if persist else []
+    removed = [
+        RemovedKey(
+            key=key,
+            value=value,
+            live=readings[key].value if key in readings else None,
+            boot=boot.answers(key),
+        )
+        for key, value in dropped.items()
+    ]
     for c in comparisons:
         if c.status == MISSING:
             action, reason = SKIP, c.reason
@@ -153,7 +159,7 @@ def make_plan(
             action, reason = UNCHANGED, ""
         else:  # drift, or unreadable: write it and read it back
             action, reason = CHANGE, c.reason
-        checks = sysctld.persistence(after, c.key, c.target) if action != SKIP else []
+        checks = sysctld.persistence(boot, c.key, c.target) if action != SKIP else []
         keys.append(
             KeyPlan(
                 key=c.key,
@@ -185,25 +191,17 @@ def make_plan(
     )
 
 
-def _removed_keys(
-    old_text: str | None,
-    kept: dict[str, str],
-    readings: dict[str, Reading],
-    after: list[ConfFile],
-) -> list[RemovedKey]:
-    """The keys the drop-in sets today that the new one leaves out, in the order they appear."""
-    if old_text is None:
-        return []
+def drop_in_values(text: str | None) -> dict[str, str]:
+    """The `key = value` lines of a drop-in (tcptune's own, or one --force replaces), by dotted
+    key, in order: what it persists today. Comments, lines without '=' and globs are not keys."""
     found: dict[str, str] = {}
-    for assignment in parse_assignments(old_text, ""):
-        if assignment.key not in kept:
-            found[assignment.key] = assignment.value
-    return [
-        RemovedKey(
-            key=key,
-            value=value,
-            live=readings[key].value if key in readings else None,
-            boot=[sysctld.boot_value(after, key, loader) for loader in LOADERS],
-        )
-        for key, value in found.items()
-    ]
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        key, equals, value = stripped.partition("=")
+        key = key.strip().lstrip("-").strip()
+        if not equals or not key or any(c in key for c in "*?["):
+            continue
+        found[sysctld.dotted(sysctld.key_path(key)) if "/" in key else key] = normalise(value)
+    return found

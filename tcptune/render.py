@@ -14,7 +14,7 @@ from tcptune import __version__
 from tcptune.errors import printable
 from tcptune.model import SEVERITY_RANK, Finding
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 STATUS_STYLE = {

@@ -4,17 +4,20 @@ inspect() takes readings (from tcptune.system) and returns a CheckReport; it doe
 rule is tested on hand-made inputs.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tcptune import keys
+from tcptune import keys, sysctld
 from tcptune.kernel import Version, at_least, format_version, parse_release
 from tcptune.model import (
     ERROR,
     INFO,
+    LOADERS,
     MISSING,
     OK,
     PRESENT,
+    PROCPS,
+    SYSTEMD,
     UNREADABLE,
     WARNING,
     ConfFile,
@@ -58,6 +61,10 @@ class CheckReport:
     findings: list[Finding]
     tcp_counts: dict[str, int] | None = None
     conf_files: tuple[ConfFile, ...] = ()  # the sysctl.d files the report was made with
+    boot: sysctld.BootModel | None = None  # those files (and the kernel command line), parsed
+
+    def boot_model(self) -> sysctld.BootModel:
+        return self.boot if self.boot is not None else sysctld.BootModel(self.conf_files)
 
     def worst(self) -> str | None:
         return worst(self.findings)
@@ -75,6 +82,7 @@ class RuleInput:
     sockstat: Mapping[str, Mapping[str, int]] | None
     netstat: Mapping[str, Mapping[str, int]] | None
     conf_files: Sequence[ConfFile] = ()  # the sysctl.d files, for what boot will set
+    boot: sysctld.BootModel | None = None  # the same files as each loader reads them
 
     def get(self, short: str) -> str | None:
         return self.values.get(_full(short))
@@ -116,8 +124,9 @@ RECYCLE_CLIENT_CLOCKS = (
 
 def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
     """tcp_tw_recycle=1 breaks clients behind NAT, and the advice to set it lives on in sysctl.d
-    files: judge the live value, and name each file and line that sets it, since such a line fails
-    at every boot once the kernel has dropped the key. (A missing key is _missing_finding's.)"""
+    files: judge the live value; where the kernel still has the key, name the line that sets 1
+    at boot; where it has dropped it, name each line a loader still reads, with what each loader
+    does with it. (A missing key is _missing_finding's.)"""
     spec = keys.KEYS["net.ipv4.tcp_tw_recycle"]
     assert spec.removed is not None
     key, removed = spec.name, format_version(spec.removed)
@@ -143,33 +152,78 @@ def rule_tw_recycle(ctx: RuleInput) -> list[Finding]:
                 source=source,
             )
         )
-    for conf in ctx.conf_files:
-        for assignment in conf.assignments():
-            if assignment.key != key:
-                continue
-            where = f"{assignment.path}:{assignment.line}"
-            if at_least(ctx.version, spec.removed[:2]):
-                findings.append(
-                    Finding(
-                        severity=WARNING,
-                        key=key,
-                        message=f"{where} sets tcp_tw_recycle, which this kernel does not have: "
-                        "the loader reports an error at every boot (procps `sysctl --system` exits "
-                        "1). Delete the line.",
-                        source=_src(key, f"{spec.removed_source}; probe"),
-                    )
-                )
-            elif assignment.value == "1":
-                findings.append(
-                    Finding(
-                        severity=ERROR,
-                        key=key,
-                        message=f"{where} sets tcp_tw_recycle = 1 at every boot, which drops SYNs "
-                        "from clients behind NAT. Delete the line (or set 0).",
-                        source=source,
-                    )
-                )
+    if ctx.boot is not None:
+        if at_least(ctx.version, spec.removed[:2]):
+            findings += _leftover_tw_recycle(ctx.boot, spec, removed)
+        else:
+            findings += _tw_recycle_at_boot(ctx.boot, source)
     return findings
+
+
+def _leftover_tw_recycle(
+    boot: sysctld.BootModel, spec: keys.KeySpec, removed: str
+) -> list[Finding]:
+    """Each line that still names tcp_tw_recycle in a file a loader reads (a masked file is read
+    by none): what each loader does with it, as probed (docs/kernel-facts.md)."""
+    key = spec.name
+    lines: dict[str, dict[str, sysctld.Line]] = {}
+    for loader in LOADERS:
+        for where, line in boot.lines_naming(key, loader):
+            if line.value is not None:
+                lines.setdefault(where, {})[loader] = line
+    findings = []
+    for where, by_loader in lines.items():
+        file = where.rsplit(":", 1)[0]
+        value = next(iter(by_loader.values())).value
+        said = []
+        if PROCPS in by_loader:
+            said.append(
+                "procps `sysctl --system` skips it without a word (its exit status stays 0)"
+            )
+        else:
+            said.append("procps does not read this file")
+        systemd = by_loader.get(SYSTEMD)
+        if systemd is None:
+            said.append("systemd-sysctl does not read it")
+        elif systemd.ignore:
+            said.append("systemd-sysctl skips it silently (the '-' prefix) and exits 0")
+        else:
+            said.append(
+                f"systemd-sysctl logs \"Couldn't write '{systemd.value}' to '{systemd.key}', "
+                'ignoring: No such file or directory" and exits 0'
+            )
+        message = (
+            f"{where} sets tcp_tw_recycle = {value}, which this kernel does not have (removed in "
+            f'{removed}). At boot {"; ".join(said)}. `sysctl -p {file}` fails on it ("cannot stat '
+            '/proc/sys/net/ipv4/tcp_tw_recycle", exit 1). Delete the line.'
+        )
+        findings.append(
+            Finding(
+                severity=WARNING,
+                key=key,
+                message=message,
+                source=_src(key, f"{spec.removed_source}; procps-ng 4.0.2 and systemd 252 probed"),
+            )
+        )
+    return findings
+
+
+def _tw_recycle_at_boot(boot: sysctld.BootModel, source: str) -> list[Finding]:
+    """On a kernel that has tcp_tw_recycle: the line that sets 1 at boot, per loader."""
+    by_source: dict[str, list[str]] = {}
+    for answer in boot.answers("net.ipv4.tcp_tw_recycle"):
+        if answer.value == "1" and answer.source:
+            by_source.setdefault(answer.source, []).append(answer.loader)
+    return [
+        Finding(
+            severity=ERROR,
+            key="net.ipv4.tcp_tw_recycle",
+            message=f"{where} sets tcp_tw_recycle = 1 at every boot (under {', '.join(loaders)}), "
+            "which drops SYNs from clients behind NAT. Delete the line (or set 0).",
+            source=source,
+        )
+        for where, loaders in by_source.items()
+    ]
 
 
 def rule_tw_reuse(ctx: RuleInput) -> list[Finding]:
@@ -513,7 +567,8 @@ def _missing_finding(
             severity=INFO,
             key=spec.name,
             message=f"removed in {format_version(spec.removed)}: nothing to tune. A sysctl.d line "
-            "that sets it now fails at boot; delete any you find.",
+            "that still sets it only makes systemd-sysctl log a warning at boot; each one is "
+            "named with a warning of its own.",
             source=_src(spec.name, spec.removed_source),
         )
     if spec.exists_on(version) is False:  # added in a later kernel
@@ -555,9 +610,12 @@ def inspect(
     sockstat: Mapping[str, Mapping[str, int]] | None,
     netstat: Mapping[str, Mapping[str, int]] | None,
     conf_files: Sequence[ConfFile] = (),
+    cmdline: str | None = None,
+    boot_keys: Iterable[str] = (),
 ) -> CheckReport:
-    """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading, and
-    `conf_files` are the sysctl.d files (tcptune.system.read_conf_files)."""
+    """Evaluate every watched key; `readings` maps each knowledge-base key to its Reading,
+    `conf_files` are the sysctl.d files (tcptune.system.read_conf_files) and `cmdline` the
+    kernel command line, for what boot sets, of the watched keys and `boot_keys`."""
     version = parse_release(release)
     values = {k: r.value for k, r in readings.items() if r.state == PRESENT and r.value is not None}
     ctx = RuleInput(
@@ -566,6 +624,7 @@ def inspect(
         sockstat=sockstat,
         netstat=netstat,
         conf_files=tuple(conf_files),
+        boot=sysctld.BootModel(conf_files, cmdline, keys={*keys.KEYS, *boot_keys}),
     )
 
     per_key: dict[str, list[Finding]] = {name: [] for name in keys.KEYS}
@@ -635,4 +694,5 @@ def inspect(
         findings=findings,
         tcp_counts=tcp,
         conf_files=ctx.conf_files,
+        boot=ctx.boot,
     )

@@ -33,6 +33,9 @@ from typing import Any
 
 from tcptune.errors import BadInput, EnvironmentProblem
 from tcptune.model import (
+    CONF_MASK,
+    CONF_TEXT,
+    CONF_UNKNOWN,
     DIRS,
     MISSING,
     PRESENT,
@@ -631,32 +634,43 @@ def proc_sys_read_only(system: System) -> bool:
 
 
 def read_conf_files(system: System) -> list[ConfFile]:
-    """Every sysctl.d file and /etc/sysctl.conf below the root, for tcptune.sysctld. The
-    directories and the files are resolved inside the root (links included, as the loaders
-    would see them in a chroot)."""
+    """Every *.conf entry of the sysctl.d directories, and /etc/sysctl.conf, below the root, for
+    tcptune.sysctld: its text, a mask (a name that hides later files but holds nothing: a link to
+    /dev/null or to nothing, a directory) or unknown (the loaders, as root, read it; tcptune
+    cannot: why). A directory that cannot be listed is an unknown entry with no name. A
+    directory reached twice (/lib -> usr/lib) is listed once, as systemd does. The directories
+    and the files are resolved inside the root (links included, as the loaders would see them
+    in a chroot)."""
     files = []
-    directories = dict.fromkeys(d for loader_dirs in DIRS.values() for d in loader_dirs)
-    for directory in directories:
+    listed: set[tuple[int, int]] = set()
+    for directory in dict.fromkeys(d for loader_dirs in DIRS.values() for d in loader_dirs):
         try:
             with _Walk(system.path(directory)) as walk:
                 listing = _readable(walk.directory())
-            try:
-                names = sorted(os.listdir(listing))
-            finally:
-                os.close(listing)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # neither loader reads what is not there
+        except OSError as err:
+            files.append(_unlisted(directory, err))
             continue
-        for name in names:
-            if not name.endswith(".conf"):
+        try:
+            info = os.fstat(listing)
+            if (info.st_dev, info.st_ino) in listed:
                 continue
-            text = read_text_under_root(system, f"{directory}/{name}")
-            if text is not None:
-                files.append(
-                    ConfFile(directory=directory, name=name, path=f"/{directory}/{name}", text=text)
-                )
-    text = read_text_under_root(system, SYSCTL_CONF)
-    if text is not None:
-        files.append(ConfFile(directory="", name="sysctl.conf", path="/" + SYSCTL_CONF, text=text))
+            listed.add((info.st_dev, info.st_ino))
+            names = sorted(os.listdir(listing))
+        except OSError as err:
+            files.append(_unlisted(directory, err))
+            continue
+        finally:
+            os.close(listing)
+        for name in names:
+            if name.endswith(".conf"):
+                found = conf_entry(system, directory, name)
+                if found is not None:
+                    files.append(found)
+    sysctl_conf = conf_entry(system, "", "sysctl.conf")
+    if sysctl_conf is not None:
+        files.append(sysctl_conf)
     return files
 
 
@@ -1382,3 +1396,110 @@ def _chunks(handle) -> Iterator[bytes]:
             parts, size = [], 0
     if parts:
         yield b"".join(parts)
+
+
+# --- sysctl.d entries: what each name holds; the kernel command line -----------------------------
+
+# The largest sysctl configuration file tcptune reads; a larger one is reported as unknown.
+MAX_CONF_BYTES = 16 * 1024 * 1024
+_MAX_LINKS = 40  # the kernel's MAXSYMLINKS: a longer chain fails with ELOOP for the loaders too
+
+
+def conf_entry(system: System, directory: str, name: str) -> ConfFile | None:
+    """What the loaders find under one name: `directory` "" with name "sysctl.conf" is
+    /etc/sysctl.conf. None when nothing is there."""
+    relative = f"{directory}/{name}" if directory else SYSCTL_CONF
+    shown = "/" + relative
+
+    def entry(state: str, reason: str = "", text: str = "") -> ConfFile:
+        return ConfFile(
+            directory=directory, name=name, path=shown, text=text, state=state, reason=reason
+        )
+
+    text = read_text_under_root(system, relative, limit=MAX_CONF_BYTES + 1)
+    if text is not None:
+        # Undecodable bytes read as U+FFFD (three bytes): only then is the size looked up.
+        if len(text.encode("utf-8", "surrogatepass")) > MAX_CONF_BYTES:
+            info = _resolve_conf(system, relative)[1]
+            if info is None or info.st_size > MAX_CONF_BYTES:
+                megabytes = MAX_CONF_BYTES // (1024 * 1024)
+                return entry(CONF_UNKNOWN, f"larger than {megabytes} MiB; tcptune does not read it")
+        return entry(CONF_TEXT, text=text)
+    found, info, problem = _resolve_conf(system, relative)
+    if found == "absent":
+        return None
+    if found == "missing":
+        return entry(CONF_MASK, "a link to nothing")
+    if found == "loop":
+        return entry(CONF_MASK, "a link loop (the loaders cannot open it)")
+    if problem is not None:
+        return entry(CONF_UNKNOWN, _conf_reason(problem))
+    assert info is not None
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        return entry(CONF_MASK, "a directory")
+    if stat.S_ISCHR(mode) and info.st_rdev == os.makedev(1, 3):
+        return entry(CONF_MASK, "a link to /dev/null")
+    if not stat.S_ISREG(mode):
+        return entry(CONF_UNKNOWN, "not a regular file (a FIFO, socket or device)")
+    return entry(CONF_UNKNOWN, f"{found} could not be read")
+
+
+def _resolve_conf(
+    system: System, relative: str
+) -> tuple[str, os.stat_result | None, OSError | None]:
+    """Follow links as read_text_under_root does (inside the root: an absolute target from the
+    root, `..` never above it), looking only at metadata and at whether the file opens: ("absent"
+    | "missing" | "loop" | where it really is, its status, the error met opening or reaching
+    it)."""
+    walk = _Walk(system.path(relative))
+    try:
+        with walk:
+            while True:
+                here, name = walk.parent()
+                info = os.stat(name, dir_fd=here, follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    walk.follow(name)
+                    continue
+                problem = None
+                if stat.S_ISREG(info.st_mode):
+                    try:
+                        fd = os.open(
+                            name,
+                            os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=here,
+                        )
+                        os.close(fd)
+                    except OSError as err:
+                        problem = err
+                return walk.shown(name), info, problem
+    except (FileNotFoundError, NotADirectoryError):
+        found = "absent" if walk.hops == 0 else "missing"
+        return found, None, None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "loop", None, None
+        return relative, None, err
+
+
+def _unlisted(directory: str, err: OSError) -> ConfFile:
+    return ConfFile(
+        directory=directory,
+        name="",
+        path=f"/{directory}",
+        text="",
+        state=CONF_UNKNOWN,
+        reason=_conf_reason(err),
+    )
+
+
+def _conf_reason(err: OSError) -> str:
+    reason = (os.strerror(err.errno) if err.errno else str(err)).lower()
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"{reason} (run as root to read it)"
+    return reason
+
+
+def read_kernel_cmdline(system: System) -> str | None:
+    """The kernel command line (proc/cmdline below the root); None when there is none."""
+    return system._read_text("proc/cmdline")

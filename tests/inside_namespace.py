@@ -212,11 +212,11 @@ def scenario_precedence() -> dict:
                 os.symlink(text[1:], path)
             else:
                 Path(path).write_text(text)
-        conf = read_conf_files(System("/"))
+        boot = sysctld.BootModel(read_conf_files(System("/")))
         model = {}
         for loader in sysctld.LOADERS:
-            winner = sysctld.boot_value(conf, KEY, loader).winner
-            model[loader] = winner.value if winner else "60"  # nothing set: the kernel default
+            value = boot.answer(KEY, loader).value
+            model[loader] = value or "60"  # nothing set: the kernel default
         real = {"procps": load_in_fresh_netns(["sysctl", "--system"], [KEY])["values"][KEY]}
         if SYSTEMD_SYSCTL:
             real["systemd"] = load_in_fresh_netns([SYSTEMD_SYSCTL], [KEY])["values"][KEY]

@@ -234,18 +234,24 @@ def test_boot_override_is_reported(machine: FakeMachine) -> None:
     )
     code, doc = apply_json(machine, "client-profile", "--dry-run")
     assert code == 0
-    boot = {k["key"]: {b["loader"]: b for b in k["boot"]} for k in doc["keys"]}
+    boot = {k["key"]: k["boot"] for k in doc["keys"]}
     reuse = boot["net.ipv4.tcp_tw_reuse"]
-    assert (
-        reuse["procps"]["survives"] is False and reuse["procps"]["set_by"] == "/etc/sysctl.conf:1"
-    )
+    assert reuse["procps"] == {
+        "value": "0",
+        "source": "/etc/sysctl.conf:1",
+        "unknown": None,
+        "refused": [],
+        "survives": False,
+    }
     assert reuse["systemd"]["survives"] is True
+    assert reuse["systemd"]["source"] == "/etc/sysctl.d/99-tcptune.conf:5"
     ports = boot["net.ipv4.ip_local_port_range"]
     assert (
-        ports["procps"]["set_by"]
-        == ports["systemd"]["set_by"]
+        ports["procps"]["source"]
+        == ports["systemd"]["source"]
         == "/etc/sysctl.d/99-zz-local.conf:1"
     )
+    assert ports["procps"]["value"] == "2000 3001"
     # apply and check PROFILE agree: live values match, but boot overrides count as drift (1).
     code, doc = apply_json(machine, "client-profile")
     assert code == 1 and doc["changed"] is True

@@ -441,6 +441,21 @@ def _(root: Path) -> Case:
     return Case(["check"])
 
 
+@setup("sysctl-d-huge")
+def _(root: Path) -> Case:
+    with (root / "etc/sysctl.d/50-huge.conf").open("w") as handle:
+        handle.truncate(17 * 1024 * 1024)  # sparse
+    return Case(["check", profile(root, '"net.ipv4.tcp_fin_timeout" = 60'), "--json"])
+
+
+@setup("sysctl-d-bare-cr")
+def _(root: Path) -> Case:
+    (root / "etc/sysctl.d/50-mac.conf").write_bytes(
+        b"net.ipv4.tcp_fin_timeout = 60\rnet.ipv4.tcp_keepalive_time = 7200\r"
+    )
+    return Case(["check", profile(root, '"net.ipv4.tcp_fin_timeout" = 60')])
+
+
 @setup("fifo-dropin")
 def _(root: Path) -> Case:
     fifo(root / "etc/sysctl.d/99-tcptune.conf")

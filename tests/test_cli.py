@@ -21,7 +21,7 @@ def check_json(machine: FakeMachine, *extra: str) -> tuple[int, dict]:
 def test_check_json_envelope(modern: FakeMachine) -> None:
     code, doc = check_json(modern)
     assert code == 0
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     assert doc["command"] == "check"
     assert doc["tool"] == {"name": "tcptune", "version": __version__}
     assert doc["kernel"] == {"release": "6.18.44-generic", "version": [6, 18, 44]}

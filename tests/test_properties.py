@@ -95,25 +95,19 @@ def test_value_normalisers_are_idempotent(text: str) -> None:
 
 @SETTINGS
 @given(st.text(max_size=600))
-def test_sysctl_d_parser_accepts_anything(text: str) -> None:
-    for assignment in model.parse_assignments(text, "/etc/sysctl.d/x.conf"):
-        assert assignment.key and "=" not in assignment.key
-        assert assignment.value == normalise(assignment.value)
-        assert (
-            1
-            <= assignment.line
-            <= text.count("\n")
-            + 1
-            + text.count("\r")
-            + text.count("\x0b")
-            + text.count("\x0c")
-            + text.count("\x1c")
-            + text.count("\x1d")
-            + text.count("\x1e")
-            + text.count("\x85")
-            + text.count("\u2028")
-            + text.count("\u2029")
+def test_the_loader_model_reads_anything(text: str) -> None:
+    files = [
+        model.ConfFile(
+            directory="etc/sysctl.d", name="x.conf", path="/etc/sysctl.d/x.conf", text=text
         )
+    ]
+    boot = sysctld.BootModel(files)
+    for key in ("net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_rmem", "net.ipv4.tcp_congestion_control"):
+        for answer in boot.answers(key):
+            if answer.source is not None:
+                line = int(answer.source.rsplit(":", 1)[1])
+                assert 1 <= line <= text.count("\n") + 1
+            assert answer.value is None or answer.value == normalise(answer.value)
 
 
 @SETTINGS
@@ -138,10 +132,58 @@ def test_boot_value_is_the_last_assignment_of_the_loader_order(layout: list) -> 
         for d, n, v in layout
         if d or n == "sysctl.conf"
     ]
+    boot = sysctld.BootModel(files)
     for loader in model.LOADERS:
         ordered = sysctld.order(files, loader)
-        winner = sysctld.boot_value(files, "net.ipv4.tcp_fin_timeout", loader).winner
+        answer = boot.answer("net.ipv4.tcp_fin_timeout", loader)
         if ordered:
-            assert winner is not None and winner.path == ordered[-1].path
+            last = ordered[-1].text
+            assert answer.value == str(int(last.split("=")[1]))
+            assert answer.source == f"{ordered[-1].path}:1"
         else:
-            assert winner is None
+            assert answer.value is None
+
+
+ASKED = ["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_rmem"]
+PIECES = st.sampled_from(
+    [
+        "net.ipv4.tcp_fin_timeout",
+        "net/ipv4/tcp_keepalive_time",
+        "net.ipv4.tcp_keepalive_*",
+        "net.ipv4.tcp_rmem",
+        "-",
+        "=",
+        " = ",
+        "30",
+        "0x1f",
+        " # c",
+        "\n",
+        "\r",
+        "\0",
+        "\f",
+        "\t",
+        " ",
+        "#",
+        "x" * 5,
+    ]
+)
+
+
+@SETTINGS
+@given(st.lists(st.lists(PIECES, max_size=40).map("".join), min_size=1, max_size=4))
+def test_parsing_only_the_lines_of_the_asked_keys_changes_no_answer(texts: list[str]) -> None:
+    """check and apply parse only the lines that can name the keys they ask about."""
+    files = [
+        model.ConfFile(
+            directory="etc/sysctl.d", name=f"{i}.conf", path=f"/etc/sysctl.d/{i}.conf", text=t
+        )
+        for i, t in enumerate(texts)
+    ]
+    everything, asked = sysctld.BootModel(files), sysctld.BootModel(files, keys=ASKED)
+    for key in ASKED:
+        for full, some in zip(everything.answers(key), asked.answers(key), strict=True):
+            assert (full.value, full.source, full.unknown) == (
+                some.value,
+                some.source,
+                some.unknown,
+            )

@@ -450,7 +450,7 @@ def test_sockets_json_on_a_fake_tree(modern: FakeMachine) -> None:
     result = run_cli("--root", str(modern.root), "sockets", "--json", "--top", "2")
     doc = json.loads(result.out)
     assert result.code == 0  # a warning at most: two CLOSE_WAIT and one unknown
-    assert doc["schema_version"] == 1 and doc["command"] == "sockets"
+    assert doc["schema_version"] == 2 and doc["command"] == "sockets"
     assert doc["source"] == "proc" and doc["source_note"] is None  # no kernel under a tmp root
     assert doc["states"] == via_proc(TABLE, 40000, 40999).states
     assert doc["total"] == len(TABLE) and doc["orphans"] == 3

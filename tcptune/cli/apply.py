@@ -23,15 +23,24 @@ from tcptune.cli.options import (
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.kernel import parse_release
 from tcptune.keys import is_key_shaped
-from tcptune.model import parse_assignments
-from tcptune.plan import CHANGE, DROP_IN_DIR, SKIP, Plan, RemovedKey, is_ours, make_plan
-from tcptune.sysctld import boot_summary
+from tcptune.plan import (
+    CHANGE,
+    DROP_IN_DIR,
+    SKIP,
+    Plan,
+    RemovedKey,
+    drop_in_values,
+    is_ours,
+    make_plan,
+)
+from tcptune.sysctld import boot_json, boot_summary
 from tcptune.system import (
     MAX_DROP_IN_BYTES,
     System,
     proc_sys_read_only,
     read_bytes_no_follow,
     read_conf_files,
+    read_kernel_cmdline,
     running_as_root,
 )
 from tcptune.transaction import FAILED, MISMATCH, NOT_REACHED, execute, locked, now_utc
@@ -215,12 +224,11 @@ def write_boot_warning(plan: Plan, stream: IO[str]) -> None:
         f"\nwarning: {len({k.key for k, _ in found})} key(s) will not hold after a reboot:\n"
     )
     for key_plan, check in found:
-        winner = check.winner
-        assert winner is not None  # overridden() keeps only loaders with a winning line
+        answer = check.answer
         render.write_line(
             stream,
-            f"  {key_plan.key} = {key_plan.target}: {check.loader} sets {winner.value!r} from "
-            f"{winner.path}:{winner.line}",
+            f"  {key_plan.key} = {key_plan.target}: {check.loader} sets {answer.value!r} from "
+            f"{answer.source}",
             colour=False,
         )
     stream.write(
@@ -251,7 +259,7 @@ def build_plan(
     old_text = old.decode("utf-8", errors="replace") if old is not None else None
     # The keys the drop-in sets now are read too: those the profile leaves out keep their live
     # value until a reboot, and the plan says so.
-    in_drop_in = [a.key for a in parse_assignments(old_text or "", "") if is_key_shaped(a.key)]
+    in_drop_in = [key for key in drop_in_values(old_text) if is_key_shaped(key)]
     readings = {key: system.read_sysctl(key) for key in [*profile.sysctl, *in_drop_in]}
     return make_plan(
         profile=profile.name,
@@ -263,6 +271,7 @@ def build_plan(
         release=release,
         old_text=old_text,
         conf_files=read_conf_files(system),
+        cmdline=read_kernel_cmdline(system),
         drop_in_name=drop_in,
         runtime=runtime,
         persist=persist,
@@ -281,15 +290,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "origin": k.origin,
                 "action": k.action,
                 "reason": k.reason or None,
-                "boot": [
-                    {
-                        "loader": p.loader,
-                        "survives": p.survives,
-                        "set_by": f"{p.winner.path}:{p.winner.line}" if p.winner else None,
-                        "value": p.winner.value if p.winner else None,
-                    }
-                    for p in k.persistence
-                ],
+                "boot": boot_json(k.persistence) if k.persistence else None,
+                "boot_note": "; ".join(p.describe(k.target) for p in k.persistence) or None,
             }
             for k in plan.keys
         ],
@@ -310,8 +312,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                     "boot": [
                         {
                             "loader": b.loader,
-                            "set_by": f"{b.winner.path}:{b.winner.line}" if b.winner else None,
-                            "value": b.winner.value if b.winner else None,
+                            "set_by": b.source,
+                            "value": b.value,
+                            "unknown": b.unknown or None,
                         }
                         for b in r.boot
                     ],
@@ -324,8 +327,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "key": k.key,
                 "target": k.target,
                 "loader": p.loader,
-                "set_by": f"{p.winner.path}:{p.winner.line}" if p.winner else None,
-                "value": p.winner.value if p.winner else None,
+                "set_by": p.answer.source,
+                "value": p.answer.value,
             }
             for k, p in plan.overridden_at_boot()
         ],
@@ -391,10 +394,12 @@ def removed_boot(removed: RemovedKey) -> str:
     """Where a key left out of the drop-in comes from at boot, per loader."""
     parts = []
     for b in removed.boot:
-        if b.winner is None:
+        if b.unknown:
+            parts.append(f"{b.loader}: unknown ({b.unknown})")
+        elif b.value is None:
             parts.append(f"{b.loader}: kernel default")
         else:
-            parts.append(f"{b.loader}: {b.winner.value} from {b.winner.path}:{b.winner.line}")
+            parts.append(f"{b.loader}: {b.value} from {b.source}")
     return "; ".join(parts)
 
 

@@ -4,6 +4,7 @@
 """
 
 import sys
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -26,7 +27,7 @@ from tcptune.cli.options import (
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
 from tcptune.kernel import format_version
 from tcptune.model import ERROR, INFO, MISSING, UNREADABLE, WARNING, Finding
-from tcptune.system import System, read_conf_files
+from tcptune.system import System, read_conf_files, read_kernel_cmdline
 
 if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
     from tcptune.drift import Comparison
@@ -46,8 +47,9 @@ EPILOG = epilog(
         0: "ok: no error-level finding (with PROFILE: and every key in sync)",
         1: "error-level findings, warning-level ones with --strict, or drift from PROFILE",
         2: f"{BAD_INPUT}, an unknown or invalid profile",
-        3: "environment error: no /proc/sys/net, or the settings cannot be read; --output "
-        "that cannot be written (nothing is written then)",
+        3: "environment error: no /proc/sys/net, the settings cannot be read, or (with PROFILE) "
+        "what boot sets for a key cannot be told (a sysctl.d file tcptune may not read); "
+        "--output that cannot be written (nothing is written then)",
     },
 )
 
@@ -105,12 +107,14 @@ def run(
     if json_output:
         render.write_json(stream, "check", to_json(report, str(system.root), strict, code))
     else:
-        write_text(report, str(system.root), stream, code)
+        write_text(report, str(system.root), stream, code, strict)
     return code
 
 
-def gather(system: System) -> rules.CheckReport:
-    """Read every watched key, the kernel release and the socket counters, then evaluate."""
+def gather(system: System, boot_keys: Iterable[str] = ()) -> rules.CheckReport:
+    """Read every watched key, the kernel release, the socket counters and the boot-time
+    configuration, then evaluate; what boot sets is told for the watched keys and
+    `boot_keys`."""
     system.require_proc_sys()
     readings = {name: system.read_sysctl(name) for name in keys.KEYS}
     report = rules.inspect(
@@ -119,6 +123,8 @@ def gather(system: System) -> rules.CheckReport:
         system.sockstat(),
         system.netstat(),
         read_conf_files(system),
+        read_kernel_cmdline(system),
+        boot_keys,
     )
     if report.all_unreadable():
         first = report.settings[0]
@@ -134,6 +140,27 @@ def exit_code(report: rules.CheckReport, strict: bool) -> int:
     if worst == ERROR or (strict and worst == WARNING):
         return EXIT_DRIFT
     return EXIT_OK
+
+
+def finding_counts(findings: list[Finding]) -> dict[str, int]:
+    """Findings by severity: what the exit code follows (errors, and warnings with --strict)."""
+    counts = {severity: 0 for severity in (ERROR, WARNING, INFO)}
+    for finding in findings:
+        counts[finding.severity] += 1
+    return counts
+
+
+def findings_exit_reason(counts: dict[str, int], strict: bool) -> str:
+    """Why the findings make the exit code 1, or "" when they do not."""
+    if counts[ERROR]:
+        return f"{_plural(counts[ERROR], 'error-level finding')}"
+    if strict and counts[WARNING]:
+        return f"--strict and {_plural(counts[WARNING], 'warning-level finding')}"
+    return ""
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> dict[str, Any]:
@@ -159,7 +186,7 @@ def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> di
             for f in report.findings
         ],
         "sockstat_tcp": report.tcp_counts,
-        "summary": summary(report),
+        "summary": {**summary(report), "findings": finding_counts(report.findings)},
         "strict": strict,
         "exit_code": code,
     }
@@ -172,7 +199,9 @@ def summary(report: rules.CheckReport) -> dict[str, int]:
     return counts
 
 
-def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int) -> None:
+def write_text(
+    report: rules.CheckReport, root: str, stream: IO[str], code: int, strict: bool = False
+) -> None:
     colour = render.wants_colour(stream)
     kernel = report.release or "unknown"
     if report.version:
@@ -200,9 +229,11 @@ def write_text(report: rules.CheckReport, root: str, stream: IO[str], code: int)
     render.write_findings(stream, report.findings, colour)
     counts = summary(report)
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    stream.write(f"\n{len(report.settings)} keys: {parts}. Exit {code}.\n")
+    found = finding_counts(report.findings)
+    listed = ", ".join(f"{n} {severity}" for severity, n in found.items() if n) or "none"
+    stream.write(f"\n{len(report.settings)} keys: {parts}. Findings: {listed}. Exit {code}.\n")
     if code:
-        stream.write("Exit 1: error-level findings (or warnings with --strict); see above.\n")
+        stream.write(f"Exit 1: {findings_exit_reason(found, strict)}; see above.\n")
     stream.write("More on any key: tcptune explain KEY\n")
 
 
@@ -215,7 +246,7 @@ def run_profile(
     from tcptune import profiles
 
     profile = profiles.load(name, system.root)  # bad input is reported before anything is read
-    report = gather(system)
+    report = gather(system, profile.sysctl)
     comparisons = compare_profile(system, profile, report)
     code = profile_exit_code(comparisons, report, strict)
     doc = profile_to_json(profile, comparisons, report, str(system.root), strict, code)
@@ -233,7 +264,7 @@ def compare_profile(
 
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
     comparisons = drift.compare(profile.sysctl, profile.origin, readings, report.version)
-    return drift.with_boot(comparisons, list(report.conf_files))  # read once, by gather()
+    return drift.with_boot(comparisons, report.boot_model())  # files read and parsed once
 
 
 def profile_exit_code(
@@ -256,10 +287,13 @@ def profile_to_json(
     strict: bool,
     code: int,
 ) -> dict[str, Any]:
+    from tcptune.sysctld import boot_json
+
     defaults = {s.key: s.default for s in report.settings}
     counts = {status: 0 for status in ("ok", "drift", "missing", "unreadable")}
     for c in comparisons:
         counts[c.status] += 1
+    shown = profile_findings(report, set(profile.sysctl))
     return {
         "root": root,
         "kernel": {
@@ -283,17 +317,18 @@ def profile_to_json(
                 "in_sync": c.in_sync,
                 "origin": c.origin,
                 "reason": c.reason or None,
-                "boot": list(c.boot),
+                "boot": boot_json(list(c.boot)) if c.boot else None,
+                "boot_note": c.boot_note or None,
                 "boot_summary": c.boot_summary or None,
             }
             for c in comparisons
         ],
         "findings": [
             {"severity": f.severity, "key": f.key, "message": f.message, "source": f.source}
-            for f in profile_findings(report, set(profile.sysctl))
+            for f in shown
         ],
         "warnings": [str(w) for w in profile.warnings],
-        "summary": counts,
+        "summary": {**counts, "findings": finding_counts(shown)},
         "strict": strict,
         "exit_code": code,
     }
@@ -343,10 +378,17 @@ def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: I
     table.write(stream, colour)
     shown = profile_findings(report, {s["key"] for s in doc["settings"]})
     render.write_findings(stream, shown, colour)
-    counts = doc["summary"]
+    counts = {k: v for k, v in doc["summary"].items() if k != "findings"}
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "in sync" if doc["in_sync"] else "NOT in sync"
-    stream.write(f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Exit {doc['exit_code']}.\n")
+    found = doc["summary"]["findings"]
+    listed = ", ".join(f"{n} {severity}" for severity, n in found.items() if n) or "none"
+    code = doc["exit_code"]
+    stream.write(
+        f"\n{len(doc['settings'])} keys: {parts}. {verdict}. Findings: {listed}. Exit {code}.\n"
+    )
+    if code == EXIT_DRIFT and doc["in_sync"]:
+        stream.write(f"Exit 1: {findings_exit_reason(found, doc['strict'])}; see above.\n")
 
 
 # --- check [PROFILE] --format prometheus ---------------------------------------------------------
