@@ -17,8 +17,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from tcptune import census, sysctld
-from tcptune.model import ERROR, INFO, WARNING, ConfFile, Finding, parse_int
+from tcptune import census
+from tcptune.model import ERROR, INFO, WARNING, Finding, parse_int
 from tcptune.rates import OTHER, Growth, OwnerKey, owner_key
 
 MAX_TOP = 100  # --top with --format prometheus: the bound on per-owner and per-destination series
@@ -269,12 +269,13 @@ class Setting:
     key: str
     target: str
     in_sync: bool | None  # None: skipped (missing on this kernel) or unreadable
+    # per loader, whether the target survives a reboot (None: cannot be told)
+    persisted: tuple[tuple[str, bool | None], ...] = ()
 
 
 def check_profile(
     profile: str,
     settings: list[Setting],
-    conf_files: list[ConfFile],
     findings: list[Finding],
     *,
     netns: str,
@@ -291,12 +292,14 @@ def check_profile(
     for s in settings:
         if s.in_sync is None:
             continue
-        for check in sysctld.persistence(conf_files, s.key, s.target):
+        for loader, survives in s.persisted:
+            if survives is None:
+                continue  # a file tcptune cannot read decides it: no value to publish
             out.add(
                 "tcptune_setting_persisted",
-                int(check.survives),
+                int(survives),
                 key=s.key,
-                loader=check.loader,
+                loader=loader,
                 netns=netns,
                 profile=profile,
             )

@@ -1452,14 +1452,15 @@ def _resolve_conf(
     root, `..` never above it), looking only at metadata and at whether the file opens: ("absent"
     | "missing" | "loop" | where it really is, its status, the error met opening or reaching
     it)."""
-    walk = _Walk(system.path(relative))
+    followed = 0  # links followed at the last name (a link on the way to it is no mask)
     try:
-        with walk:
+        with _Walk(system.path(relative)) as walk:
             while True:
                 here, name = walk.parent()
                 info = os.stat(name, dir_fd=here, follow_symlinks=False)
                 if stat.S_ISLNK(info.st_mode):
                     walk.follow(name)
+                    followed += 1
                     continue
                 problem = None
                 if stat.S_ISREG(info.st_mode):
@@ -1474,8 +1475,7 @@ def _resolve_conf(
                         problem = err
                 return walk.shown(name), info, problem
     except (FileNotFoundError, NotADirectoryError):
-        found = "absent" if walk.hops == 0 else "missing"
-        return found, None, None
+        return ("absent" if followed == 0 else "missing"), None, None
     except OSError as err:
         if err.errno == errno.ELOOP:
             return "loop", None, None

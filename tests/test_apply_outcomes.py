@@ -95,14 +95,15 @@ def test_keys_a_new_profile_leaves_out_are_shown_with_their_boot_value(
         "value": "1",
         "live": kept,
         "boot": [
-            {"loader": "procps", "set_by": None, "value": None},
-            {"loader": "systemd", "set_by": None, "value": None},
+            {"loader": "procps", "set_by": None, "value": None, "unknown": None},
+            {"loader": "systemd", "set_by": None, "value": None, "unknown": None},
         ],
     }
     assert removed["net.core.somaxconn"]["boot"][0] == {
         "loader": "procps",
         "set_by": "/etc/sysctl.d/10-site.conf:1",
         "value": "1024",
+        "unknown": None,
     }
     code, out, _ = apply(machine, "client-profile")
     assert code == 0

@@ -372,7 +372,8 @@ def test_watch_shows_growth_per_owner_since_the_first_refresh(
     assert "PER MIN" not in before and "CLOSE_WAIT growth over" not in before
     header, row = [line.split() for line in after.splitlines() if line.startswith(("PID", "4242"))]
     assert header[:5] == ["PID", "COMMAND", "UID", "COUNT", "PER"]
-    assert row[:5] == ["4242", "leaky", "1001", "6", "+4.0"]  # 2 more in 30 s
+    # the command is named with its arguments: "leaky (--serve)"
+    assert row[:6] == ["4242", "leaky", "(--serve)", "1001", "6", "+4.0"]  # 2 more in 30 s
     assert "CLOSE_WAIT growth over the last 30 s: +4.0 sockets per minute" in after
 
 

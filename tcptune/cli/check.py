@@ -420,10 +420,14 @@ def run_prometheus(
             text = metrics.check_profile(
                 profile.name,
                 [
-                    metrics.Setting(key=c.key, target=c.target, in_sync=c.in_sync)
+                    metrics.Setting(
+                        key=c.key,
+                        target=c.target,
+                        in_sync=c.in_sync,
+                        persisted=tuple((p.loader, p.survives) for p in c.boot),
+                    )
                     for c in comparisons
                 ],
-                list(report.conf_files),
                 profile_findings(report, set(profile.sysctl)),
                 netns=netns_id(system),
                 now=time.time(),
