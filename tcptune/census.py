@@ -952,7 +952,14 @@ def _pressure_findings(ctx: CensusInput) -> list[Finding]:
     key = "net.ipv4.ip_local_port_range"
     destination = _destination(top)
     remedies = ["reuse connections (HTTP keep-alive, connection pools)"]
-    if not _outbound_values_live(ctx):
+    if _loopback_reuse_covers(ctx, top):
+        low, high = ctx.port_range or (0, 0)
+        remedies.append(
+            "widen ip_local_port_range (now "
+            f"{low}-{high}; e.g. 10240 65535): tcp_tw_reuse = 2, the default, already reuses "
+            "TIME_WAIT ports towards loopback, so tcp_tw_reuse = 1 would add nothing here"
+        )
+    elif not _outbound_values_live(ctx):
         profile = _outbound_profile(ctx)
         remedies.append(
             f"apply {profile} (ip_local_port_range 10240 65535, tcp_tw_reuse=1; "
@@ -978,6 +985,20 @@ def _pressure_findings(ctx: CensusInput) -> list[Finding]:
     ]
 
 
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped 127.x address (::ffff:127.0.0.1)."""
+    plain = address.removeprefix("::ffff:")
+    return plain.startswith("127.") or address == "::1"
+
+
+def _loopback_reuse_covers(ctx: CensusInput, group: Group) -> bool:
+    """tcp_tw_reuse = 2 (the default since 4.18) lets connect() reuse a TIME_WAIT port when
+    either address of the old connection is loopback (tcp_twsk_unique), so towards loopback it
+    does what 1 would."""
+    loopback = is_loopback(group.remote_address) or is_loopback(group.local_address)
+    return loopback and ctx.sysctl.get("tcp_tw_reuse") == "2"
+
+
 def _outbound_values_live(ctx: CensusInput) -> bool:
     """Are client-profile's outbound values (or wider) already in effect?"""
     low, high = ctx.port_range or (65535, 0)
@@ -993,6 +1014,7 @@ def suggest_profile(ctx: CensusInput) -> tuple[str, str] | None:
         and ctx.usable
         and groups[0].sockets / ctx.usable >= PRESSURE_WARNING
         and not _outbound_values_live(ctx)
+        and not _loopback_reuse_covers(ctx, groups[0])  # a wider port range alone is the fix
     ):
         return (
             _outbound_profile(ctx),

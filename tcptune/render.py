@@ -68,6 +68,19 @@ def width() -> int:
     return max(40, min(columns or 100, 200))
 
 
+def height() -> int:
+    """The terminal's rows (stdout's, else stderr's), else $LINES, else 24."""
+    raw = os.environ.get("LINES", "")
+    if raw.isdigit():
+        return max(int(raw), 8)
+    for fd in (1, 2):
+        try:
+            return max(os.get_terminal_size(fd).lines, 8)
+        except OSError:
+            continue
+    return 24
+
+
 class Fitted:
     """A text stream that folds each line wider than `width` at spaces, the continuation
     indented under the line's own indent: what the command prints fits the terminal. Lines

@@ -620,7 +620,7 @@ def test_watch_refreshes_until_ctrl_c_then_exits_0(modern: FakeMachine, terminal
 def test_watch_reads_the_table_again_at_each_refresh(modern: FakeMachine) -> None:
     fake_sockets(modern, clients(4), {})
     proc, output = start_watch(modern.root, os.pipe, seconds="0.1")
-    first = read_until(output, lambda seen: b"Exit 0." in seen)
+    first = read_until(output, lambda seen: b"Ephemeral ports: 4 sockets" in seen)
     (modern.root / "proc/net/tcp").write_text(
         PROC_HEADER + "".join(proc_line(i, s) for i, s in enumerate(clients(9)))
     )
@@ -657,3 +657,121 @@ def test_programs_are_named_with_enough_to_tell_them_apart(
     )
     assert census.program_name(owner) == shown
     assert len(shown) <= census.PROGRAM_NAME_WIDTH
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (80, 16), (120, 40)])
+def test_a_watch_frame_fits_the_screen_cause_first(
+    modern: FakeMachine, width: int, height: int
+) -> None:
+    """On a small screen the frame keeps what explains the trouble: the findings and the
+    CLOSE_WAIT owners first, then the trend of the counts that grow, the states in a line or two,
+    and the port table last, cut to the rows left; no line wider than the screen."""
+    from tcptune.cli import sockets
+    from tcptune.system import System
+
+    leak = [
+        Sock("CLOSE_WAIT", ("10.0.0.1", 8080), ("10.0.0.5", 1 + i), inode=1000 + i)
+        for i in range(50)
+    ]
+    many = [
+        Sock("TIME_WAIT", (f"10.0.0.{1 + n % 20}", 40000 + n), (f"10.9.0.{n % 30}", 443), inode=0)
+        for n in range(600)
+    ]
+    fake_sockets(modern, leak + many, {31: ("leaky-app", [1000 + i for i in range(50)])})
+    system, first, history = System(modern.root), [], []
+    frames = [
+        sockets.watch_frame(system, "proc", 10, first, history, width=width, height=height)
+        for _ in range(2)
+    ]
+    lines = frames[-1].splitlines()
+    assert len(lines) <= height
+    assert max(len(line) for line in lines) <= width
+    order = [
+        next(i for i, line in enumerate(lines) if line.startswith(prefix))
+        for prefix in ("warning CLOSE_WAIT", "CLOSE_WAIT owners", "trend since start:", "states:",
+                       "Ephemeral ports:")
+    ]  # fmt: skip
+    assert order == sorted(order)
+    assert any(line.startswith("31 ") and "leaky-app (--serve)" in line for line in lines)
+    trend = next(line for line in lines if line.startswith("trend since start:"))
+    assert "TIME_WAIT 600 " in trend and "CLOSE_WAIT 50 " in trend and "+0" in trend
+    ports = [line for line in lines if line.startswith("10.0.0.")]
+    if height == 16:  # the port table gives way to the rest, and only it
+        assert 0 < len(ports) < 10
+    else:
+        assert len(ports) == 10
+
+
+def test_the_sparkline_spans_lowest_to_highest() -> None:
+    from tcptune.cli.sockets import sparkline
+
+    assert sparkline([0, 7, 14]) == "▁▄█"
+    assert sparkline([5, 5]) == "▁▁"
+    assert sparkline([3]) == "▁"
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "reuse", "loopback_wording"),
+    [
+        ("127.0.0.1", "127.0.0.1", "2", True),  # the default already covers loopback
+        ("10.0.0.1", "127.0.0.5", "2", True),
+        ("::1", "::1", "2", True),
+        ("::ffff:127.0.0.1", "::ffff:127.0.0.1", "2", True),
+        ("127.0.0.1", "127.0.0.1", "0", False),  # reuse off: turning it on does help
+        ("10.0.0.1", "10.0.0.9", "2", False),  # not loopback: 2 does not reuse these
+    ],
+)
+def test_pressure_towards_loopback_does_not_ask_for_tw_reuse_1(
+    local: str, remote: str, reuse: str, loopback_wording: bool
+) -> None:
+    """tcp_tw_reuse = 2 reuses TIME_WAIT ports when either address is loopback
+    (net/ipv4/tcp_ipv4.c:tcp_twsk_unique): towards loopback the remedy is a wider port range,
+    not tcp_tw_reuse = 1 or a profile setting it."""
+    family = V6 if ":" in local else V4
+    table = [
+        Sock("TIME_WAIT", (local, 40000 + i), (remote, 5000), family=family, inode=0)
+        for i in range(600)
+    ]
+    counted = via_netlink(table, 40000, 40999)
+    ctx = context(counted, sysctl={"tcp_tw_reuse": reuse})
+    (finding,) = [f for f in census.findings(ctx) if f.key.endswith("ip_local_port_range")]
+    if loopback_wording:
+        assert "already reuses TIME_WAIT ports towards loopback" in finding.message
+        assert "tcp_tw_reuse=1" not in finding.message and "client-profile" not in finding.message
+        assert census.suggest_profile(ctx) is None
+    else:
+        assert "towards loopback" not in finding.message
+        assert "client-profile" in finding.message
+        assert census.suggest_profile(ctx)[0] == "client-profile"
+
+
+def test_the_documented_thresholds_are_the_ones_used() -> None:
+    """docs/commands.md states when a count becomes a finding; the numbers there are the ones
+    the census uses."""
+    from pathlib import Path
+
+    from tcptune import rules
+
+    doc = (Path(__file__).resolve().parent.parent / "docs/commands.md").read_text()
+    table = doc.split("### When a count becomes a finding", 1)[1].split("###", 1)[0]
+    rows = {
+        line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")
+    }
+    assert (
+        f"from {census.CLOSE_WAIT_WARNING} | from {census.CLOSE_WAIT_ERROR} |"
+        in rows["CLOSE_WAIT sockets of one program"]
+    )
+    assert (
+        f"from {census.PRESSURE_WARNING:.0%} | from {census.PRESSURE_ERROR:.0%} |"
+        in rows["ephemeral ports held towards one destination, of the usable ones"]
+    )
+    assert (
+        f"from {rules.TW_BUCKETS_NEAR_CAP:.0%} |"
+        in rows["TIME_WAIT sockets against `tcp_max_tw_buckets`"]
+    )
+    assert f"from {census.FIN_WAIT2_WARNING} |" in rows["orphaned FIN_WAIT2 sockets"]
+    assert f"from {census.SYN_RECV_WARNING} |" in rows["half-open connections (SYN_RECV)"]
+    assert (
+        f"from {census.SERVER_TIME_WAIT_NOTE:,} |"
+        in rows["server-side TIME_WAIT (a local port outside the ephemeral range)"]
+    )

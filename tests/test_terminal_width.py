@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import re
+import select
 import struct
 import subprocess
 import termios
@@ -16,6 +17,7 @@ import unicodedata
 
 import pytest
 from conftest import TCPTUNE, FakeMachine, run_cli, run_in_pty, run_tcptune
+from test_sockets import Sock, fake_sockets
 
 from tcptune import keys, profiles
 
@@ -48,6 +50,16 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> FakeMachine:
     )
     for name in ("server-profile", "client-profile"):
         assert run_cli("--root", str(root), "apply", name).code in (0, 1)
+    # sockets: a CLOSE_WAIT leak of a program with a long command line, and many destinations
+    leak = [
+        Sock("CLOSE_WAIT", ("10.0.0.1", 8080), ("10.0.0.5", 1 + i), inode=1000 + i)
+        for i in range(40)
+    ]
+    many = [
+        Sock("TIME_WAIT", (f"10.0.0.{1 + n % 20}", 40000 + n), (f"10.9.0.{n % 30}", 443), inode=0)
+        for n in range(300)
+    ]
+    fake_sockets(machine, leak + many, {31: ("leaky-app", [1000 + i for i in range(40)])})
     return machine
 
 
@@ -68,13 +80,15 @@ def commands(machine: FakeMachine) -> dict[str, tuple[list[str], set[str]]]:
             ["apply", "server-profile", "--dry-run"],
             set(profiles.load("server-profile", root).sysctl),
         ),
+        "sockets": (["sockets", "--source", "proc"], {"CLOSE_WAIT", "TIME_WAIT", "leaky-app"}),
     }
 
 
 @pytest.mark.parametrize("width", [80, 120])
 @pytest.mark.parametrize("colour", [True, False], ids=["rich", "plain"])
 @pytest.mark.parametrize(
-    "command", ["check", "check PROFILE", "profiles list", "backups", "apply --dry-run"]
+    "command",
+    ["check", "check PROFILE", "profiles list", "backups", "apply --dry-run", "sockets"],
 )
 def test_fits_the_terminal_with_names_whole(
     busy: FakeMachine, command: str, width: int, colour: bool
@@ -133,3 +147,38 @@ def test_a_pager_gets_the_width_of_the_terminal_behind_stderr(busy: FakeMachine)
         os.close(leader)
     assert done.returncode == 1
     assert max(len(line) for line in done.stdout.splitlines()) <= 80
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_watch_frame_fits_the_terminal(busy: FakeMachine, width: int) -> None:
+    """`sockets --watch` in a terminal of `width` x 24: the live view's frames fit, and name the
+    CLOSE_WAIT owner."""
+    import signal
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, width, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    env["TERM"] = "xterm-256color"
+    argv = [str(TCPTUNE), "--root", str(busy.root), "sockets", "--watch", "0.2", "--source", "proc"]
+    proc = subprocess.Popen(argv, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while seen.count(b"trend since start") < 2 and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(leader, 65536)
+                except OSError:
+                    break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        os.close(leader)
+    text = ANSI.sub("", seen.decode("utf-8", "replace")).replace("\r", "\n")
+    assert text.count("trend since start") >= 2, text
+    assert "leaky-app (--serve)" in text
+    too_wide = [line for line in text.split("\n") if columns_of(line) > width]
+    assert too_wide == [], "\n".join(too_wide)

@@ -33,6 +33,7 @@ from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.model import (
     ERROR,
     PRESENT,
+    SEVERITY_RANK,
     Finding,
     Holders,
     parse_int,
@@ -118,14 +119,15 @@ def sockets(
         return run_prometheus(
             open_system(ctx, root), top=top, source=source, output=output, stream=sys.stdout
         )
-    return run(
-        open_system(ctx, root),
-        json_output=chosen == JSON,
-        top=top,
-        watch=watch,
-        source=source,
-        stream=sys.stdout,
-    )
+    with render.fitted_stdout() as stream:
+        return run(
+            open_system(ctx, root),
+            json_output=chosen == JSON,
+            top=top,
+            watch=watch,
+            source=source,
+            stream=stream,
+        )
 
 
 AUTO = "auto"
@@ -154,7 +156,9 @@ def run(
     if watch is not None:
         if json_output:
             raise BadInput("--watch and --json cannot be combined", hint="run --json in a loop")
-        return run_watch(system, top=top, seconds=watch, source=source, stream=stream)
+        # each frame is fitted already; the live view's cursor moves go out as they are
+        raw = stream.stream if isinstance(stream, render.Fitted) else stream
+        return run_watch(system, top=top, seconds=watch, source=source, stream=raw)
     report = look(system, source, top)
     if json_output:
         render.write_json(stream, "sockets", report.to_json())
@@ -180,13 +184,16 @@ def run_prometheus(
 
 def run_watch(system: System, *, top: int, seconds: float, source: str, stream: IO[str]) -> int:
     """Refresh every `seconds` until Ctrl-C, which ends it with exit 0: a rich live view on a
-    terminal, else one plain snapshot after another. From the second refresh on, each CLOSE_WAIT
-    owner shows its growth per minute since the first."""
+    terminal, else one plain snapshot after another. Each frame fits the terminal, laid out by
+    what explains trouble first (findings, CLOSE_WAIT owners, the trend of the counts that grow,
+    the states, then the port table); from the second refresh on, each CLOSE_WAIT owner shows
+    its growth per minute since the first."""
     first: list[rates.Snapshot] = []
+    history: list[tuple[int, int, int]] = []
     try:
         if not render.wants_colour(stream):
             while True:
-                frame = watch_frame(system, source, top, first)
+                frame = watch_frame(system, source, top, first, history)
                 stream.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{frame}")
                 stream.flush()
                 time.sleep(seconds)
@@ -197,33 +204,181 @@ def run_watch(system: System, *, top: int, seconds: float, source: str, stream: 
         console = Console(file=stream, highlight=False)
         with Live(console=console, auto_refresh=False, screen=False) as live:
             while True:
-                frame = watch_frame(system, source, top, first)
+                rows = render.height() - 2  # the header line, and the cursor's own
+                frame = watch_frame(system, source, top, first, history, height=rows)
                 header = Text(
                     f"every {seconds:g} s, {time.strftime('%H:%M:%S')}; Ctrl-C to stop",
                     style="dim",
                 )
-                live.update(Group(header, Text(frame)), refresh=True)
+                live.update(Group(header, Text(frame, no_wrap=True)), refresh=True)
                 time.sleep(seconds)
     except KeyboardInterrupt:
         return EXIT_OK
 
 
-def watch_frame(system: System, source: str, top: int, first: list[rates.Snapshot]) -> str:
-    """One refresh of --watch as plain text; `first` keeps the first look, the start of the
-    window the CLOSE_WAIT growth is measured over."""
+TREND_POINTS = 30  # frames a sparkline shows
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int]) -> str:
+    """One character per value, from ▁ (the lowest seen) to █ (the highest)."""
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARKS[0] * len(values)
+    return "".join(SPARKS[(v - low) * (len(SPARKS) - 1) // (high - low)] for v in values)
+
+
+def watch_frame(
+    system: System,
+    source: str,
+    top: int,
+    first: list[rates.Snapshot],
+    history: list[tuple[int, int, int]] | None = None,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+) -> str:
+    """One refresh of --watch as plain text, `width` columns and at most `height` lines (the
+    terminal's by default). `first` keeps the first look, the start of the window the CLOSE_WAIT
+    growth is measured over; `history` the counts of TIME_WAIT, CLOSE_WAIT and orphans at each
+    refresh, for their trend."""
     report = look(system, source, top)
+    c = report.facts.census
     now = rates.snapshot(
-        report.facts.owners,
-        report.facts.census.states["CLOSE_WAIT"],
-        time=time.monotonic(),
-        boot_id=None,
-        netns="",
+        report.facts.owners, c.states["CLOSE_WAIT"], time=time.monotonic(), boot_id=None, netns=""
     )
     if not first:
         first.append(now)
-    buffer = io.StringIO()
-    write_text(report, buffer, colour=False, growth=rates.growth(first[0], now))
-    return buffer.getvalue()
+    history = history if history is not None else []
+    history.append((c.states["TIME_WAIT"], c.states["CLOSE_WAIT"], c.orphans))
+    del history[:-TREND_POINTS]
+    growth = rates.growth(first[0], now)
+    return watch_text(report, growth, history, width or render.width(), height or render.height())
+
+
+def watch_text(
+    report: "SocketsReport",
+    growth: rates.Growth | None,
+    history: list[tuple[int, int, int]],
+    width: int,
+    height: int,
+) -> str:
+    """The frame: what explains trouble first, each part cut to the room left."""
+    doc = report.to_json()
+    c = report.facts.census
+
+    def cut(line: str) -> str:
+        return line if len(line) <= width else line[: width - 1] + "…"
+
+    def table_lines(table: render.Table) -> list[str]:
+        buffer = io.StringIO()
+        table.write(buffer, colour=False, fit_width=width)
+        return buffer.getvalue().splitlines()
+
+    head = [cut(f"tcptune sockets: {c.total} TCP sockets from {census.SOURCE_TEXT[c.source]}")]
+    ranked = sorted(report.findings, key=lambda f: -SEVERITY_RANK.get(f.severity, 0))
+    notes = [cut(f"{f.severity:<7} {f.key}: {f.message}") for f in ranked if f.severity != "info"]
+    owners = [f"CLOSE_WAIT owners ({doc['close_wait']} sockets)"]
+    if report.facts.owners:
+        owners += table_lines(owner_table(report, growth))
+    if growth is not None:
+        owners.append(
+            f"CLOSE_WAIT growth over the last {growth.window:.0f} s: {growth.total:+.1f} sockets "
+            "per minute"
+        )
+    trend = []
+    for i, name in enumerate(("TIME_WAIT", "CLOSE_WAIT", "orphans")):
+        values = [point[i] for point in history] or [0]
+        trend.append(f"{name} {values[-1]} {sparkline(values)} {values[-1] - values[0]:+d}")
+    trend_line = cut("trend since start: " + "   ".join(trend))
+    tw = doc["time_wait"]
+    cap = tw["max_tw_buckets"]
+    share = f" ({tw['percent']}%)" if tw["percent"] is not None else ""
+    states = [f"{name} {count}" for name, count in c.states.items() if count]
+    state_lines = render.fold(
+        "states: "
+        + ("  ".join(states) or "none")
+        + f"; tw buckets {tw['buckets_used']} of {cap if cap is not None else '?'}{share}",
+        width,
+    )[:2]
+    pressure = doc["port_pressure"]
+    low, high = pressure["range"]
+    ports = [
+        cut(
+            f"Ephemeral ports: {pressure['sockets']} sockets with a local port in {low}-{high}, "
+            f"{pressure['usable']} usable per destination"
+        )
+    ]
+    if pressure["top"]:
+        ports += table_lines(port_table(pressure))
+    # Findings and owners first; whatever does not fit is cut from the bottom of each part.
+    room = max(height, 8)
+    parts = [head, notes[:3], owners, [trend_line], state_lines, ports]
+    fixed = len(head) + len(notes[:3]) + 1 + len(state_lines)  # + the trend line
+    owners = owners[: max(3, room - fixed - 2)]
+    parts[2] = owners
+    left = room - fixed - len(owners)
+    parts[5] = ports[: max(left, 0)] if left > 0 else []
+    lines = [line for part in parts for line in part]
+    return "\n".join(lines) + "\n"
+
+
+def owner_table(report: "SocketsReport", growth: rates.Growth | None) -> render.Table:
+    """The CLOSE_WAIT owners: who holds how many, and (watching) how fast that grows."""
+    from tcptune.layout import Column
+
+    columns: list[Any] = [
+        Column(name="PID", keep=True),
+        Column(name="COMMAND", keep=True),
+        "UID",
+        "COUNT",
+        Column(name="LOCAL ENDPOINTS", drop=1),
+    ]
+    if growth is not None:
+        columns.insert(4, "PER MIN")
+    table = render.Table(columns)
+    for o in report.facts.owners[: report.top]:
+        local = ", ".join(f"{e} ({n})" for e, n in o.local)
+        cells = [
+            str(o.pid) if o.pid is not None else "?",
+            census.program_name(o) if o.pid is not None else "unknown",
+            str(o.uid),
+            str(o.count),
+            local,
+        ]
+        styles = [None, None if o.pid is not None else "dim", None, "bold", None]
+        if growth is not None:
+            rate = growth.per_owner.get(rates.owner_key(o))
+            cells.insert(4, f"{rate:+.1f}" if rate is not None else "?")
+            styles.insert(4, "bold red" if rate and rate > 0 else None)
+        table.add(cells, styles)
+    return table
+
+
+def port_table(pressure: dict[str, Any]) -> render.Table:
+    """The destinations that hold the most ephemeral ports."""
+    from tcptune.layout import Column
+
+    table = render.Table(
+        [
+            Column(name="LOCAL", keep=True),
+            Column(name="REMOTE", keep=True),
+            "SOCKETS",
+            "TIME_WAIT",
+            "OF RANGE",
+        ]
+    )
+    for g in pressure["top"]:
+        remote = (
+            f"[{g['remote_address']}]:{g['remote_port']}"
+            if g["family"] == "ipv6"
+            else f"{g['remote_address']}:{g['remote_port']}"
+        )
+        table.add(
+            [g["local_address"], remote, str(g["sockets"]), str(g["time_wait"]),
+             f"{g['percent']}%"]
+        )  # fmt: skip
+    return table
 
 
 def read_census(
@@ -422,43 +577,13 @@ def write_text(
         f"{assumed}, {pressure['usable']} usable ports per destination\n"
     )
     if pressure["top"]:
-        groups = render.Table(["LOCAL", "REMOTE", "SOCKETS", "TIME_WAIT", "OF RANGE"])
-        for g in pressure["top"]:
-            remote = (
-                f"[{g['remote_address']}]:{g['remote_port']}"
-                if g["family"] == "ipv6"
-                else f"{g['remote_address']}:{g['remote_port']}"
-            )
-            groups.add(
-                [g["local_address"], remote, str(g["sockets"]), str(g["time_wait"]),
-                 f"{g['percent']}%"]
-            )  # fmt: skip
-        groups.write(stream, colour)
+        port_table(pressure).write(stream, colour)
         if pressure["groups"] > len(pressure["top"]):
             stream.write(f"({pressure['groups'] - len(pressure['top'])} more groups; --top N)\n")
     stream.write(f"\nCLOSE_WAIT owners ({doc['close_wait']} sockets)\n")
     owners = report.facts.owners
     if owners:
-        columns = ["PID", "COMMAND", "UID", "COUNT", "LOCAL ENDPOINTS"]
-        if growth is not None:
-            columns.insert(4, "PER MIN")
-        table = render.Table(columns)
-        for o in owners[: report.top]:
-            local = ", ".join(f"{e} ({n})" for e, n in o.local)
-            cells = [
-                str(o.pid) if o.pid is not None else "?",
-                census.program_name(o) if o.pid is not None else "unknown",
-                str(o.uid),
-                str(o.count),
-                local,
-            ]
-            styles = [None, None if o.pid is not None else "dim", None, "bold", None]
-            if growth is not None:
-                rate = growth.per_owner.get(rates.owner_key(o))
-                cells.insert(4, f"{rate:+.1f}" if rate is not None else "?")
-                styles.insert(4, "bold red" if rate and rate > 0 else None)
-            table.add(cells, styles)
-        table.write(stream, colour)
+        owner_table(report, growth).write(stream, colour)
         reasons = {o.reason for o in owners if o.reason}
         for reason in sorted(reasons):
             stream.write(f"unknown owners: {reason}\n")
