@@ -460,9 +460,9 @@ def check_preconditions(system: System, plan: Plan, force: bool) -> None:
 
         hint = "use --persist-only to write only the drop-in, or --dry-run to preview"
         if netns.is_initial(system.read_sysctl(netns.INITIAL_ONLY_KEY)) is False:
-            hint = (
-                "a container's runtime sets its values: start it with them, see tcptune export "
-                f"{plan.profile} --format k8s|docker; --dry-run previews"
+            hint += (
+                "; in a container its runtime sets them: start it with them, see tcptune "
+                f"export {plan.profile} --format k8s|docker"
             )
         raise EnvironmentProblem(
             f"{system.path('proc/sys')} is read-only here (a container?)", hint=hint

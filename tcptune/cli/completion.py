@@ -182,7 +182,7 @@ def completion(
     values of --format and --source, and profile names, by asking tcptune itself; it never
     evaluates what it is given. Load it from the shell's start-up file, or install it for every
     user."""
-    from tcptune.cli.options import refuse_namespace
+    from tcptune.cli.namespaces import refuse_namespace
 
     refuse_namespace(ctx)
     typer.echo(script(shell), nl=False)

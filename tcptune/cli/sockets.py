@@ -571,7 +571,7 @@ def run_all(
     stream: IO[str],
 ) -> int:
     """--all-netns: one census per network namespace of the running machine, worst first."""
-    from tcptune.cli.options import namespace_option
+    from tcptune.cli.namespaces import namespace_option
 
     target = namespace_option(ctx)
     if target is not None:
