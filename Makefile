@@ -36,10 +36,12 @@ format: dev
 
 # Debian packages the tests run for real: zsh and fish (completion; bash is always there),
 # prometheus (promtool) and prometheus-node-exporter (the metrics tests), systemd
-# (systemd-analyze verifies the units; no running systemd needed), iproute2 (ss, nstat).
+# (systemd-analyze verifies the units; no running systemd needed), iproute2 (ss, nstat),
+# podman, runc and debootstrap (tests/test_containers.py runs tcptune in real containers, on a
+# Debian root file system debootstrap makes once and keeps in /var/cache/tcptune-tests).
 # Their services are not started: policy-rc.d answers 101 during the install (Debian's way for
 # images and chroots), made for the install only if the machine has none.
-SYSTEM_DEPS := zsh fish prometheus prometheus-node-exporter systemd iproute2
+SYSTEM_DEPS := zsh fish prometheus prometheus-node-exporter systemd iproute2 podman runc debootstrap
 system-deps:
 	@missing=$$(for p in $(SYSTEM_DEPS); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; \
@@ -55,12 +57,14 @@ system-deps:
 test: lint system-deps
 	$(BIN)/python -m pytest
 
-# bench_sockets.py needs root: it makes 100k sockets inside a private network namespace.
-# Both run; the target fails if either misses its goal.
+# bench_sockets.py needs root: it makes 100k sockets inside a private network namespace;
+# bench_all_netns.py too: 100 namespaces of 1,000 sockets each for `sockets --all-netns`.
+# All run; the target fails if one misses its goal.
 bench: install
 	status=0; \
 	$(BIN)/python bench/bench_check.py || status=1; \
 	$(BIN)/python bench/bench_sockets.py || status=1; \
+	$(BIN)/python bench/bench_all_netns.py || status=1; \
 	exit $$status
 
 clean:

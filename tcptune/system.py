@@ -1543,12 +1543,14 @@ def current_netns() -> int:
 
 def netns_of_processes() -> dict[int, list[int]]:
     """Network namespace inode -> the pids in it, for every process of the running machine whose
-    namespace can be looked at (/proc/PID/ns/net)."""
+    namespace can be looked at (/proc/PID/ns/net). tcptune itself is left out: a visitor, not
+    what owns a namespace."""
     found: dict[int, list[int]] = {}
+    me = str(os.getpid())
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for name in os.listdir(proc):
-            if not name.isdigit():
+            if not name.isdigit() or name == me:
                 continue
             try:
                 inode = os.stat(f"{name}/ns/net", dir_fd=proc).st_ino
