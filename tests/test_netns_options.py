@@ -188,7 +188,7 @@ APPLY_AND_REVERT = textwrap.dedent(
         "there": subprocess.run(
             ["nsenter", "-t", pid, "-n", "sysctl", "-n", *keys[:2]],
             capture_output=True, text=True, timeout=30,
-        ).stdout.split("\n"),
+        ).stdout.splitlines(),
         "backups": cli("backups", "--json"),
         "revert_here": cli("revert"),
     }
