@@ -563,8 +563,8 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
 
 
 def run_as_nobody(argv: list[str]) -> tuple[int, str, str]:
-    import tcptune.cli.apply  # noqa: F401  (loaded before privileges are dropped)
-    import tcptune.cli.check  # noqa: F401
+    import tcptune.cli.apply
+    import tcptune.cli.check
     import tcptune.netns  # noqa: F401
 
     code, out, err = as_nobody(lambda: run_in_process(argv))
