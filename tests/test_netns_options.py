@@ -267,3 +267,40 @@ def test_a_process_that_exits_is_an_environment_error(netns) -> None:
         f"tcptune: error: process {child.pid} exited while tcptune entered its network "
         "namespace (run it again with the pid of a running process)\n"
     )
+
+
+def sockstat_tcp(text: str) -> dict[str, int]:
+    words = next(line for line in text.splitlines() if line.startswith("TCP:")).split()[1:]
+    return {name: int(value) for name, value in zip(words[::2], words[1::2], strict=True)}
+
+
+def test_probe_which_sockstat_counters_are_global(target) -> None:
+    """docs/kernel-facts.md: sockstat's orphan, alloc and mem count the whole kernel's sockets,
+    inuse and tw the namespace's: a fresh namespace without a socket still sees the others'."""
+
+    def fresh() -> dict[str, int]:
+        done = subprocess.run(
+            ["unshare", "-n", "cat", "/proc/net/sockstat"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return sockstat_tcp(done.stdout)
+
+    there = sockstat_tcp(inside(target.pid, "cat", "/proc/net/sockstat"))
+    # tcp_fin_timeout 53 (not above 60): the orphaned FIN_WAIT2 sockets are TIME_WAIT
+    # minisockets already, in tw and no longer full sockets (inuse: the listeners and CLOSE_WAIT)
+    assert (there["tw"], there["inuse"]) == (TIME_WAIT + CLOSE_WAIT, 2 + CLOSE_WAIT)
+    empty = fresh()
+    assert (empty["tw"], empty["inuse"]) == (0, 0)
+    assert empty["alloc"] >= 2 + CLOSE_WAIT and empty["mem"] > 0
+    # Orphans that stay full sockets (tcp_fin_timeout above 60) are counted in every namespace.
+    longer = start_target(10, 40, "orphan-maker", {"net.ipv4.tcp_fin_timeout": "120"})
+    try:
+        assert sockstat_tcp(inside(longer.pid, "cat", "/proc/net/sockstat"))["orphan"] >= 40
+        assert fresh()["orphan"] >= 40
+    finally:
+        longer.stop()
+    _, doc, _ = tcptune_json("--pid", str(target.pid), "check", "--json")
+    scope = doc["sockstat_tcp_scope"]
+    assert [k for k, v in scope.items() if v == "global"] == ["orphan", "alloc", "mem"]
