@@ -1587,7 +1587,7 @@ def named_netns() -> dict[int, list[str]]:
 
 def read_processes(pids: Iterable[int]) -> list[Any]:
     """netns.Process records (comm and cgroup) of these pids; a process gone is left out."""
-    from tcptune.netns import Process
+    from tcptune.owners import Process
 
     result = []
     proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -1620,7 +1620,7 @@ def netns_owner(
     """The owner (tcptune.netns.Owner) of the namespace `inode` of the running machine, from
     the processes in it (`pids`, else a look at every process) and its /run/netns names
     (`names`, else a look at /run/netns)."""
-    from tcptune.netns import name_owner
+    from tcptune.owners import name_owner
 
     if pids is None:
         pids = netns_of_processes().get(inode, [])
@@ -1629,13 +1629,7 @@ def netns_owner(
     # The first processes by pid name it: a container's are all in its cgroup.
     processes = read_processes(sorted(pids)[:64])
     owner = name_owner(processes, names, initial=initial)
-    return owner if owner.processes == len(pids) else _with_count(owner, len(pids))
-
-
-def _with_count(owner: Any, count: int) -> Any:
-    from dataclasses import replace
-
-    return replace(owner, processes=count)
+    return owner if owner.processes == len(pids) else owner.with_processes(len(pids))
 
 
 def describe_netns(system: System, *, initial: bool | None) -> Any:
