@@ -38,13 +38,16 @@ format: dev
 # prometheus (promtool) and prometheus-node-exporter (the metrics tests), systemd
 # (systemd-analyze verifies the units; no running systemd needed), iproute2 (ss, nstat, ip netns),
 # openssh-server (tests/test_ansible_ssh.py runs sshd inside network namespaces it makes, never
-# as a service). No service is started: policy-rc.d answers 101 during the install (Debian's way
-# for images and chroots; made for the install only if the machine has none), and before
-# openssh-server is installed /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the init
-# script and the systemd units) is made; its units are disabled after, and the target fails if
-# an sshd then listens in this network namespace. strace: the fault-injection test runs apply and
-# revert under it.
-SYSTEM_DEPS := zsh fish strace prometheus prometheus-node-exporter systemd iproute2 openssh-server
+# as a service), podman, runc and debootstrap (tests/test_containers.py runs tcptune in real
+# containers, on a Debian root file system debootstrap makes once and keeps in
+# /var/cache/tcptune-tests). No service is started: policy-rc.d answers 101 during the install
+# (Debian's way for images and chroots; made for the install only if the machine has none), and
+# before openssh-server is installed /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the
+# init script and the systemd units) is made; its units are disabled after, and the target fails
+# if an sshd then listens in this network namespace. strace: the fault-injection test runs apply
+# and revert under it.
+SYSTEM_DEPS := zsh fish strace prometheus prometheus-node-exporter systemd iproute2 openssh-server \
+  podman runc debootstrap
 POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:
 	@missing=$$(for p in $(SYSTEM_DEPS); do \
@@ -71,13 +74,15 @@ test: lint system-deps
 	$(BIN)/python -m pytest
 
 # bench_sockets.py needs root and gcc: it builds bench/floor.c and bench/make_time_wait.c, then
-# makes 100k and 1M TIME_WAIT sockets, each case in a private network namespace.
+# makes 100k and 1M TIME_WAIT sockets, each case in a private network namespace;
+# bench_all_netns.py: 100 namespaces of 1,000 sockets each for `sockets --all-netns`.
 # All run; the target fails if any misses its goal.
 bench: install
 	status=0; \
 	$(BIN)/python bench/bench_check.py || status=1; \
 	$(BIN)/python bench/bench_boot.py || status=1; \
 	$(BIN)/python bench/bench_sockets.py || status=1; \
+	$(BIN)/python bench/bench_all_netns.py || status=1; \
 	exit $$status
 
 clean:

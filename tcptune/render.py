@@ -51,6 +51,16 @@ def write_json(stream: IO[str], command: str, payload: dict[str, Any]) -> None:
     stream.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
+def write_json_list(stream: IO[str], command: str, payloads: list[dict[str, Any]]) -> None:
+    """A JSON list of documents, each as write_json would print it alone (`sockets --all-netns
+    --json`: one per network namespace), in one write."""
+    if isinstance(stream, Fitted):
+        stream = stream.stream
+    header = {"schema_version": SCHEMA_VERSION, "tool": {"name": "tcptune", "version": __version__}}
+    documents = [{**header, "command": command, **payload} for payload in payloads]
+    stream.write(json.dumps(documents, indent=2, ensure_ascii=False) + "\n")
+
+
 def width() -> int:
     """The width to fit output into: the terminal's (stdout's, else stderr's, so that a pager
     reading a pipe still gets lines that fit the screen behind it), else $COLUMNS, else 100."""

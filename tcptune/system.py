@@ -1503,3 +1503,375 @@ def _conf_reason(err: OSError) -> str:
 def read_kernel_cmdline(system: System) -> str | None:
     """The kernel command line (proc/cmdline below the root); None when there is none."""
     return system._read_text("proc/cmdline")
+
+
+# --- network namespaces: --netns, --pid and sockets --all-netns ----------------------------------
+#
+# tcptune enters a network namespace with setns(2) before it opens anything in it: /proc/sys/net,
+# /proc/net and the netlink socket then show that namespace (each is resolved against the
+# namespace of the process that opens it). The mount namespace is left alone: files (profiles,
+# backups, /proc itself) are the host's. Namespace files are opened with O_PATH first and checked
+# to be nsfs files before they are opened for reading, so a path naming a device or a FIFO is
+# refused without being opened.
+
+CLONE_NEWNET = 0x40000000  # include/uapi/linux/sched.h
+NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), include/uapi/linux/nsfs.h (Linux 4.11)
+_SETNS: list[Any] = []  # libc's setns, loaded once when Python has no os.setns (3.11)
+
+
+class NetnsSystem(System):
+    """The running machine seen from inside another network namespace (--netns or --pid)."""
+
+    def __init__(self, entered: str) -> None:
+        super().__init__("/")
+        self.entered = entered  # the option as given: "--pid 4242", "--netns /run/netns/blue"
+
+
+def _setns(fd: int) -> None:
+    """setns(fd, CLONE_NEWNET): os.setns on Python 3.12, else libc's through ctypes (imported
+    here only, when a namespace is entered: other runs never load it)."""
+    setns = getattr(os, "setns", None)
+    if setns is not None:
+        setns(fd, CLONE_NEWNET)
+        return
+    if not _SETNS:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).setns
+        function.argtypes = (ctypes.c_int, ctypes.c_int)
+        function.restype = ctypes.c_int
+        _SETNS.append((function, ctypes.get_errno))
+    function, get_errno = _SETNS[0]
+    if function(fd, CLONE_NEWNET) != 0:
+        code = get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _nsfs_device() -> int:
+    """The device of nsfs, the kernel's file system of namespace files (one for all)."""
+    return os.stat("/proc/self/ns/net").st_dev
+
+
+class NotNamespace(Exception):
+    """A path that is not a network namespace file; the message says what it is."""
+
+
+def _open_namespace_file(path: str) -> int:
+    """A descriptor for reading the namespace file `path` (links followed: /proc/PID/ns/net is
+    one), checked on an O_PATH descriptor before anything is opened for reading: never a
+    device, FIFO or ordinary file. Raises NotNamespace, or OSError."""
+    handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode) or info.st_dev != _nsfs_device():
+            raise NotNamespace("is not a namespace file")
+        fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)  # the same file
+    finally:
+        os.close(handle)
+    try:
+        import fcntl
+
+        again = os.fstat(fd)
+        if (again.st_dev, again.st_ino) != (info.st_dev, info.st_ino):
+            raise NotNamespace("changed while it was opened")
+        try:
+            kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+        except OSError:  # before 4.11: setns itself refuses another kind of namespace
+            kind = CLONE_NEWNET
+        if kind != CLONE_NEWNET:
+            raise NotNamespace("is a namespace file, but not of a network namespace")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _needs_root(option: str) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        "entering another network namespace needs root (CAP_SYS_ADMIN)",
+        hint=f"run it as root: sudo tcptune {option} ...",
+    )
+
+
+def _enter(fd: int, option: str) -> str:
+    """setns into `fd` (closed after); the inode of the namespace now current."""
+    try:
+        _setns(fd)
+    except PermissionError:
+        raise _needs_root(option) from None
+    except OSError as err:
+        if err.errno == errno.EINVAL:
+            raise BadInput(
+                f"{option} does not name a network namespace", hint="check the path"
+            ) from None
+        raise EnvironmentProblem(
+            f"cannot enter the network namespace of {option}: {os.strerror(err.errno or 0)}"
+        ) from None
+    finally:
+        os.close(fd)
+    return str(os.stat("/proc/thread-self/ns/net").st_ino)
+
+
+def enter_netns_file(path: str) -> NetnsSystem:
+    """--netns PATH: enter the network namespace that file is (/proc/PID/ns/net, /run/netns/NAME
+    or another bind mount of one). Bad input for a path that is not one; exit 3 without root."""
+    option = f"--netns {path}"
+    if not path:
+        raise BadInput("--netns is empty", hint="give /proc/PID/ns/net or /run/netns/NAME")
+    try:
+        fd = _open_namespace_file(path)
+    except NotNamespace as err:
+        raise BadInput(
+            f"--netns {path} {err}",
+            hint="give a network namespace file: /proc/PID/ns/net, /run/netns/NAME or a bind "
+            "mount of one",
+        ) from None
+    except PermissionError:
+        raise _needs_root(option) from None
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)
+        raise BadInput(
+            f"--netns {path}: {reason}",
+            hint="give /proc/PID/ns/net, /run/netns/NAME or a bind mount of one",
+        ) from None
+    _enter(fd, option)
+    return NetnsSystem(option)
+
+
+def _exited(pidfd: int) -> bool:
+    """Whether the process of a pidfd has exited (a pidfd is readable from then on)."""
+    import select
+
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def enter_netns_of_pid(pid: int) -> NetnsSystem:
+    """--pid PID: enter the network namespace of that process, as `nsenter -n -t PID` does. A
+    pidfd taken first tells whether the process that owned the pid when tcptune started is the
+    one whose namespace was opened: a process that exits meanwhile is an error (exit 3), never
+    another process that got its pid."""
+    option = f"--pid {pid}"
+    pidfd = None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        raise BadInput(
+            f"no process with pid {pid}",
+            hint="a container's: docker inspect -f '{{.State.Pid}}' NAME (podman alike)",
+        ) from None
+    except OSError:  # ENOSYS before 5.3: the /proc lookup alone
+        pidfd = None
+    try:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError:
+            raise _needs_root(option) from None
+        except FileNotFoundError:
+            if pidfd is None and not os.path.isdir(f"/proc/{pid}"):
+                raise BadInput(f"no process with pid {pid}", hint="check the pid") from None
+            raise EnvironmentProblem(
+                f"process {pid} exited while tcptune entered its network namespace",
+                hint="run it again with the pid of a running process",
+            ) from None
+        if pidfd is not None and _exited(pidfd):
+            os.close(fd)
+            raise EnvironmentProblem(
+                f"process {pid} exited while tcptune entered its network namespace",
+                hint="run it again with the pid of a running process",
+            )
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    _enter(fd, option)
+    return NetnsSystem(option)
+
+
+def current_netns() -> int:
+    """The inode of the network namespace this process is in now."""
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def netns_of_processes() -> dict[int, list[int]]:
+    """Network namespace inode -> the pids in it, for every process of the running machine whose
+    namespace can be looked at (/proc/PID/ns/net). tcptune itself is left out: a visitor, not
+    what owns a namespace."""
+    found: dict[int, list[int]] = {}
+    me = str(os.getpid())
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in os.listdir(proc):
+            if not name.isdigit() or name == me:
+                continue
+            try:
+                inode = os.stat(f"{name}/ns/net", dir_fd=proc).st_ino
+            except OSError:  # exited meanwhile, a zombie, or not ours to look at
+                continue
+            found.setdefault(inode, []).append(int(name))
+    finally:
+        os.close(proc)
+    return found
+
+
+NAMED_NETNS_DIR = "/run/netns"  # `ip netns add NAME` bind-mounts a namespace here
+
+
+def named_netns() -> dict[int, list[str]]:
+    """Network namespace inode -> its paths in /run/netns (only entries that are namespaces:
+    a name whose bind mount is gone is an empty file)."""
+    found: dict[int, list[str]] = {}
+    try:
+        names = sorted(os.listdir(NAMED_NETNS_DIR))
+    except OSError:
+        return found
+    device = _nsfs_device()
+    for name in names:
+        path = f"{NAMED_NETNS_DIR}/{name}"
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        if info.st_dev == device and stat.S_ISREG(info.st_mode):
+            found.setdefault(info.st_ino, []).append(path)
+    return found
+
+
+def read_processes(pids: Iterable[int]) -> list[Any]:
+    """netns.Process records (comm and cgroup) of these pids; a process gone is left out."""
+    from tcptune.owners import Process
+
+    result = []
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for pid in pids:
+            try:
+                process = os.open(str(pid), _LOOKUP | os.O_DIRECTORY, dir_fd=proc)
+            except OSError:
+                continue
+            try:
+                comm = _read_in(process, "comm", 4096)
+                cgroup = _read_in(process, "cgroup", 64 * 1024)
+            finally:
+                os.close(process)
+            if comm is None and cgroup is None:
+                continue
+            result.append(Process(pid=pid, command=comm.strip() if comm else None, cgroup=cgroup))
+    finally:
+        os.close(proc)
+    return result
+
+
+def netns_owner(
+    inode: int,
+    *,
+    initial: bool | None,
+    pids: list[int] | None = None,
+    names: list[str] | None = None,
+) -> Any:
+    """The owner (tcptune.netns.Owner) of the namespace `inode` of the running machine, from
+    the processes in it (`pids`, else a look at every process) and its /run/netns names
+    (`names`, else a look at /run/netns)."""
+    from tcptune.owners import name_owner
+
+    if pids is None:
+        pids = netns_of_processes().get(inode, [])
+    if names is None:
+        names = named_netns().get(inode, [])
+    # The first processes by pid name it: a container's are all in its cgroup.
+    processes = read_processes(sorted(pids)[:64])
+    owner = name_owner(processes, names, initial=initial)
+    return owner if owner.processes == len(pids) else owner.with_processes(len(pids))
+
+
+def describe_netns(system: System, *, initial: bool | None) -> Any:
+    """The namespace a command looked at (tcptune.netns.Identity): its inode, how it was
+    entered, and its owner. On the host's own namespace nothing more is read; below --root the
+    owner is unknown."""
+    from tcptune.netns import HOST_OWNER, UNKNOWN_OWNER, Identity
+
+    entered = getattr(system, "entered", None)
+    inode = netns_id(system)
+    if not system.live or not inode.isdigit():
+        owner = UNKNOWN_OWNER
+    elif initial and entered is None:
+        owner = HOST_OWNER
+    else:
+        owner = netns_owner(int(inode), initial=initial)
+    return Identity(inode=inode, initial=initial, entered=entered, owner=owner)
+
+
+def visit_netns(
+    namespaces: list[tuple[int, list[int], list[str]]], look: Callable[[int], Any]
+) -> list[tuple[int, Any]]:
+    """Enter each namespace (inode, its pids, its /run/netns paths) in turn and call look(inode)
+    there; then return to the namespace this process started in. A namespace that is gone by
+    the time it is entered (every process exited) gets None. Each is opened through one of its
+    processes or names and must still be that inode: a recycled pid is never followed."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    results: list[tuple[int, Any]] = []
+    try:
+        for inode, pids, names in namespaces:
+            fd = _open_netns_inode(inode, pids, names)
+            if fd is None:
+                results.append((inode, None))
+                continue
+            try:
+                _setns(fd)
+            except OSError:
+                results.append((inode, None))
+                continue
+            finally:
+                os.close(fd)
+            results.append((inode, look(inode)))
+    finally:
+        try:
+            _setns(home)
+        finally:
+            os.close(home)
+    return results
+
+
+def _open_netns_inode(inode: int, pids: list[int], names: list[str]) -> int | None:
+    for pid in sorted(pids):
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        if os.fstat(fd).st_ino == inode:
+            return fd
+        os.close(fd)
+    for path in names:
+        try:
+            fd = _open_namespace_file(path)
+        except (OSError, NotNamespace):
+            continue
+        if os.fstat(fd).st_ino == inode:
+            return fd
+        os.close(fd)
+    return None
+
+
+SO_NETNS_COOKIE = 71  # include/uapi/asm-generic/socket.h (Linux 5.14): never reused, unlike inodes
+
+
+def netns_record(system: System) -> dict[str, Any] | None:
+    """Which network namespace a backup's live values belong to: its inode, its cookie (None
+    before 5.14) and how it was entered (--pid, --netns; None: tcptune's own). None below
+    --root, where there is no namespace."""
+    if not system.live:
+        return None
+    import socket
+    import struct
+
+    cookie = None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            cookie = struct.unpack("=Q", probe.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8))[0]
+    except OSError:
+        cookie = None
+    return {
+        "inode": str(current_netns()),
+        "cookie": cookie,
+        "entered": getattr(system, "entered", None),
+    }

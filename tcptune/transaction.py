@@ -35,6 +35,7 @@ from tcptune.system import (
     exists,
     list_files,
     make_dirs,
+    netns_record,
     private_dir,
     prune_files,
     read_bytes_no_follow,
@@ -169,6 +170,7 @@ def make_backup(
             ),
         },
         "runtime": runtime,
+        "netns": netns_record(system),  # whose live values these are
         "reverted": None,
     }
 
@@ -287,6 +289,7 @@ def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
         isinstance(written, str) and len(written) == 64 and set(written) <= SHA256_HEX
     ):
         raise ValueError("written_sha256 is not a SHA-256 in hex")
+    _check_netns(backup.get("netns"))
     for item in backup["runtime"]:
         key = item["key"]
         if not isinstance(key, str) or not key.startswith(("net.ipv4.", "net.ipv6.", "net.core.")):
@@ -297,6 +300,44 @@ def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
             raise ValueError(f"previous value of {key} is not a string")
 
 
+def _check_netns(record: Any) -> None:
+    """A backup's namespace record: absent or null (older backups, --root), or the fields
+    netns_record writes, each of its type."""
+    if record is None:
+        return
+    if not isinstance(record, dict) or set(record) != {"inode", "cookie", "entered"}:
+        raise ValueError("netns is not {inode, cookie, entered}")
+    inode, cookie, entered = record["inode"], record["cookie"], record["entered"]
+    if not isinstance(inode, str) or not inode.isascii() or not inode.isdigit() or len(inode) > 20:
+        raise ValueError("netns inode is not a number")
+    if cookie is not None and (type(cookie) is not int or not 0 <= cookie < 2**64):
+        raise ValueError("netns cookie is not a 64-bit number")
+    if entered is not None and (not isinstance(entered, str) or len(entered) > 4200):
+        raise ValueError("netns entered is not a short string")
+
+
+def same_netns(recorded: dict[str, Any] | None, current: dict[str, Any] | None) -> bool:
+    """Were a backup's live values taken in the namespace this run is in? Unknown on either side
+    (an older backup, a tree below --root) counts as the same, as before namespaces were
+    recorded. The cookie decides when both have one (an inode number can be used again by a
+    later namespace), else the inode."""
+    if recorded is None or current is None:
+        return True
+    if recorded["cookie"] is not None and current["cookie"] is not None:
+        return recorded["cookie"] == current["cookie"]
+    return recorded["inode"] == current["inode"]
+
+
+def other_netns(backup: dict[str, Any], system: System) -> str | None:
+    """A sentence naming the namespace a backup's live values belong to, when that is not this
+    one; None when it is."""
+    recorded = backup.get("netns")
+    if same_netns(recorded, netns_record(system)):
+        return None
+    how = f", entered with {recorded['entered']}" if recorded["entered"] else ""
+    return f"network namespace {recorded['inode']}{how}"
+
+
 def mark_reverted(system: System, backup: dict[str, Any], at: datetime) -> None:
     backup["reverted"] = at.isoformat(timespec="seconds")
     data = json.dumps(backup, indent=2).encode() + b"\n"
@@ -304,14 +345,27 @@ def mark_reverted(system: System, backup: dict[str, Any], at: datetime) -> None:
 
 
 def newest_unreverted(system: System) -> dict[str, Any]:
+    """The newest backup not yet reverted, of this network namespace: a backup of live values
+    set in another one (apply --runtime-only with --netns or --pid) is never reverted here."""
+    elsewhere = 0
     for backup in reversed(list_backups(system)):
         if "corrupt" in backup:
             raise BadInput(
                 f"backup {backup['id']} is corrupted: {backup['corrupt']}",
                 hint=f"revert an older one by id, or remove {BACKUP_DIR}/{backup['id']}.json",
             )
-        if not backup["reverted"]:
-            return backup
+        if backup["reverted"]:
+            continue
+        if other_netns(backup, system) is not None:
+            elsewhere += 1
+            continue
+        return backup
+    if elsewhere:
+        raise BadInput(
+            f"nothing to revert in this network namespace ({elsewhere} backup(s) of other "
+            "namespaces are not reverted)",
+            hint="tcptune backups lists them; revert one there: tcptune --netns PATH revert ID",
+        )
     raise BadInput("nothing to revert: every backup is already reverted", hint="tcptune backups")
 
 

@@ -486,6 +486,49 @@ simple("profile-bom", "", prefix='\ufeffdescription = "x"\n[sysctl]\n')
 setup("lock-wait-negative")(lambda root: Case(["apply", "client-profile", "--lock-wait", "-1"]))
 
 
+# --netns and --pid: the running machine (TCPTUNE_ROOT=/), each refused before any namespace is
+# entered, so none of these runs leaves the test's own network namespace.
+LIVE = {"TCPTUNE_ROOT": "/"}
+NO_PID = "4194304"  # PID_MAX_LIMIT: pids are below pid_max, which is at most this
+
+
+def live(ident: str, *argv: str) -> None:
+    setup(ident)(lambda root: Case(list(argv), env=LIVE))
+
+
+live("netns-no-such-pid", "--pid", NO_PID, "check")
+live("netns-pid-zero", "--pid", "0", "check")
+live("netns-missing", "--netns", "/nonexistent/netns", "check")
+live("netns-device", "--netns", "/dev/null", "check")
+live("netns-other-kind", "--netns", "/proc/self/ns/mnt", "sockets")
+live("netns-both", "--netns", "/proc/self/ns/net", "--pid", "1", "check")
+live("netns-apply-persist", "--pid", "1", "apply", "client-profile")
+live("netns-apply-persist-only", "--pid", "1", "apply", "client-profile", "--persist-only")
+live("netns-export", "--pid", "1", "export", "server-profile", "--format", "docker")
+live("netns-profiles-show", "--pid", "1", "profiles", "show", "server-profile")
+live("netns-all-netns", "--pid", "1", "sockets", "--all-netns")
+live("all-netns-watch", "sockets", "--all-netns", "--watch", "1")
+
+
+@setup("netns-file")
+def _(root: Path) -> Case:
+    plain = root / "not-a-namespace"
+    plain.write_text("net:[4026531840]\n")
+    return Case(["--netns", str(plain), "check"], env=LIVE)
+
+
+@setup("netns-fifo")
+def _(root: Path) -> Case:
+    fifo = root / "netns-fifo"
+    os.mkfifo(fifo)
+    return Case(["--netns", str(fifo), "check"], env=LIVE)
+
+
+setup("netns-with-root")(lambda root: Case(["--root", str(root), "--pid", "1", "check"]))
+setup("all-netns-root")(lambda root: Case(["--root", str(root), "sockets", "--all-netns"]))
+setup("netns-not-root")(lambda root: Case(["--pid", "1", "check"], "nobody", env=LIVE))
+
+
 setup("sockets-top-zero")(lambda root: Case(["sockets", "--top", "0"]))
 setup("sockets-watch-zero")(lambda root: Case(["sockets", "--watch", "0"]))
 setup("sockets-watch-nan")(lambda root: Case(["sockets", "--watch", "nan"]))
@@ -616,7 +659,9 @@ def run_in_process(argv: list[str]) -> tuple[int, str, str]:
 
 
 def run_as_nobody(argv: list[str]) -> tuple[int, str, str]:
-    import tcptune.cli.apply  # noqa: F401  (loaded before privileges are dropped)
+    import tcptune.cli.apply
+    import tcptune.cli.check
+    import tcptune.netns  # noqa: F401
 
     code, out, err = as_nobody(lambda: run_in_process(argv))
     return code, out, err

@@ -64,7 +64,7 @@ def test_help_ends_with_examples_and_only_its_exit_codes(path: str) -> None:
     done = run_tcptune(*path.split(), "--help")
     assert done.returncode == 0 and done.stderr == ""
     examples, codes, rest = sections(done.stdout)
-    shown = re.compile(rf"\btcptune (--root \S+ )?{path}\b")
+    shown = re.compile(rf"\btcptune (--(root|pid|netns) \S+ )?{path}\b")
     assert examples and all(shown.search(line) for line in examples), examples
     assert codes == EXIT_CODES[path]
     assert rest.strip() == ""  # nothing after the exit codes

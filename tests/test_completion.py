@@ -160,7 +160,13 @@ def test_every_command_sub_command_and_option_is_offered(
         offered = values(f"tcptune {path} --", monkeypatch)
         assert sorted(offered) == long_options(command), path
         assert "--help" in offered, path
-    assert values("tcptune --", monkeypatch) == ["--root", "--version", "--help"]
+    assert values("tcptune --", monkeypatch) == [
+        "--root",
+        "--netns",
+        "--pid",
+        "--version",
+        "--help",
+    ]
 
 
 def test_commands_come_with_their_short_help(
@@ -572,7 +578,7 @@ def test_shell_completes_options(shell: str, world: World) -> None:
     )
     assert sorted(got["tcptune apply --dr"]) == ["--drop-in", "--dry-run"]
     assert sorted(got["tcptune sockets --"]) == long_options(tree().commands["sockets"])
-    assert sorted(got["tcptune --"]) == ["--help", "--root", "--version"]
+    assert sorted(got["tcptune --"]) == ["--help", "--netns", "--pid", "--root", "--version"]
     assert got["tcptune profiles capture x --f"] == ["--force"]
 
 

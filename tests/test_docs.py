@@ -194,11 +194,37 @@ def concrete(argv: tuple[str, ...], root: Path, work: Path) -> list[str]:
     return out
 
 
-def run_example(example: Example, root: Path, work: Path) -> tuple[int, str]:
+# Examples that look into network namespaces run against the running kernel (a fake tree has
+# none): `--pid N` and `/proc/N/ns/net` name a process of the test's own in a namespace of its
+# own, made by `unshare -n`; --all-netns reads every namespace of the machine, and changes none.
+NAMESPACE_OPTIONS = {"--pid", "--netns", "--all-netns"}
+
+
+def looks_into_namespaces(example: Example) -> bool:
+    return bool(NAMESPACE_OPTIONS & set(example.argv))
+
+
+def in_namespace(argv: list[str], pid: int) -> list[str]:
+    out = []
+    for before, token in zip(("", *argv), argv, strict=False):
+        if before == "--pid":
+            out.append(str(pid))
+        else:
+            out.append(re.sub(r"^/proc/\d+/ns/net$", f"/proc/{pid}/ns/net", token))
+    return out
+
+
+def run_example(
+    example: Example, root: Path, work: Path, target: int | None = None
+) -> tuple[int, str]:
     """Run it as `python -m tcptune ...`; --watch runs until its first screen, then Ctrl-C."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TCPTUNE_")}
     env.update(TCPTUNE_ROOT=str(root), HOME=str(work))
     argv = [sys.executable, "-m", "tcptune", *concrete(example.argv, root, work)]
+    if looks_into_namespaces(example):
+        assert target is not None
+        env.pop("TCPTUNE_ROOT")
+        argv = in_namespace(argv, target)
     if "--watch" not in example.argv:
         done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=120)
         return done.returncode, done.stderr
@@ -246,9 +272,21 @@ def test_every_command_has_an_example(command: str) -> None:
 def test_every_example_runs_as_shown(doc: Path, tmp_path: Path) -> None:
     root, work = documented_machine(tmp_path)
     problems = []
-    for example in examples(doc):
-        code, stderr = run_example(example, root, work)
-        problems.append(problem_with(example, code, stderr))
+    target = None
+    if any(looks_into_namespaces(e) for e in examples(doc)):
+        target = subprocess.Popen(["unshare", "-n", "sleep", "600"])
+        for _ in range(500):  # bounded: unshare takes milliseconds
+            if os.readlink(f"/proc/{target.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                break
+            time.sleep(0.01)
+    try:
+        for example in examples(doc):
+            code, stderr = run_example(example, root, work, target.pid if target else None)
+            problems.append(problem_with(example, code, stderr))
+    finally:
+        if target is not None:
+            target.kill()
+            target.wait(timeout=30)
     found = [problem for problem in problems if problem]
     assert not found, "\n\n".join(found)
 

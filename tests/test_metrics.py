@@ -77,7 +77,7 @@ def test_every_metric_follows_the_naming_rules() -> None:
     for name, (kind, labels, text) in metrics.METRICS.items():
         assert name.startswith("tcptune_") and name == name.lower(), name
         assert name.endswith("_total") == (kind == metrics.COUNTER), name
-        assert "netns" in labels and list(labels) == sorted(labels), name
+        assert {"netns", "netns_owner"} <= set(labels) and list(labels) == sorted(labels), name
         assert text.endswith(".") and "\n" not in text and "\\" not in text, name
 
 
@@ -200,7 +200,7 @@ def test_sockets_prometheus_is_accepted_by_promtool_and_bounded_by_top(modern: F
     code, said = promtool(result.out)
     assert code == 0, said
     owners = samples(result.out, "tcptune_close_wait_sockets")
-    netns = 'netns="unknown"'  # a fake tree has no proc/self/ns/net
+    netns = 'netns="unknown",netns_owner="unknown"'  # a fake tree has no proc/self/ns/net
     assert owners == [
         f'tcptune_close_wait_sockets{{command="nginx",{netns},pid="101",uid="1001"}} 9',
         f'tcptune_close_wait_sockets{{command="evil\\"\\\\name",{netns},pid="102",uid="1002"}} 7',
@@ -241,9 +241,10 @@ def test_check_and_check_profile_as_metrics(modern: FakeMachine, tmp_path: Path)
     assert drift.code == 1, drift.err  # keepalive_time drifts
     assert promtool(drift.out)[0] == 0
     assert samples(drift.out, "tcptune_setting_in_sync") == [
-        'tcptune_setting_in_sync{key="net.ipv4.tcp_fin_timeout",netns="unknown",profile="site"} 1',
+        'tcptune_setting_in_sync{key="net.ipv4.tcp_fin_timeout",netns="unknown",'
+        'netns_owner="unknown",profile="site"} 1',
         'tcptune_setting_in_sync{key="net.ipv4.tcp_keepalive_time",netns="unknown",'
-        'profile="site"} 0',
+        'netns_owner="unknown",profile="site"} 0',
     ]  # tcp_tw_recycle, removed in 4.12, is skipped: no series
     persisted = samples(drift.out, "tcptune_setting_persisted")
     assert [line.rsplit(" ", 1)[1] for line in persisted] == ["1", "1", "0", "0"]
@@ -251,7 +252,8 @@ def test_check_and_check_profile_as_metrics(modern: FakeMachine, tmp_path: Path)
     plain = run_cli(*root, "check", "--format", "prometheus")
     assert plain.code == 0 and promtool(plain.out)[0] == 0
     assert samples(plain.out, "tcptune_findings")[0].startswith(
-        'tcptune_findings{command="check",netns="unknown",profile="",severity="info"} '
+        'tcptune_findings{command="check",netns="unknown",netns_owner="unknown",profile="",'
+        'severity="info"} '
     )
 
 

@@ -20,7 +20,14 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
-from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.errors import (
+    EXIT_DRIFT,
+    EXIT_ENVIRONMENT,
+    EXIT_OK,
+    BadInput,
+    EnvironmentProblem,
+    printable,
+)
 from tcptune.kernel import parse_release
 from tcptune.keys import is_key_shaped
 from tcptune.plan import (
@@ -51,13 +58,15 @@ EPILOG = epilog(
         "tcptune apply server-profile --dry-run",
         "sudo tcptune apply server-profile",
         "sudo tcptune apply client-profile --persist-only",
+        "sudo tcptune --pid 4242 apply client-profile --runtime-only",
     ],
     {
         0: "applied, or nothing to change, or --dry-run",
         1: "applied (or nothing to change), but another sysctl.d file sets a key differently "
         "at boot: the profile will not hold after a reboot (the overriding file is named)",
         2: f"{BAD_INPUT}, an unknown or invalid profile, a drop-in tcptune did not write "
-        "(without --force), a symlink in the way",
+        "(without --force), a symlink in the way; --netns or --pid without --runtime-only or "
+        "--dry-run (a drop-in configures the host's boot, not a namespace)",
         3: "environment error: not root, read-only /proc/sys, a full disk, a value the kernel "
         "did not take, another apply holding the lock past --lock-wait",
     },
@@ -93,8 +102,19 @@ def apply(
 ) -> int:
     """Plan, show and apply a profile: write the drop-in atomically, set each runtime value and
     read it back. Every apply that changes something is backed up first (see `tcptune
-    revert`)."""
-    system = open_system(ctx, root)
+    revert`). With --netns or --pid (before the command): the live values of that network
+    namespace, with --runtime-only or --dry-run."""
+    system = open_system(
+        ctx,
+        root,
+        enters=dry_run or (runtime_only and not persist_only),
+        refusal=(
+            "a drop-in in /etc/sysctl.d configures the host's boot, not a network namespace",
+            "set its live values with --runtime-only, preview with --dry-run; a container "
+            "keeps values only if its runtime sets them: tcptune export PROFILE --format "
+            "k8s|docker",
+        ),
+    )
     check_lock_wait(lock_wait)
     with render.fitted_stdout() as stream:
         return run(
@@ -126,19 +146,24 @@ def run(
 ) -> int:
     if runtime_only and persist_only:
         raise BadInput("--runtime-only and --persist-only exclude each other", hint="choose one")
+    if getattr(system, "entered", None) is not None:
+        runtime_only = True  # a namespace has live values only; the drop-in is the host's
     if not dry_run:
         require_root(system, profile_name)
     plan = build_plan(
         system, profile_name, drop_in=drop_in, runtime=not persist_only, persist=not runtime_only
     )
-    doc = plan_to_json(plan)
+    where = namespace_of(system)
+    if where is not None and not json_output:
+        stream.write(printable(where.describe()) + " (live values only: --runtime-only)\n")
+    doc = {**plan_to_json(plan), "netns": where.to_json() if where is not None else None}
     if dry_run:
         if json_output:
             render.write_json(
                 stream, "apply", {**doc, "dry_run": True, "changed": False, "exit_code": 0}
             )
         else:
-            write_plan_text(plan, stream, dry_run=True)
+            write_plan_text(plan, stream, dry_run=True, boot=where is None)
         return EXIT_OK
     check_preconditions(system, plan, force)
     if not plan.nothing_to_do:
@@ -154,8 +179,9 @@ def run(
             check_preconditions(system, plan, force)
             outcome = None if plan.nothing_to_do else execute(system, plan, system.kernel_release())
     boot_code = EXIT_DRIFT if plan.overridden_at_boot() else EXIT_OK
+    netns_doc = doc["netns"]
     if plan.nothing_to_do or outcome is None:
-        doc = plan_to_json(plan)
+        doc = {**plan_to_json(plan), "netns": netns_doc}
         if json_output:
             render.write_json(
                 stream,
@@ -173,7 +199,7 @@ def run(
             stream.write(f"{plan.profile}: nothing to do; {already(plan)}. No backup made.\n")
             write_boot_warning(plan, stream)
         return boot_code
-    doc = plan_to_json(plan)
+    doc = {**plan_to_json(plan), "netns": netns_doc}
     code = boot_code if outcome.ok else EXIT_ENVIRONMENT
     if json_output:
         render.write_json(
@@ -190,7 +216,7 @@ def run(
             },
         )
         return code
-    write_plan_text(plan, stream, dry_run=False)
+    write_plan_text(plan, stream, dry_run=False, boot=where is None)
     stream.write("\n")
     if outcome.drop_in_written:
         stream.write(f"wrote {plan.drop_in_path}\n")
@@ -204,6 +230,17 @@ def run(
         )
     write_boot_warning(plan, stream)
     return code
+
+
+def namespace_of(system: System) -> Any:
+    """The namespace --netns or --pid entered (tcptune.netns.Identity), None without them."""
+    if getattr(system, "entered", None) is None:
+        return None
+    from tcptune import netns
+    from tcptune.system import describe_netns
+
+    initial = netns.is_initial(system.read_sysctl(netns.INITIAL_ONLY_KEY))
+    return describe_netns(system, initial=initial)
 
 
 def already(plan: Plan) -> str:
@@ -270,8 +307,9 @@ def build_plan(
         version=parse_release(release),
         release=release,
         old_text=old_text,
-        conf_files=read_conf_files(system),
-        cmdline=read_kernel_cmdline(system),
+        # another namespace (--netns, --pid): the host's sysctl.d files do not configure it
+        conf_files=read_conf_files(system) if getattr(system, "entered", None) is None else [],
+        cmdline=read_kernel_cmdline(system) if getattr(system, "entered", None) is None else None,
         drop_in_name=drop_in,
         runtime=runtime,
         persist=persist,
@@ -336,7 +374,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
+def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool, boot: bool = True) -> None:
+    """The plan as a table; `boot` false (another network namespace): no AT BOOT column, the
+    host's sysctl.d files do not configure it."""
     colour = render.wants_colour(stream)
     title = "plan (dry run: nothing is written)" if dry_run else "plan"
     render.write_line(stream, f"tcptune apply {plan.profile}: {title}", colour, "bold")
@@ -348,7 +388,7 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
             "LIVE",
             "TARGET",
             Column(name="ACTION", note=True),
-            Column(name="AT BOOT", note=True),
+            *([Column(name="AT BOOT", note=True)] if boot else []),
         ]
     )
     for k in plan.keys:
@@ -359,8 +399,8 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool) -> None:
         style = {"change": "yellow", "unchanged": "green", "skip": "dim"}.get(k.action)
         at_boot = "" if k.action == SKIP else boot_summary(k.persistence, k.target, detailed=True)
         table.add(
-            [k.key, live, k.target or '""', action, at_boot],
-            [None, None, None, style, None],
+            [k.key, live, k.target or '""', action, at_boot][: 5 if boot else 4],
+            [None, None, None, style, None][: 5 if boot else 4],
         )
     for r in plan.removed:
         live = "-" if r.live is None else (r.live or '""')
@@ -421,9 +461,16 @@ def require_root(system: System, profile_name: str) -> None:
 
 def check_preconditions(system: System, plan: Plan, force: bool) -> None:
     if plan.runtime and plan.runtime_changes and proc_sys_read_only(system):
+        from tcptune import netns
+
+        hint = "use --persist-only to write only the drop-in, or --dry-run to preview"
+        if netns.is_initial(system.read_sysctl(netns.INITIAL_ONLY_KEY)) is False:
+            hint += (
+                "; in a container its runtime sets them: start it with them, see tcptune "
+                f"export {plan.profile} --format k8s|docker"
+            )
         raise EnvironmentProblem(
-            f"{system.path('proc/sys')} is read-only here (a container?)",
-            hint="use --persist-only to write only the drop-in, or --dry-run to preview",
+            f"{system.path('proc/sys')} is read-only here (a container?)", hint=hint
         )
     if plan.masks and not force and not is_ours(plan.old_text):
         raise BadInput(

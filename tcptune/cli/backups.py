@@ -10,7 +10,7 @@ import typer
 
 from tcptune import render
 from tcptune.cli.options import BAD_INPUT, JsonOption, RootOption, epilog, open_system
-from tcptune.errors import EXIT_OK
+from tcptune.errors import EXIT_OK, printable
 from tcptune.system import System
 from tcptune.transaction import list_backups
 
@@ -47,6 +47,7 @@ def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
                 "keys": len(backup["runtime"]),
                 "drop_in": backup["drop_in"]["path"],
                 "reverted": backup["reverted"],
+                "netns": backup.get("netns"),
             }
         )
     if json_output:
@@ -64,12 +65,14 @@ def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
             Column(name="PROFILE", keep=True),
             "KEYS",
             Column(name="REVERTED", note=True),
+            Column(name="NETNS", note=True),
         ]
     )
     for row in rows:
         if "corrupt" in row:
             table.add(
-                [row["id"], "CORRUPT", row["corrupt"], "", ""], [None, "red", "red", None, None]
+                [row["id"], "CORRUPT", row["corrupt"], "", "", ""],
+                [None, "red", "red", None, None, None],
             )
         else:
             table.add(
@@ -79,7 +82,18 @@ def run_backups(system: System, *, json_output: bool, stream: IO[str]) -> int:
                     row["profile"],
                     str(row["keys"]),
                     row["reverted"] or "no",
+                    _netns_text(row["netns"]),
                 ]
             )
     table.write(stream, render.wants_colour(stream))
     return EXIT_OK
+
+
+def _netns_text(record: dict | None) -> str:
+    """The namespace whose live values a backup holds: tcptune's own (none recorded: an older
+    backup), or one entered with --netns or --pid."""
+    if record is None:
+        return "-"
+    if record["entered"]:
+        return printable(f"{record['inode']} ({record['entered']})")
+    return record["inode"]

@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tcptune import keys, render, rules
+from tcptune import keys, netns, render, rules
 from tcptune.cli.options import (
     BAD_INPUT,
     JSON,
@@ -27,7 +27,7 @@ from tcptune.cli.options import (
 from tcptune.errors import EXIT_DRIFT, EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, printable
 from tcptune.kernel import format_version
 from tcptune.model import ERROR, INFO, MISSING, UNREADABLE, WARNING, Finding
-from tcptune.system import System, read_conf_files, read_kernel_cmdline
+from tcptune.system import System, describe_netns, read_conf_files, read_kernel_cmdline
 
 if TYPE_CHECKING:  # check PROFILE imports these when it runs: plain check does without them
     from tcptune.drift import Comparison
@@ -42,14 +42,17 @@ EPILOG = epilog(
         "tcptune check ./my-profile.toml --json",
         "tcptune --root /srv/snapshot check --strict",
         "tcptune check server-profile --format prometheus --output check.prom",
+        "sudo tcptune --pid 4242 check client-profile",
     ],
     {
         0: "ok: no error-level finding (with PROFILE: and every key in sync)",
         1: "error-level findings, warning-level ones with --strict, or drift from PROFILE",
-        2: f"{BAD_INPUT}, an unknown or invalid profile",
+        2: f"{BAD_INPUT}, an unknown or invalid profile; --netns or --pid that names no "
+        "network namespace or process",
         3: "environment error: no /proc/sys/net, the settings cannot be read, or (with PROFILE) "
         "what boot sets for a key cannot be told (a sysctl.d file tcptune may not read); "
-        "--output that cannot be written (nothing is written then)",
+        "--output that cannot be written (nothing is written then); --netns or --pid without "
+        "root, or a process that exited meanwhile",
     },
 )
 
@@ -78,11 +81,15 @@ def check(
     chosen = output_format(json_output, fmt, output)
     if chosen == PROMETHEUS:  # imported only then: check --json stays light
         return run_prometheus(
-            open_system(ctx, root), profile, strict=strict, output=output, stream=sys.stdout
+            open_system(ctx, root, enters=True),
+            profile,
+            strict=strict,
+            output=output,
+            stream=sys.stdout,
         )
     with render.fitted_stdout() as stream:
         return run(
-            open_system(ctx, root),
+            open_system(ctx, root, enters=True),
             json_output=chosen == JSON,
             strict=strict,
             stream=stream,
@@ -104,17 +111,25 @@ def run(
         )
     report = gather(system)
     code = exit_code(report, strict)
+    where = identity(system, report)
     if json_output:
-        render.write_json(stream, "check", to_json(report, str(system.root), strict, code))
+        render.write_json(stream, "check", to_json(report, str(system.root), strict, code, where))
     else:
-        write_text(report, str(system.root), stream, code, strict)
+        write_text(report, str(system.root), stream, code, where, strict)
     return code
+
+
+def entered(system: System) -> str | None:
+    """How --netns or --pid entered the namespace ("--pid 4242"), None without them."""
+    return getattr(system, "entered", None)
 
 
 def gather(system: System, boot_keys: Iterable[str] = ()) -> rules.CheckReport:
     """Read every watched key, the kernel release, the socket counters and the boot-time
     configuration, then evaluate; what boot sets is told for the watched keys and
-    `boot_keys`."""
+    `boot_keys`. In a namespace entered with --netns or --pid, the sysctl.d files and the
+    kernel command line are not read: they are the host's, and configure the host's boot, not
+    that namespace."""
     system.require_proc_sys()
     readings = {name: system.read_sysctl(name) for name in keys.KEYS}
     report = rules.inspect(
@@ -122,8 +137,8 @@ def gather(system: System, boot_keys: Iterable[str] = ()) -> rules.CheckReport:
         readings,
         system.sockstat(),
         system.netstat(),
-        read_conf_files(system),
-        read_kernel_cmdline(system),
+        read_conf_files(system) if entered(system) is None else [],
+        read_kernel_cmdline(system) if entered(system) is None else None,
         boot_keys,
     )
     if report.all_unreadable():
@@ -133,6 +148,36 @@ def gather(system: System, boot_keys: Iterable[str] = ()) -> rules.CheckReport:
             hint="run where /proc/sys is readable (as root if needed), or fix --root",
         )
     return report
+
+
+def initial_namespace(report: rules.CheckReport) -> bool | None:
+    """Is this the host's own network namespace? tcp_max_orphans exists there alone."""
+    for setting in report.settings:
+        if setting.key == netns.INITIAL_ONLY_KEY:
+            if setting.status == UNREADABLE:
+                return None
+            return setting.status != MISSING
+    return None
+
+
+def identity(system: System, report: rules.CheckReport) -> netns.Identity:
+    return describe_netns(system, initial=initial_namespace(report))
+
+
+def scopes(report: rules.CheckReport) -> dict[str, str | None]:
+    """Per key: "netns" (this namespace's own value) or "global" (the host's, one for all)."""
+    return {s.key: netns.key_scope(keys.KEYS[s.key], report.version) for s in report.settings}
+
+
+def shows_scope(where: netns.Identity) -> bool:
+    """The text names each key's scope where it matters: outside the host's own namespace."""
+    return where.entered is not None or where.initial is False
+
+
+NOT_AT_BOOT = (
+    "not read: /etc/sysctl.d configures the host's boot, not this namespace; a container "
+    "gets its values from its runtime (tcptune export PROFILE --format k8s|docker)"
+)
 
 
 def exit_code(report: rules.CheckReport, strict: bool) -> int:
@@ -163,9 +208,13 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> dict[str, Any]:
+def to_json(
+    report: rules.CheckReport, root: str, strict: bool, code: int, where: netns.Identity
+) -> dict[str, Any]:
+    scope = scopes(report)
     return {
         "root": root,
+        "netns": where.to_json(),
         "kernel": {
             "release": report.release,
             "version": list(report.version) if report.version else None,
@@ -178,6 +227,7 @@ def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> di
                 "default_note": s.default_note or None,
                 "status": s.status,
                 "error": s.error or None,
+                "scope": scope[s.key],
             }
             for s in report.settings
         ],
@@ -186,6 +236,7 @@ def to_json(report: rules.CheckReport, root: str, strict: bool, code: int) -> di
             for f in report.findings
         ],
         "sockstat_tcp": report.tcp_counts,
+        "sockstat_tcp_scope": netns.SOCKSTAT_SCOPE,
         "summary": {**summary(report), "findings": finding_counts(report.findings)},
         "strict": strict,
         "exit_code": code,
@@ -200,19 +251,34 @@ def summary(report: rules.CheckReport) -> dict[str, int]:
 
 
 def write_text(
-    report: rules.CheckReport, root: str, stream: IO[str], code: int, strict: bool = False
+    report: rules.CheckReport,
+    root: str,
+    stream: IO[str],
+    code: int,
+    where: netns.Identity,
+    strict: bool = False,
 ) -> None:
     colour = render.wants_colour(stream)
     kernel = report.release or "unknown"
     if report.version:
         kernel += f" (rules for {format_version(report.version[:2])})"
-    where = "" if root == "/" else f", root {root}"
-    render.write_line(stream, f"tcptune check: kernel {kernel}{where}", colour, "bold")
+    below = "" if root == "/" else f", root {root}"
+    render.write_line(stream, f"tcptune check: kernel {kernel}{below}", colour, "bold")
+    with_scope = shows_scope(where)
+    if with_scope:
+        write_scope_note(where, stream)
     from tcptune.layout import Column
 
-    table = render.Table(
-        [Column(name="KEY", keep=True), "VALUE", Column(name="DEFAULT", drop=1), "STATUS"]
-    )
+    columns: list[Any] = [
+        Column(name="KEY", keep=True),
+        "VALUE",
+        Column(name="DEFAULT", drop=1),
+        "STATUS",
+    ]
+    if with_scope:
+        columns.append("SCOPE")
+    scope = scopes(report)
+    table = render.Table(columns)
     for s in report.settings:
         value = s.value if s.value is not None else "-"
         if s.value == "":
@@ -224,7 +290,11 @@ def write_text(
         if default == "":
             default = '""'
         style = render.STATUS_STYLE.get(s.status)
-        table.add([s.key, value, default, s.status], [None, None, "dim", style])
+        cells, styles = [s.key, value, default, s.status], [None, None, "dim", style]
+        if with_scope:
+            cells.append(SCOPE_TEXT.get(scope[s.key] or "", "-"))
+            styles.append(None if scope[s.key] == netns.NETNS else "yellow")
+        table.add(cells, styles)
     table.write(stream, colour)
     render.write_findings(stream, report.findings, colour)
     counts = summary(report)
@@ -235,6 +305,19 @@ def write_text(
     if code:
         stream.write(f"Exit 1: {findings_exit_reason(found, strict)}; see above.\n")
     stream.write("More on any key: tcptune explain KEY\n")
+
+
+SCOPE_TEXT = {netns.NETNS: "netns", netns.GLOBAL: "host's global"}
+
+
+def write_scope_note(where: netns.Identity, stream: IO[str]) -> None:
+    """Which namespace the values are, and which of them are not its own."""
+    stream.write(
+        printable(where.describe())
+        + "\nSCOPE netns: this namespace's own value; host's global: one value for the whole "
+        "kernel, absent inside a namespace (tune it on the host). sockstat's orphan, alloc and "
+        "mem counters are global too; inuse and tw are this namespace's.\n"
+    )
 
 
 # --- check PROFILE ------------------------------------------------------------------------------
@@ -249,11 +332,12 @@ def run_profile(
     report = gather(system, profile.sysctl)
     comparisons = compare_profile(system, profile, report)
     code = profile_exit_code(comparisons, report, strict)
-    doc = profile_to_json(profile, comparisons, report, str(system.root), strict, code)
+    where = identity(system, report)
+    doc = profile_to_json(profile, comparisons, report, str(system.root), strict, code, where)
     if json_output:
         render.write_json(stream, "check", doc)
     else:
-        write_profile_text(doc, report, stream)
+        write_profile_text(doc, report, stream, where)
     return code
 
 
@@ -264,6 +348,8 @@ def compare_profile(
 
     readings = {key: system.read_sysctl(key) for key in profile.sysctl}
     comparisons = drift.compare(profile.sysctl, profile.origin, readings, report.version)
+    if entered(system) is not None:
+        return comparisons  # the host's sysctl.d does not configure this namespace's boot
     return drift.with_boot(comparisons, report.boot_model())  # files read and parsed once
 
 
@@ -286,6 +372,7 @@ def profile_to_json(
     root: str,
     strict: bool,
     code: int,
+    where: netns.Identity,
 ) -> dict[str, Any]:
     from tcptune.sysctld import boot_json
 
@@ -296,6 +383,8 @@ def profile_to_json(
     shown = profile_findings(report, set(profile.sysctl))
     return {
         "root": root,
+        "netns": where.to_json(),
+        "boot": NOT_AT_BOOT if where.entered is not None else None,
         "kernel": {
             "release": report.release,
             "version": list(report.version) if report.version else None,
@@ -320,6 +409,7 @@ def profile_to_json(
                 "boot": boot_json(list(c.boot)) if c.boot else None,
                 "boot_note": c.boot_note or None,
                 "boot_summary": c.boot_summary or None,
+                "scope": _scope_of(c.key, report),
             }
             for c in comparisons
         ],
@@ -334,18 +424,29 @@ def profile_to_json(
     }
 
 
+def _scope_of(key: str, report: rules.CheckReport) -> str | None:
+    spec = keys.KEYS.get(key)
+    return netns.key_scope(spec, report.version) if spec is not None else None
+
+
 def profile_findings(report: rules.CheckReport, keys: set[str]) -> list[Finding]:
     """The findings worth showing next to a profile: any about its keys, and every warning or
     error about the rest."""
     return [f for f in report.findings if f.key in keys or f.severity != INFO]
 
 
-def write_profile_text(doc: dict[str, Any], report: rules.CheckReport, stream: IO[str]) -> None:
+def write_profile_text(
+    doc: dict[str, Any], report: rules.CheckReport, stream: IO[str], where: netns.Identity
+) -> None:
     colour = render.wants_colour(stream)
     profile = doc["profile"]
     chain = " <- ".join([profile["name"], *profile["extends"]])
     kernel = report.release or "unknown"
     render.write_line(stream, f"tcptune check {chain}: kernel {kernel}", colour, "bold")
+    if shows_scope(where):
+        write_scope_note(where, stream)
+    if doc["boot"]:
+        stream.write(f"AT BOOT {doc['boot']}\n")
     for warning in doc["warnings"]:
         stream.write(printable(f"warning: {warning}") + "\n")
     from tcptune.layout import Column
@@ -403,13 +504,18 @@ def run_prometheus(
 
     from tcptune import metrics
     from tcptune.cli import prometheus
-    from tcptune.system import netns_id
 
     with prometheus.target(output) as target:
         if profile_name is None:
             report = gather(system)
             code = exit_code(report, strict)
-            text = metrics.check(report.findings, netns=netns_id(system), now=time.time())
+            where = identity(system, report)
+            text = metrics.check(
+                report.findings,
+                netns=where.inode,
+                netns_owner=where.owner.label,
+                now=time.time(),
+            )
         else:
             from tcptune import profiles
 
@@ -417,6 +523,7 @@ def run_prometheus(
             report = gather(system)
             comparisons = compare_profile(system, profile, report)
             code = profile_exit_code(comparisons, report, strict)
+            where = identity(system, report)
             text = metrics.check_profile(
                 profile.name,
                 [
@@ -429,7 +536,8 @@ def run_prometheus(
                     for c in comparisons
                 ],
                 profile_findings(report, set(profile.sysctl)),
-                netns=netns_id(system),
+                netns=where.inode,
+                netns_owner=where.owner.label,
                 now=time.time(),
             )
         prometheus.emit(text, target, stream)

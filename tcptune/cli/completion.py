@@ -173,6 +173,7 @@ def script(shell: str) -> str:
 
 
 def completion(
+    ctx: typer.Context,
     shell: Annotated[
         Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish", show_default=False)
     ],
@@ -181,6 +182,9 @@ def completion(
     values of --format and --source, and profile names, by asking tcptune itself; it never
     evaluates what it is given. Load it from the shell's start-up file, or install it for every
     user."""
+    from tcptune.cli.namespaces import refuse_namespace
+
+    refuse_namespace(ctx)
     typer.echo(script(shell), nl=False)
 
 

@@ -10,12 +10,12 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from tcptune import keys, render
+from tcptune import keys, netns, render
 from tcptune.cli.options import BAD_INPUT, JsonOption, RootOption, epilog, open_system
-from tcptune.errors import EXIT_OK, BadInput
+from tcptune.errors import EXIT_OK, BadInput, printable
 from tcptune.kernel import format_version, parse_release
 from tcptune.model import PRESENT
-from tcptune.system import System
+from tcptune.system import System, describe_netns
 
 SHORT_HELP = "what a key really does: values, default, kernel history, sources"
 EPILOG = epilog(
@@ -23,11 +23,13 @@ EPILOG = epilog(
         "tcptune explain tcp_tw_reuse",
         "tcptune explain net.ipv4.tcp_fin_timeout",
         "tcptune explain /proc/sys/net/ipv4/tcp_tw_recycle --json",
+        "sudo tcptune --pid 4242 explain tcp_fin_timeout",
     ],
     {
         0: "ok",
         2: f"{BAD_INPUT}, or a key tcptune does not know",
-        3: "environment error: the --root directory cannot be looked at",
+        3: "environment error: the --root directory cannot be looked at; --netns or --pid "
+        "without root",
     },
 )
 
@@ -49,7 +51,7 @@ def explain(
 ) -> int:
     """Explain one sysctl: its meaning, values, default, kernel history, misconceptions and
     sources, with its live value on this machine."""
-    return run(key, open_system(ctx, root), json_output=json_output, stream=sys.stdout)
+    return run(key, open_system(ctx, root, enters=True), json_output=json_output, stream=sys.stdout)
 
 
 def run(key: str, system: System | None, *, json_output: bool, stream: IO[str]) -> int:
@@ -103,11 +105,17 @@ def describe(spec: keys.KeySpec, system: System | None) -> dict[str, Any]:
     live = None
     kernel_default = None
     release = None
+    where = None
+    scope = None
     if system is not None:
         reading = system.read_sysctl(spec.name)
         live = {"state": reading.state, "value": reading.value, "error": reading.error or None}
         release = system.kernel_release()
         kernel_default = spec.default_for(parse_release(release))
+        scope = netns.key_scope(spec, parse_release(release))
+        if getattr(system, "entered", None) is not None:
+            initial = netns.is_initial(system.read_sysctl(netns.INITIAL_ONLY_KEY))
+            where = describe_netns(system, initial=initial).to_json()
     return {
         "key": spec.name,
         "proc_path": "/" + spec.proc_path,
@@ -126,6 +134,8 @@ def describe(spec: keys.KeySpec, system: System | None) -> dict[str, Any]:
         "misconceptions": list(spec.misconceptions),
         "sources": list(spec.sources),
         "live": live,
+        "scope_on_this_kernel": scope,
+        "netns": where,
     }
 
 
@@ -161,7 +171,13 @@ def write_text(doc: dict[str, Any], stream: IO[str]) -> None:
                 text += f" ({same}; kernel {doc['kernel_release']})"
         else:
             text = f"{live['state']}: {live['error']}"
-        field("live value", text)
+        where = doc["netns"]
+        if where is not None:
+            owner = where["owner"]["name"]
+            text += f"; in network namespace {where['inode']} ({owner}, {where['entered']})"
+            if doc["scope_on_this_kernel"] == netns.GLOBAL:
+                text += ": a global key, the host's, not this namespace's"
+        field("live value", printable(text))
     stream.write("\n")
     for line in textwrap.wrap(doc["explanation"], wrap):
         stream.write(f"  {line}\n")

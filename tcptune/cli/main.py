@@ -17,7 +17,7 @@ from typer._click.exceptions import UsageError
 from tcptune import __version__
 from tcptune.cli import options
 from tcptune.cli.core import Command, Group
-from tcptune.cli.options import RootOption
+from tcptune.cli.options import NetnsOption, PidOption, RootOption
 
 # The commands, in the order of the help. Each lives in tcptune/cli/NAME.py, which is imported,
 # and the command built, only when a command line names it or a help lists it (click's "lazily
@@ -75,6 +75,8 @@ app = typer.Typer(
             "sudo tcptune apply server-profile",
             "sudo tcptune revert",
             "tcptune sockets --top 5",
+            "sudo tcptune --pid 4242 sockets",
+            "sudo tcptune sockets --all-netns",
         ],
         {
             0: "ok",
@@ -104,7 +106,12 @@ VersionOption = Annotated[
 
 
 @app.callback()
-def tcptune(root: RootOption = None, version: VersionOption = False) -> None:
+def tcptune(
+    root: RootOption = None,
+    netns: NetnsOption = None,
+    pid: PidOption = None,
+    version: VersionOption = False,
+) -> None:
     """Inspect and tune Linux TCP TIME_WAIT / CLOSE_WAIT related sysctls: what the kernel runs
     with, what it means, profiles to compare with and apply, and a socket census."""
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from tcptune.cli.namespaces import namespace_option, refused
 from tcptune.errors import BadInput
 
 if TYPE_CHECKING:  # for the annotation only: --help, --version and completion never load it
@@ -49,6 +50,38 @@ RootOption = Annotated[
         "--root",
         metavar="DIR",
         help="read the machine below DIR instead of / (also: TCPTUNE_ROOT)",
+        show_default=False,
+    ),
+]
+
+
+def process_id(text: str) -> int:
+    """--pid PID: a whole number >= 1."""
+    value = int(text) if text.isascii() and text.isdigit() and len(text) < 11 else 0
+    if value < 1:
+        raise typer.BadParameter(f"expected a process id (a whole number >= 1), got {str(text)!r}")
+    return value
+
+
+NetnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--netns",
+        metavar="PATH",
+        help="look inside the network namespace of this file: /proc/PID/ns/net, "
+        "/run/netns/NAME or a bind mount of one (check, explain, sockets, profiles capture, "
+        "apply --runtime-only or --dry-run, revert; needs root)",
+        show_default=False,
+    ),
+]
+PidOption = Annotated[
+    int | None,
+    typer.Option(
+        "--pid",
+        metavar="PID",
+        parser=process_id,
+        help="look inside the network namespace of process PID, as nsenter -n -t PID (a "
+        "container's: docker inspect -f '{{.State.Pid}}' NAME)",
         show_default=False,
     ),
 ]
@@ -97,16 +130,42 @@ ProfileArgument = Annotated[
 ]
 
 
-def open_system(ctx: typer.Context, root: str | None) -> "System":
+def open_system(
+    ctx: typer.Context,
+    root: str | None,
+    *,
+    enters: bool = False,
+    refusal: tuple[str, str] | None = None,
+) -> "System":
     """The machine to read: --root after the command, else before it (`tcptune --root DIR
-    check`, `tcptune profiles --root DIR list`), else TCPTUNE_ROOT, else /."""
+    check`, `tcptune profiles --root DIR list`), else TCPTUNE_ROOT, else /. With --netns or
+    --pid (before the command), the running machine seen from inside that network namespace,
+    entered here, before anything of it is opened; a command that cannot look there (`enters`
+    false) refuses them with `refusal`: (why, how to fix)."""
     from tcptune.system import System, root_from
 
+    target = namespace_option(ctx)
+    if target is not None and not enters:
+        raise refused(ctx, target[0], refusal)
     parent = ctx.parent
     while root is None and parent is not None:
         root = parent.params.get("root")
         parent = parent.parent
-    return System(root_from(root))
+    chosen = root_from(root)
+    if target is None:
+        return System(chosen)
+    option, value = target
+    if str(chosen) != "/":
+        raise BadInput(
+            f"{option} looks into a namespace of the running kernel; it cannot be combined with "
+            f"--root {chosen} (or TCPTUNE_ROOT)",
+            hint="drop one of them",
+        )
+    from tcptune import system
+
+    if option == "--pid":
+        return system.enter_netns_of_pid(int(value))
+    return system.enter_netns_file(value)
 
 
 TEXT, JSON, PROMETHEUS = "text", "json", "prometheus"

@@ -168,11 +168,13 @@ ForceOption = Annotated[bool, typer.Option("--force", help="overwrite an existin
         [
             "tcptune profiles capture golden-box",
             "tcptune profiles capture golden-box --output ./golden-box.toml --force",
+            "sudo tcptune --pid 4242 profiles capture web-pod",
         ],
         {
             0: "the profile is written",
             2: f"{BAD_INPUT}, an invalid NAME, or the file exists (without --force)",
-            3: "environment error: /proc/sys cannot be read, or the file cannot be written",
+            3: "environment error: /proc/sys cannot be read, or the file cannot be written; "
+            "--netns or --pid without root",
         },
     ),
 )
@@ -185,10 +187,11 @@ def capture(
     root: RootOption = None,
 ) -> int:
     """Write the live values of the watched keys as a profile, by default to
-    {root}/etc/tcptune/profiles/NAME.toml, where `tcptune check NAME` finds it."""
+    {root}/etc/tcptune/profiles/NAME.toml, where `tcptune check NAME` finds it. With --netns
+    or --pid (before the command), the values of that network namespace (a container's)."""
     with render.fitted_stdout() as stream:
         return run_capture(
-            open_system(ctx, root),
+            open_system(ctx, root, enters=True),
             name,
             output=output,
             force=force,
@@ -388,6 +391,14 @@ def run_capture(
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")  # noqa: UP017
     release = system.kernel_release() or "unknown kernel"
     description = f"Captured from {host_name()} (kernel {release}) at {now}"
+    entered = getattr(system, "entered", None)
+    if entered is not None:
+        from tcptune import netns
+        from tcptune.system import describe_netns
+
+        initial = netns.is_initial(system.read_sysctl(netns.INITIAL_ONLY_KEY))
+        where = describe_netns(system, initial=initial)
+        description += f", {printable(where.describe())}"
     header = (
         "# Captured by `tcptune profiles capture`: the live values of this machine's watched TCP\n"
         "# keys. Compare other machines with `tcptune check PROFILE`.\n"

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from tcptune import metrics, rates
 from tcptune.errors import BadInput, EnvironmentProblem, say
-from tcptune.system import Directory, OutputFile, System, boot_id, netns_id, state_directory
+from tcptune.system import Directory, OutputFile, System, boot_id, state_directory
 
 
 def check_top(top: int) -> None:
@@ -53,7 +53,7 @@ def write_sockets(
     """A `sockets` report (tcptune.cli.sockets.SocketsReport) as metrics; with --output, the
     CLOSE_WAIT growth since the previous run, whose state is replaced after the file."""
     now = time.time()
-    netns = netns_id(system)
+    netns = report.netns.inode
     after = rates.snapshot(
         report.facts.owners,
         report.facts.census.states["CLOSE_WAIT"],
@@ -68,6 +68,7 @@ def write_sockets(
             report.findings,
             top=top,
             netns=netns,
+            netns_owner=report.netns.owner.label,
             now=now,
             growth=rates.growth(previous, after),
         )
@@ -77,6 +78,26 @@ def write_sockets(
     finally:
         if state is not None:
             state.close()
+
+
+def write_all_sockets(
+    reports: list[Any], *, top: int, output: OutputFile | None, stream: IO[str]
+) -> None:
+    """`sockets --all-netns`: every namespace's census in one exposition (each family once, a
+    series per namespace, labelled with its inode and owner). No CLOSE_WAIT growth: the state
+    file follows one namespace."""
+    now = time.time()
+    out = metrics.Exposition()
+    for report in reports:
+        metrics.add_sockets(
+            out,
+            report.facts,
+            report.findings,
+            top=top,
+            ns=metrics.namespace_labels(report.netns.inode, report.netns.owner.label),
+            now=now,
+        )
+    emit(out.text(), output, stream)
 
 
 def read_state(system: System) -> tuple[Directory | None, rates.Snapshot | None]:

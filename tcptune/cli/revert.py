@@ -19,7 +19,7 @@ from tcptune.cli.options import (
     epilog,
     open_system,
 )
-from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem
+from tcptune.errors import EXIT_ENVIRONMENT, EXIT_OK, BadInput, EnvironmentProblem
 from tcptune.system import System, running_as_root
 
 SHORT_HELP = "undo an apply from its backup (the newest not yet reverted by default)"
@@ -29,11 +29,13 @@ EPILOG = epilog(
         "tcptune revert --dry-run",
         "sudo tcptune revert 20261125T140102123456Z",
         "sudo tcptune revert --force",
+        "sudo tcptune --pid 4242 revert",
     ],
     {
         0: "reverted, or --dry-run",
         2: f"{BAD_INPUT}, an unknown, corrupt or edited backup, nothing left to revert, a "
         "drop-in changed since the apply wrote it (without --force)",
+        "backup of another network namespace (revert it with --netns or --pid)",
         3: "environment error: not root, a file or value that cannot be written, another "
         "apply holding the lock past --lock-wait",
     },
@@ -64,8 +66,10 @@ def revert(
 ) -> int:
     """Restore the drop-in byte for byte (or remove it if there was none) and the live values
     recorded in a backup. Repeated reverts walk back the stack of backups. A drop-in that is no
-    longer what the apply wrote is left alone unless --force."""
-    system = open_system(ctx, root)
+    longer what the apply wrote is left alone unless --force. Live values set in another network
+    namespace (apply --runtime-only with --netns or --pid) are reverted there only: give the same
+    --netns or --pid before the command."""
+    system = open_system(ctx, root, enters=True)
     check_lock_wait(lock_wait)
     with render.fitted_stdout() as stream:
         return run_revert(
@@ -141,6 +145,14 @@ def choose(
         if backup_id is not None  # "" is an invalid id, not "the newest"
         else transaction.newest_unreverted(system)
     )
+    elsewhere = transaction.other_netns(backup, system)
+    if elsewhere is not None:
+        raise BadInput(
+            f"backup {backup['id']} holds the live values of {elsewhere}, not of the network "
+            "namespace this revert runs in; reverting it here would write them into the wrong one",
+            hint=f"revert it there while it exists: tcptune --netns /proc/PID/ns/net revert "
+            f"{backup['id']} (a container's values go with the container)",
+        )
     plan = transaction.plan_revert(system, backup)
     doc = {
         "backup_id": backup["id"],
@@ -152,6 +164,7 @@ def choose(
             "changed": plan.changed,
             "why_changed": plan.why_changed() if plan.changed else None,
         },
+        "netns": backup.get("netns"),
         "runtime": [{"key": k, "now": now, "restore": prev} for k, now, prev in plan.runtime],
         "dry_run": dry_run,
         "force": force,

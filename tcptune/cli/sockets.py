@@ -14,7 +14,7 @@ from typing import IO, Annotated, Any, Literal
 
 import typer
 
-from tcptune import census, rates, render
+from tcptune import census, netns, rates, render
 from tcptune.cli.options import (
     BAD_INPUT,
     JSON,
@@ -29,7 +29,15 @@ from tcptune.cli.options import (
     positive_int,
     positive_seconds,
 )
-from tcptune.errors import EXIT_DRIFT, EXIT_OK, BadInput, EnvironmentProblem
+from tcptune.errors import (
+    EXIT_DRIFT,
+    EXIT_OK,
+    BadInput,
+    EnvironmentProblem,
+    TcptuneError,
+    printable,
+    say,
+)
 from tcptune.model import (
     ERROR,
     PRESENT,
@@ -42,7 +50,7 @@ from tcptune.model import (
     worst,
 )
 from tcptune.sockdiag import Unavailable
-from tcptune.system import System
+from tcptune.system import System, describe_netns
 
 SHORT_HELP = "TIME_WAIT / CLOSE_WAIT census: states, port pressure, CLOSE_WAIT owners"
 EPILOG = epilog(
@@ -54,14 +62,19 @@ EPILOG = epilog(
         "tcptune sockets --format prometheus",
         "tcptune sockets --format prometheus --output sockets.prom",
         "tcptune --root /srv/snapshot sockets --source proc",
+        "sudo tcptune --pid 4242 sockets",
+        "sudo tcptune sockets --all-netns",
+        "sudo tcptune sockets --all-netns --json | jq '.[0].netns.owner'",
     ],
     {
         0: "ok: no error-level finding (and --watch ended with Ctrl-C)",
         1: "an error-level finding (the metrics are written all the same)",
         2: f"{BAD_INPUT}, --source netlink below --root, --watch with --json or "
-        "--format json|prometheus, --top above 100 with --format prometheus",
+        "--format json|prometheus, --top above 100 with --format prometheus; --all-netns with "
+        "--root, --watch, --netns or --pid; --netns or --pid that names no network namespace",
         3: "environment error: no socket table to read, netlink refused (--source netlink), "
-        "--output that cannot be written (nothing is written then)",
+        "--output that cannot be written (nothing is written then); --netns, --pid or "
+        "--all-netns without root",
     },
 )
 
@@ -84,6 +97,15 @@ WatchOption = Annotated[
         show_default=False,
     ),
 ]
+AllNetnsOption = Annotated[
+    bool,
+    typer.Option(
+        "--all-netns",
+        help="one census per network namespace of the running machine (every process's, and "
+        "/run/netns), each named by the container, pod or process that owns it, worst first "
+        "(needs root)",
+    ),
+]
 SourceOption = Annotated[
     Literal["auto", "netlink", "proc"],
     typer.Option(
@@ -102,14 +124,21 @@ def sockets(
     top: TopOption = 10,
     watch: WatchOption = None,
     source: SourceOption = "auto",
+    all_netns: AllNetnsOption = False,
     root: RootOption = None,
 ) -> int:
     """Count TCP sockets per state (IPv4 and IPv6), TIME_WAIT against tcp_max_tw_buckets,
     ephemeral port pressure per destination and the processes that hold CLOSE_WAIT sockets,
     with findings that name the cause and the remedy. Reads the kernel over NETLINK_SOCK_DIAG,
     or /proc/net/tcp and tcp6. --format prometheus prints the same as Prometheus metrics; with
-    --output, also each CLOSE_WAIT owner's growth since the previous run."""
+    --output, also each CLOSE_WAIT owner's growth since the previous run. --all-netns looks
+    at every network namespace; --netns or --pid (before the command) at one."""
     chosen = output_format(json_output, fmt, output)
+    if all_netns:
+        return run_all(
+            ctx, root, fmt=chosen, top=top, watch=watch, source=source, output=output,
+            stream=sys.stdout,
+        )  # fmt: skip
     if chosen == PROMETHEUS:
         if watch is not None:
             raise BadInput(
@@ -117,11 +146,15 @@ def sockets(
                 hint="run it from a timer (integrations/systemd/tcptune-metrics.timer)",
             )
         return run_prometheus(
-            open_system(ctx, root), top=top, source=source, output=output, stream=sys.stdout
+            open_system(ctx, root, enters=True),
+            top=top,
+            source=source,
+            output=output,
+            stream=sys.stdout,
         )
     with render.fitted_stdout() as stream:
         return run(
-            open_system(ctx, root),
+            open_system(ctx, root, enters=True),
             json_output=chosen == JSON,
             top=top,
             watch=watch,
@@ -430,6 +463,7 @@ class SocketsReport:
     findings: list[Finding]
     profile: tuple[str, str] | None  # a shipped profile that fits, and why
     top: int  # rows shown per table
+    netns: netns.Identity  # the network namespace counted
 
     def exit_code(self) -> int:
         return EXIT_DRIFT if worst(self.findings) == ERROR else EXIT_OK
@@ -442,6 +476,7 @@ class SocketsReport:
         unknown = sum(o.count for o in facts.owners if o.pid is None)
         return {
             "root": self.root,
+            "netns": self.netns.to_json(),
             "source": c.source,
             "source_note": self.source_note or None,
             "total": c.total,
@@ -497,37 +532,81 @@ class SocketsReport:
         }
 
 
-def look(system: System, source: str, top: int) -> SocketsReport:
-    """Read the sockets, their owners and the sysctls that bound them; make the findings."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Counted:
+    """What is read inside one network namespace: its sysctls, sockets and counters."""
+
+    sysctl: dict[str, str | None]
+    port_range: tuple[int, int]
+    port_range_assumed: bool
+    usable: int | None
+    census: census.Census
+    source_note: str
+    tcpext: dict[str, int] | None
+    tw_live: int | None
+    initial: bool | None  # the host's own namespace (tcp_max_orphans exists there alone)
+
+
+def count(system: System, source: str) -> Counted:
+    """Read the sysctls that bound the sockets, the sockets and the counters of the network
+    namespace this process is in."""
     system.require_proc_sys()
     readings = {k: system.read_sysctl(f"net.ipv4.{k}") for k in SYSCTLS}
     sysctl = {k: r.value if r.state == PRESENT else None for k, r in readings.items()}
     parsed = parse_port_range(sysctl["ip_local_port_range"])
     port_range = parsed or DEFAULT_PORT_RANGE
-    usable = usable_ports(port_range, sysctl["ip_local_reserved_ports"])
     counted, source_note = read_census(system, source, port_range)
-    holders = system.socket_holders({s.inode for s in counted.close_wait if s.inode})
-    tcpext = (system.netstat() or {}).get("TcpExt")
     tcp = (system.sockstat() or {}).get("TCP") or {}
-    facts = census.CensusInput(
-        census=counted,
-        owners=census.close_wait_owners(counted, holders),
+    return Counted(
         sysctl=sysctl,
-        counters={k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None,
-        tw_live=tcp.get("tw"),
         port_range=port_range,
-        usable=usable,
+        port_range_assumed=parsed is None,
+        usable=usable_ports(port_range, sysctl["ip_local_reserved_ports"]),
+        census=counted,
+        source_note=source_note,
+        tcpext=(system.netstat() or {}).get("TcpExt"),
+        tw_live=tcp.get("tw"),
+        initial=netns.is_initial(system.read_sysctl(netns.INITIAL_ONLY_KEY)),
+    )
+
+
+def close_wait_inodes(counted: Counted) -> set[int]:
+    return {s.inode for s in counted.census.close_wait if s.inode}
+
+
+def report_of(
+    counted: Counted, holders: Holders, *, top: int, root: str, where: netns.Identity
+) -> SocketsReport:
+    """The findings on what was counted, with the CLOSE_WAIT sockets' holders."""
+    tcpext = counted.tcpext
+    facts = census.CensusInput(
+        census=counted.census,
+        owners=census.close_wait_owners(counted.census, holders),
+        sysctl=counted.sysctl,
+        counters={k: tcpext.get(k) for k in census.COUNTERS} if tcpext else None,
+        tw_live=counted.tw_live,
+        port_range=counted.port_range,
+        usable=counted.usable,
     )
     return SocketsReport(
-        root=str(system.root),
+        root=root,
         facts=facts,
-        port_range_assumed=parsed is None,
-        source_note=source_note,
+        port_range_assumed=counted.port_range_assumed,
+        source_note=counted.source_note,
         holders=holders,
         findings=census.findings(facts),
         profile=census.suggest_profile(facts),
         top=top,
+        netns=where,
     )
+
+
+def look(system: System, source: str, top: int) -> SocketsReport:
+    """Read the sockets, their owners and the sysctls that bound them; make the findings."""
+    counted = count(system, source)
+    holders = system.socket_holders(close_wait_inodes(counted))
+    where = describe_netns(system, initial=counted.initial)
+    return report_of(counted, holders, top=top, root=str(system.root), where=where)
 
 
 def _percent(part: int, whole: int | None) -> float | None:
@@ -548,6 +627,8 @@ def write_text(
         colour,
         "bold",
     )
+    if report.netns.entered is not None or report.netns.initial is False:
+        stream.write(printable(report.netns.describe()) + "\n")
     if report.source_note:
         stream.write(f"note: {report.source_note}\n")
     states = render.Table(["STATE", "COUNT"])
@@ -598,3 +679,201 @@ def write_text(
     if report.profile:
         stream.write(f"\nSuggested profile: {report.profile[0]} ({report.profile[1]})\n")
     stream.write(f"\nExit {report.exit_code()}.\n")
+
+
+# --- sockets --all-netns -------------------------------------------------------------------------
+
+
+def run_all(
+    ctx: typer.Context,
+    root: str | None,
+    *,
+    fmt: str,
+    top: int,
+    watch: float | None,
+    source: str,
+    output: str | None,
+    stream: IO[str],
+) -> int:
+    """--all-netns: one census per network namespace of the running machine, worst first."""
+    from tcptune.cli.namespaces import namespace_option
+
+    target = namespace_option(ctx)
+    if target is not None:
+        raise BadInput(
+            f"--all-netns looks at every network namespace; {target[0]} names one",
+            hint=f"drop {target[0]} or --all-netns",
+        )
+    if watch is not None:
+        raise BadInput("--watch and --all-netns cannot be combined", hint="watch one: --pid PID")
+    system = open_system(ctx, root, enters=True)
+    if not system.live:
+        raise BadInput(
+            f"--all-netns looks at the running kernel's namespaces, not below --root {system.root}",
+            hint="drop --root (or TCPTUNE_ROOT)",
+        )
+    if fmt == PROMETHEUS:
+        from tcptune.cli import prometheus
+
+        prometheus.check_top(top)
+        with prometheus.target(output) as target_file:
+            reports = look_all(source, top)
+            prometheus.write_all_sockets(reports, top=top, output=target_file, stream=stream)
+        return all_exit_code(reports)
+    reports = look_all(source, top)
+    if fmt == JSON:
+        render.write_json_list(stream, "sockets", [report.to_json() for report in reports])
+    else:
+        write_all_text(reports, stream, render.wants_colour(stream))
+    return all_exit_code(reports)
+
+
+def all_exit_code(reports: list[SocketsReport]) -> int:
+    return EXIT_DRIFT if any(r.exit_code() == EXIT_DRIFT for r in reports) else EXIT_OK
+
+
+def look_all(source: str, top: int) -> list[SocketsReport]:
+    """Every network namespace: found from /proc/*/ns/net (one per inode) and /run/netns,
+    entered in turn (setns), counted there; then one look at every process's open files for the
+    CLOSE_WAIT sockets of all of them, and each namespace named by its owner. Sorted by the
+    worst finding, then CLOSE_WAIT and TIME_WAIT."""
+    from tcptune import system as machine
+
+    if not machine.running_as_root():
+        raise EnvironmentProblem(
+            "--all-netns enters every network namespace: that needs root (CAP_SYS_ADMIN)",
+            hint="run it as root: sudo tcptune sockets --all-netns",
+        )
+    by_process = machine.netns_of_processes()
+    by_name = machine.named_netns()
+    targets = [
+        (inode, by_process.get(inode, []), by_name.get(inode, []))
+        for inode in sorted(set(by_process) | set(by_name))
+    ]
+    here = System("/")
+
+    def look_here(inode: int) -> Counted | TcptuneError:
+        try:
+            return count(here, source)
+        except TcptuneError as err:  # reported per namespace; the others are still counted
+            return err
+
+    visited = machine.visit_netns(targets, look_here)
+    counted = {inode: found for inode, found in visited if isinstance(found, Counted)}
+    for inode, found in visited:
+        if found is None:
+            say(f"warning: network namespace {inode} went away before it could be counted")
+        elif isinstance(found, TcptuneError):
+            say(f"warning: network namespace {inode}: {found.line()}")
+    inodes = set().union(*(close_wait_inodes(c) for c in counted.values()))
+    holders = here.socket_holders(inodes)
+    reports = []
+    for inode, found in counted.items():
+        owner = machine.netns_owner(
+            inode, initial=found.initial, pids=by_process.get(inode, []), names=by_name.get(inode)
+        )
+        where = netns.Identity(inode=str(inode), initial=found.initial, entered=None, owner=owner)
+        reports.append(report_of(found, holders, top=top, root="/", where=where))
+    return netns.worst_first(
+        reports,
+        worst=lambda r: worst(r.findings),
+        close_wait=lambda r: r.facts.census.states["CLOSE_WAIT"],
+        time_wait=lambda r: r.facts.census.states["TIME_WAIT"],
+        total=lambda r: r.facts.census.total,
+        inode=lambda r: r.netns.inode,
+    )
+
+
+def _top_owner(report: SocketsReport) -> str:
+    owners = report.facts.owners
+    if not owners:
+        return ""
+    first = owners[0]
+    who = f"{first.command or '?'} (pid {first.pid})" if first.pid is not None else "unknown"
+    more = f" +{len(owners) - 1}" if len(owners) > 1 else ""
+    return f"{who}: {first.count}{more}"
+
+
+def _pressure(report: SocketsReport) -> str:
+    groups, usable = report.facts.census.groups, report.facts.usable
+    if not groups or not usable:
+        return "-"
+    return f"{groups[0].sockets * 100 / usable:.0f}%"
+
+
+def write_all_text(reports: list[SocketsReport], stream: IO[str], colour: bool) -> None:
+    """A line per namespace, worst first, and the totals; then the warnings and errors of each
+    namespace that has some."""
+    from tcptune.layout import Column
+
+    total = sum(r.facts.census.total for r in reports)
+    sources = {census.SOURCE_TEXT[r.facts.census.source] for r in reports}
+    render.write_line(
+        stream,
+        f"tcptune sockets --all-netns: {len(reports)} network namespaces, {total} TCP sockets "
+        f"(IPv4 and IPv6) from {', '.join(sorted(sources)) or '-'}",
+        colour,
+        "bold",
+    )
+    table = render.Table(
+        [
+            Column(name="NETNS", keep=True),
+            Column(name="OWNER", keep=True),
+            "SOCKETS",
+            "TIME_WAIT",
+            "CLOSE_WAIT",
+            Column(name="CLOSE_WAIT OWNER", drop=2),
+            "ORPHANS",
+            Column(name="PORTS", drop=1),
+            "WORST",
+        ]
+    )
+    severity_style = {"error": "bold red", "warning": "yellow", "info": None}
+    for r in reports:
+        c = r.facts.census
+        worst_found = worst(r.findings)
+        table.add(
+            [
+                r.netns.inode,
+                printable(r.netns.owner.name),
+                str(c.total),
+                str(c.states["TIME_WAIT"]),
+                str(c.states["CLOSE_WAIT"]),
+                printable(_top_owner(r)),
+                str(c.orphans),
+                _pressure(r),
+                worst_found or "-",
+            ],
+            [None, None, None, None, "bold" if c.states["CLOSE_WAIT"] else "dim", None, None,
+             None, severity_style.get(worst_found or "")],
+        )  # fmt: skip
+    table.add(
+        [
+            "TOTAL",
+            f"{len(reports)} namespaces",
+            str(total),
+            str(sum(r.facts.census.states["TIME_WAIT"] for r in reports)),
+            str(sum(r.facts.census.states["CLOSE_WAIT"] for r in reports)),
+            "",
+            str(sum(r.facts.census.orphans for r in reports)),
+            "",
+            worst([f for r in reports for f in r.findings]) or "-",
+        ],
+        ["bold"] * 9,
+    )
+    table.write(stream, colour)
+    stream.write(
+        "PORTS: the largest share of the usable ephemeral ports held towards one destination.\n"
+    )
+    for r in reports:
+        shown = [f for f in r.findings if f.severity != "info"]
+        if not shown:
+            continue
+        stream.write("\n")
+        render.write_line(stream, printable(r.netns.describe()), colour, "bold")
+        render.write_findings(stream, shown, colour)
+    code = all_exit_code(reports)
+    stream.write(
+        f"\nExit {code}. Every namespace in full: tcptune sockets --all-netns --json; one of them: "
+        "tcptune --netns /proc/PID/ns/net sockets.\n"
+    )
