@@ -34,8 +34,8 @@ EPILOG = epilog(
     {
         0: "reverted, or --dry-run",
         2: f"{BAD_INPUT}, an unknown, corrupt or edited backup, nothing left to revert, a "
-        "drop-in changed since the apply wrote it (without --force)",
-        "backup of another network namespace (revert it with --netns or --pid)",
+        "drop-in changed since the apply wrote it (without --force), a backup of another "
+        "network namespace (revert it with --netns or --pid)",
         3: "environment error: not root, a file or value that cannot be written, another "
         "apply holding the lock past --lock-wait",
     },
