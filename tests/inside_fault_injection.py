@@ -154,6 +154,8 @@ def restore(saved: dict[str, tuple[str, int] | int], values: dict[str, str | Non
             os.chmod(path, entry)
         else:
             data, mode = entry
+            if path.parent == BACKUPS and path.suffix == ".json":
+                data = rehome(data)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             os.write(fd, data.encode("latin-1"))
             os.fchmod(fd, mode)
@@ -161,6 +163,15 @@ def restore(saved: dict[str, tuple[str, int] | int], values: dict[str, str | Non
     for key, value in values.items():
         if value is not None:
             Path("/proc/sys", *key.split(".")).write_text(value + "\n")
+
+
+def rehome(text: str) -> str:
+    """A backup the setup made, as if made in the case's own network namespace: its record of
+    the namespace is dropped (as in backups from before namespaces were recorded), since the
+    live values it restores are put back in this one."""
+    backup = json.loads(text)
+    backup.pop("netns", None)
+    return json.dumps(backup, indent=2) + "\n"
 
 
 def unreverted() -> list[str]:

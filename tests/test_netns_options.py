@@ -91,7 +91,7 @@ def test_check_profile_and_explain_look_inside(target) -> None:
     assert settings["net.ipv4.ip_local_port_range"]["value"] == "40000 44999"
     assert settings["net.ipv4.tcp_tw_reuse"]["status"] == "drift"
     assert doc["boot"].startswith("not read: /etc/sysctl.d configures the host's boot")
-    assert all(s["boot"] == [] for s in doc["settings"])
+    assert all(s["boot"] is None for s in doc["settings"])
     text = run_tcptune("--pid", str(target.pid), "check")
     assert f"network namespace {target.inode}: process python" in text.stdout
     assert "host's global" in text.stdout and "SCOPE" in text.stdout
@@ -117,7 +117,8 @@ def test_sockets_through_pid_equals_ss_inside_and_names_the_holder(target) -> No
     assert doc["port_pressure"]["range"] == [40000, 44999]
     assert doc["netns"]["inode"] == str(target.inode)
     (finding,) = [f for f in doc["findings"] if f["key"] == "CLOSE_WAIT"]
-    assert f"{COMM} (pid {target.holder}) holds {CLOSE_WAIT} CLOSE_WAIT" in finding["message"]
+    assert f"program {COMM} (" in finding["message"]  # the command, with its arguments
+    assert f"(pid {target.holder}) holds {CLOSE_WAIT} CLOSE_WAIT" in finding["message"]
 
 
 BIND_MOUNTED = """
