@@ -144,6 +144,7 @@ AS_NOBODY = textwrap.dedent(
     # One run as root first: what the command line imports on the way (click imports some of
     # its parts when first used) is loaded before this interpreter's files may become unreadable.
     tcptune.cli.main.main(["sockets", "--json"], stdout=io.StringIO())
+    tcptune.cli.main.main(["sockets"], stdout=io.StringIO())  # the text form's modules too
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
