@@ -728,13 +728,38 @@ def test_the_table_has_at_least_30_rows_and_each_has_a_test() -> None:
     assert set(ROWS) == set(SETUPS)
 
 
+# Rows that need root: a second user (uid 65534), mounts, files of another owner, or the checks
+# tcptune makes only when it runs as root (who owns and may write a profile). The other rows run
+# in-process for any user.
+NEEDS_ROOT = {
+    "not-root",  # run as uid 65534
+    "proc-read-only",  # mounts
+    "disk-full-backup",
+    "disk-full-dropin",
+    "metrics-output-read-only",
+    "not-root-owned",  # files of another owner (chown)
+    "dir-not-root-owned",
+    "world-writable",  # the profile checks tcptune makes only as root
+    "dir-writable",
+}
+
+
+def test_the_rows_that_need_root_are_rows() -> None:
+    assert set(ROWS) >= NEEDS_ROOT
+
+
 @pytest.mark.parametrize("ident", list(ROWS))
-def test_bad_input(ident: str, tmp_path: Path, netns) -> None:
+def test_bad_input(ident: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     expected_code, message = ROWS[ident]
+    if ident in NEEDS_ROOT:
+        request.getfixturevalue("netns")  # the gate: root and unshare, a failure on CI
     root = tmp_path / "root"
     machine = modern_machine(root)
     (machine.root / "etc/sysctl.d").mkdir(parents=True)
     case = SETUPS[ident](root)
+    assert (case.runner == "in") or ident in NEEDS_ROOT, (
+        "a row run as nobody or with mounts needs root"
+    )
     given = "--root" in case.argv or case.env is not None
     argv = case.argv if given else ["--root", str(root), *case.argv]
     before = snapshot(tmp_path)

@@ -142,7 +142,6 @@ INVALID = [
         "integer, a string, or a list",
         True,
     ),
-    (HEADER + 'extends = "../etc/passwd"\n', "extends", False),
 ]
 
 
@@ -162,6 +161,24 @@ def test_invalid_profiles_name_the_problem(
         )
     with pytest.raises(profiles.ProfileError):
         profiles.load(str(path), tmp_path)
+
+
+@pytest.mark.parametrize("parent", ["../base.toml", "sub/../../base.toml", "/PARENT/base.toml"])
+def test_a_parent_outside_the_profile_s_directory_is_refused_although_it_exists(
+    tmp_path: Path, parent: str
+) -> None:
+    """The parent exists and is a valid profile: only the path rule can refuse it."""
+    base = write(tmp_path, "base", HEADER + '[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n')
+    (tmp_path / "profiles" / "sub").mkdir(parents=True)
+    assert profiles.load(str(base), tmp_path).sysctl == {"net.ipv4.tcp_fin_timeout": "30"}
+    parent = parent.replace("/PARENT", str(tmp_path))
+    child = write(tmp_path / "profiles", "child", HEADER + f"extends = {parent!r}\n")
+    expected = "is an absolute path" if parent.startswith("/") else "would leave this profile's"
+    problems, _ = profiles.validate(str(child), tmp_path)
+    assert [p.key for p in problems] == ["extends"]
+    assert expected in str(problems[0]), problems
+    with pytest.raises(profiles.ProfileError, match=expected):
+        profiles.load(str(child), tmp_path)
 
 
 def test_every_problem_is_listed_not_only_the_first(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
-from conftest import FakeMachine, as_nobody
+from conftest import FakeMachine, as_nobody, modern_machine
 
 from tcptune.errors import BadInput, EnvironmentProblem
 from tcptune.model import MISSING, PRESENT, UNREADABLE
@@ -90,17 +92,24 @@ def read_as_nobody(system: System, key: str) -> tuple[str, str]:
     return state, error
 
 
-def test_permission_denied_is_unreadable_for_a_real_unprivileged_reader(tmp_path, modern) -> None:
+def test_permission_denied_is_unreadable_for_a_real_unprivileged_reader() -> None:
     if os.geteuid() != 0:
         if os.environ.get("CI"):
             pytest.fail("this test needs root on CI")
         pytest.skip("needs root to drop privileges")
-    (modern.root / "proc/sys/net/ipv4/tcp_fin_timeout").chmod(0o600)
-    # The pytest temp directories are private (0700); let the unprivileged reader traverse them.
-    for directory in [tmp_path, *tmp_path.parents]:
-        mode = directory.stat().st_mode
-        if not mode & 0o001:
-            directory.chmod(mode | 0o005)
-    system = System(modern.root)
-    assert read_as_nobody(system, "net.ipv4.tcp_fin_timeout") == (UNREADABLE, "permission denied")
-    assert read_as_nobody(system, "net.ipv4.tcp_tw_reuse") == (PRESENT, "")
+    # pytest's temporary directories are private (0700) and so may be their parents: the
+    # machine lives in a directory of its own in the system's temporary directory, the only
+    # mode changed is that directory's, and it is removed after.
+    top = Path(tempfile.gettempdir())
+    for directory in [top, *top.parents]:
+        assert directory.stat().st_mode & 0o001, f"{directory} is not traversable by all"
+    with tempfile.TemporaryDirectory(prefix="tcptune-nobody-") as made:
+        Path(made).chmod(0o755)
+        modern = modern_machine(Path(made) / "root")
+        (modern.root / "proc/sys/net/ipv4/tcp_fin_timeout").chmod(0o600)
+        system = System(modern.root)
+        assert read_as_nobody(system, "net.ipv4.tcp_fin_timeout") == (
+            UNREADABLE,
+            "permission denied",
+        )
+        assert read_as_nobody(system, "net.ipv4.tcp_tw_reuse") == (PRESENT, "")
