@@ -134,6 +134,7 @@ def test_netns_through_a_bind_mount_as_cni_makes_them(target, tmp_path: Path) ->
     """A namespace file bind-mounted elsewhere (as CNI and `ip netns add` do), in a private
     mount namespace: the bind mount is gone with it."""
     path = tmp_path / "cni-netns"
+    before = ss_counts(target.pid)
     done = subprocess.run(
         ["unshare", "-m", "sh", "-c", BIND_MOUNTED, "-", str(path), str(target.pid), TCPTUNE],
         capture_output=True,
@@ -144,8 +145,12 @@ def test_netns_through_a_bind_mount_as_cni_makes_them(target, tmp_path: Path) ->
     doc = json.loads(done.stdout)
     assert doc["netns"]["inode"] == str(target.inode)
     assert doc["netns"]["entered"] == f"--netns {path}"
+    after = ss_counts(target.pid)
     assert doc["states"]["CLOSE_WAIT"] == CLOSE_WAIT
-    assert doc["states"]["TIME_WAIT"] == TIME_WAIT
+    # TIME_WAIT sockets only ever leave (after 60 s, or killed): tcptune's count lies between
+    # what ss saw inside just before and just after it, and is the whole table on a calm machine
+    assert before["TIME_WAIT"] >= doc["states"]["TIME_WAIT"] >= after["TIME_WAIT"]
+    assert before["TIME_WAIT"] == TIME_WAIT or after["TIME_WAIT"] < TIME_WAIT
 
 
 def test_profiles_capture_takes_the_namespaces_values(target, tmp_path: Path) -> None:
