@@ -145,3 +145,17 @@ def test_each_nothing_to_do_says_what_it_looked_at(machine: FakeMachine) -> None
         "client-profile: nothing to do; the live values and /etc/sysctl.d/99-tcptune.conf "
         "already match. No backup made.\n"
     )
+
+
+def test_the_old_drop_ins_lines_are_shown_escaped_in_the_diff(machine: FakeMachine) -> None:
+    """The diff shows the drop-in's current lines, text from a file: an escape sequence or a
+    stray byte in it is shown escaped, never sent to the terminal; each line stays one line."""
+    drop_in = machine.root / "etc/sysctl.d/99-tcptune.conf"
+    drop_in.write_bytes(
+        b"# Managed by tcptune: profile x.\nnet.ipv4.\x1b[31mred = 1\nnet.ipv4.a = 1\rkernel.x = 2\n"
+    )
+    code, out, _ = apply(machine, "server-profile", "--dry-run")
+    assert code == 0
+    assert "\x1b" not in out and "\r" not in out
+    assert "-net.ipv4.\\x1b[31mred = 1\n" in out
+    assert "-net.ipv4.a = 1" in out and "kernel.x = 2" in out  # a bare CR never moves the cursor

@@ -418,7 +418,8 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool, boot: bool = Tru
     if plan.persist:
         if plan.drop_in_changes:
             stream.write(f"\n{plan.drop_in_path}:\n")
-            stream.write(plan.diff())
+            # the old drop-in's lines are text from a file: shown escaped, one line each
+            stream.write("".join(printable(line) + "\n" for line in plan.diff().splitlines()))
         else:
             stream.write(f"\n{plan.drop_in_path} already says this; it is left as it is.\n")
     if plan.foreign:
