@@ -733,6 +733,7 @@ def test_the_table_has_at_least_30_rows_and_each_has_a_test() -> None:
 # in-process for any user.
 NEEDS_ROOT = {
     "not-root",  # run as uid 65534
+    "netns-not-root",
     "proc-read-only",  # mounts
     "disk-full-backup",
     "disk-full-dropin",
