@@ -300,3 +300,27 @@ def row_with_notes(out: str, first_cell: str) -> str:
         if marker in row.split():
             row = row.replace(marker, text.partition(": ")[2], 1)
     return " ".join(row.split())
+
+
+# ss -tan state names -> tcptune's
+SS_STATES = {
+    "ESTAB": "ESTABLISHED",
+    "SYN-SENT": "SYN_SENT",
+    "SYN-RECV": "SYN_RECV",
+    "FIN-WAIT-1": "FIN_WAIT1",
+    "FIN-WAIT-2": "FIN_WAIT2",
+    "TIME-WAIT": "TIME_WAIT",
+    "UNCONN": "CLOSE",
+    "CLOSE-WAIT": "CLOSE_WAIT",
+    "LAST-ACK": "LAST_ACK",
+    "LISTEN": "LISTEN",
+    "CLOSING": "CLOSING",
+}
+
+
+def ss_state_counts(lines: list[str]) -> dict[str, int]:
+    """Sockets per state (tcptune's names) from the lines `ss -Htan` prints."""
+    counts = dict.fromkeys(SS_STATES.values(), 0)
+    for line in lines:
+        counts[SS_STATES[line.split()[0]]] += 1
+    return counts

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from conftest import ss_state_counts
+
 MAKER = r"""
 import json, os, socket, subprocess, sys, time
 time_wait, close_wait, comm, wait = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -138,28 +140,9 @@ def sysctl_inside(pid: int, key: str) -> str | None:
     return " ".join(done.stdout.split()) if done.returncode == 0 else None
 
 
-# ss -tan state names -> tcptune's
-SS_STATES = {
-    "ESTAB": "ESTABLISHED",
-    "SYN-SENT": "SYN_SENT",
-    "SYN-RECV": "SYN_RECV",
-    "FIN-WAIT-1": "FIN_WAIT1",
-    "FIN-WAIT-2": "FIN_WAIT2",
-    "TIME-WAIT": "TIME_WAIT",
-    "UNCONN": "CLOSE",
-    "CLOSE-WAIT": "CLOSE_WAIT",
-    "LAST-ACK": "LAST_ACK",
-    "LISTEN": "LISTEN",
-    "CLOSING": "CLOSING",
-}
-
-
 def ss_counts(pid: int) -> dict[str, int]:
     """Sockets per state as `ss -tan`, run inside the namespace of `pid`, counts them."""
-    counts = dict.fromkeys(SS_STATES.values(), 0)
-    for line in inside(pid, "ss", "-Htan").splitlines():
-        counts[SS_STATES[line.split()[0]]] += 1
-    return counts
+    return ss_state_counts(inside(pid, "ss", "-Htan").splitlines())
 
 
 def host_pid_of(inode: int, comm: str) -> int:

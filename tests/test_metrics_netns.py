@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_in_namespace
-from test_sockets_netns import SETUP, SS_STATES
+from conftest import run_in_namespace, ss_state_counts
+from test_sockets_netns import SETUP
 
 pytestmark = pytest.mark.netns
 
@@ -255,9 +255,7 @@ def test_node_exporter_serves_every_file_tcptune_wrote(scraped) -> None:
 
 def test_states_equal_what_ss_reports(scraped) -> None:
     metrics = scraped["metrics"]
-    counts = dict.fromkeys(SS_STATES.values(), 0)
-    for line in scraped["ss"]:
-        counts[SS_STATES[line.split()[0]]] += 1
+    counts = ss_state_counts(scraped["ss"])
     served = {labels["state"]: value for labels, value in metrics["tcptune_sockets"]}
     assert served == counts
     assert counts["CLOSE_WAIT"] == 37 + 5 + 12 and counts["TIME_WAIT"] == 250

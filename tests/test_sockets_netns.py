@@ -11,7 +11,7 @@ import os
 import textwrap
 
 import pytest
-from conftest import run_in_namespace
+from conftest import run_in_namespace, ss_state_counts
 
 pytestmark = pytest.mark.netns
 
@@ -100,21 +100,6 @@ SETUP = textwrap.dedent(
     """
 )
 
-# ss -tan state names -> tcptune's
-SS_STATES = {
-    "ESTAB": "ESTABLISHED",
-    "SYN-SENT": "SYN_SENT",
-    "SYN-RECV": "SYN_RECV",
-    "FIN-WAIT-1": "FIN_WAIT1",
-    "FIN-WAIT-2": "FIN_WAIT2",
-    "TIME-WAIT": "TIME_WAIT",
-    "UNCONN": "CLOSE",
-    "CLOSE-WAIT": "CLOSE_WAIT",
-    "LAST-ACK": "LAST_ACK",
-    "LISTEN": "LISTEN",
-    "CLOSING": "CLOSING",
-}
-
 MEASURE = textwrap.dedent(
     """
     env = {k: v for k, v in os.environ.items() if k != "TCPTUNE_ROOT"}
@@ -176,13 +161,6 @@ def in_namespace(script: str, close_wait: int) -> dict:
     return run_in_namespace(["-n"], ["-c", SETUP + script, "-", str(close_wait)], timeout=120)
 
 
-def ss_counts(lines: list[str]) -> dict[str, int]:
-    counts = dict.fromkeys(SS_STATES.values(), 0)
-    for line in lines:
-        counts[SS_STATES[line.split()[0]]] += 1
-    return counts
-
-
 @pytest.fixture(scope="module")
 def census(netns) -> dict:
     return in_namespace(MEASURE, close_wait=37)
@@ -192,7 +170,7 @@ def test_counts_equal_what_ss_reports_for_every_state(census) -> None:
     doc = census["netlink"]["doc"]
     assert census["netlink"]["code"] in (0, 1), census["netlink"]["stderr"]
     assert doc["source"] == "netlink" and doc["source_note"] is None
-    assert doc["states"] == ss_counts(census["ss"])
+    assert doc["states"] == ss_state_counts(census["ss"])
     assert doc["total"] == len(census["ss"])
     states = doc["states"]
     assert states["TIME_WAIT"] == 120 + 60 + 40 + 30

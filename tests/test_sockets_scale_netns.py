@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import run_in_namespace
+from conftest import SS_STATES, run_in_namespace
 
 pytestmark = pytest.mark.netns
 
@@ -104,20 +104,6 @@ SCRIPT = textwrap.dedent(
     holder.wait(timeout=30)
     """
 )
-
-SS_STATES = {
-    "ESTAB": "ESTABLISHED",
-    "SYN-SENT": "SYN_SENT",
-    "SYN-RECV": "SYN_RECV",
-    "FIN-WAIT-1": "FIN_WAIT1",
-    "FIN-WAIT-2": "FIN_WAIT2",
-    "TIME-WAIT": "TIME_WAIT",
-    "UNCONN": "CLOSE",
-    "CLOSE-WAIT": "CLOSE_WAIT",
-    "LAST-ACK": "LAST_ACK",
-    "LISTEN": "LISTEN",
-    "CLOSING": "CLOSING",
-}
 
 
 def split_endpoint(text: str) -> tuple[str, int]:
