@@ -836,16 +836,22 @@ def fsync_dir(directory: Path) -> None:
         _fsync(walk.directory())
 
 
-def _write_problem(path: Path, err: OSError) -> EnvironmentProblem:
+def _write_problem(path: Path, err: OSError, *, chosen: bool = False) -> EnvironmentProblem:
+    """One line for a write that failed, with the fix. `chosen`: a path the user named (an
+    --output file), where another directory is a fix too."""
+    denied = "run as root, or choose a directory this user can write" if chosen else "run as root"
     fixes = {
         errno.ENOSPC: "free some space",
-        errno.EROFS: "the file system is read-only",
-        errno.EACCES: "run as root",
-        errno.EPERM: "run as root",
+        errno.EROFS: "the file system is read-only"
+        + (": choose another directory" if chosen else ""),
+        errno.EACCES: denied,
+        errno.EPERM: denied,
     }
     return EnvironmentProblem(
         f"cannot write {path}: {os.strerror(err.errno) if err.errno else err}",
-        hint=fixes.get(err.errno or 0, "check the path and the disk"),
+        hint=fixes.get(
+            err.errno or 0, "check the path" if chosen else "check the path and the disk"
+        ),
     )
 
 
@@ -1255,19 +1261,6 @@ def _read_only_fd(fd: int) -> bool:
         return False
 
 
-def _cannot_write(path: Path, err: OSError) -> EnvironmentProblem:
-    reason = os.strerror(err.errno) if err.errno else str(err)
-    fixes = {
-        errno.EACCES: "run as root, or choose a directory this user can write",
-        errno.EPERM: "run as root, or choose a directory this user can write",
-        errno.EROFS: "the file system is read-only: choose another directory",
-        errno.ENOSPC: "free some space",
-    }
-    return EnvironmentProblem(
-        f"cannot write {path}: {reason}", hint=fixes.get(err.errno or 0, "check the path")
-    )
-
-
 class OutputFile:
     """--output FILE, checked before anything is counted and written at the end, through the
     directory opened here. Every refusal is an environment problem (exit 3) and changes nothing:
@@ -1301,7 +1294,7 @@ class OutputFile:
                 raise EnvironmentProblem(
                     f"cannot write {path}: {parent} is not a directory", hint="check the path"
                 ) from None
-            raise _cannot_write(path, err) from None
+            raise _write_problem(path, err, chosen=True) from None
         try:
             self._check()
         except BaseException:
@@ -1323,7 +1316,7 @@ class OutputFile:
         try:
             self._dir.writable()
         except OSError as err:
-            raise _cannot_write(self.path, err) from None
+            raise _write_problem(self.path, err, chosen=True) from None
 
     def write(self, data: bytes) -> None:
         """Replace FILE (0644: node_exporter reads it as its own user); the directory is closed
@@ -1332,7 +1325,7 @@ class OutputFile:
             self._check()  # again, just before: what was there at the start may have changed
             self._dir.replace(self.path.name, data, 0o644)
         except OSError as err:
-            raise _cannot_write(self.path, err) from None
+            raise _write_problem(self.path, err, chosen=True) from None
         finally:
             self._dir.close()
 
@@ -1358,12 +1351,12 @@ def state_directory(path: Path) -> Directory:
             raise BadInput(
                 f"{path} is a symlink; refusing to keep state there", hint="remove it"
             ) from None
-        raise _cannot_write(path, err) from None
+        raise _write_problem(path, err, chosen=True) from None
     try:
         os.fchmod(directory.fd, 0o700)  # through the open directory: no link can redirect it
     except OSError as err:
         directory.close()
-        raise _cannot_write(path, err) from None
+        raise _write_problem(path, err, chosen=True) from None
     return directory
 
 
