@@ -311,8 +311,14 @@ def open_regular(path: Path | str) -> int:
     """A descriptor for reading the regular file at `path` (links followed, inside the root for
     a RootedPath). The open cannot block (O_NONBLOCK): a FIFO, socket or device planted there is
     refused, never waited on or read. Raises OSError (IsADirectoryError for a directory)."""
-    with _Walk(path) as walk:
-        fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK)
+    if (path.top if isinstance(path, RootedPath) else "/") == "/":
+        # Below / the kernel's own lookup is the walk's: nothing lies outside / for a link to
+        # reach, `..` stops there too, and it gives up after as many links. One open, not one
+        # per component: `check` reads two dozen /proc/sys files this way at every start.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    else:
+        with _Walk(path) as walk:
+            fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK)
     return _regular_or_close(fd, path)
 
 
