@@ -1586,6 +1586,15 @@ def _open_namespace_file(path: str) -> int:
 
 
 def _needs_root(option: str) -> EnvironmentProblem:
+    """Permission denied entering a namespace: not root, or, as root, a namespace (or process)
+    of a user namespace this one does not own, or a security module's refusal."""
+    if running_as_root():
+        return EnvironmentProblem(
+            f"the kernel refused to enter the network namespace of {option} (permission "
+            "denied), although tcptune runs as root",
+            hint="it belongs to a user namespace this one does not own (a sandbox, a rootless "
+            "container), or a security module forbids it; run tcptune from that user namespace",
+        )
     return EnvironmentProblem(
         "entering another network namespace needs root (CAP_SYS_ADMIN)",
         hint=f"run it as root: sudo tcptune {option} ...",

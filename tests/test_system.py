@@ -113,3 +113,15 @@ def test_permission_denied_is_unreadable_for_a_real_unprivileged_reader() -> Non
             "permission denied",
         )
         assert read_as_nobody(system, "net.ipv4.tcp_tw_reuse") == (PRESENT, "")
+
+
+def test_a_refused_setns_as_root_does_not_say_run_as_root(monkeypatch) -> None:
+    """Permission denied entering a namespace means "needs root" only for a non-root caller; as
+    root it is a namespace of a user namespace this one does not own (PID 1 of a sandbox)."""
+    from tcptune import system
+
+    monkeypatch.setattr(system, "running_as_root", lambda: True)
+    as_root = system._needs_root("--pid 1")
+    assert "needs root" not in as_root.line() and "user namespace" in as_root.line()
+    monkeypatch.setattr(system, "running_as_root", lambda: False)
+    assert "needs root (CAP_SYS_ADMIN)" in system._needs_root("--pid 1").line()
