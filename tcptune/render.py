@@ -61,34 +61,29 @@ def write_json_list(stream: IO[str], command: str, payloads: list[dict[str, Any]
     stream.write(json.dumps(documents, indent=2, ensure_ascii=False) + "\n")
 
 
-def width() -> int:
-    """The width to fit output into: the terminal's (stdout's, else stderr's, so that a pager
-    reading a pipe still gets lines that fit the screen behind it), else $COLUMNS, else 100."""
-    columns = 0
-    raw = os.environ.get("COLUMNS", "")
+def _terminal(variable: str, field: str) -> int | None:
+    """$COLUMNS or $LINES when set to a number; else the terminal's size (stdout's, else
+    stderr's, so that a pager reading a pipe still fits the screen behind it); else None."""
+    raw = os.environ.get(variable, "")
     if raw.isdigit():
-        columns = int(raw)
-    else:
-        for fd in (1, 2):
-            try:
-                columns = os.get_terminal_size(fd).columns
-                break
-            except OSError:
-                continue
-    return max(40, min(columns or 100, 200))
+        return int(raw)
+    for fd in (1, 2):
+        try:
+            return int(getattr(os.get_terminal_size(fd), field))
+        except OSError:
+            continue
+    return None
+
+
+def width() -> int:
+    """The width to fit output into ($COLUMNS, the terminal's, else 100), 40 to 200."""
+    return max(40, min(_terminal("COLUMNS", "columns") or 100, 200))
 
 
 def height() -> int:
-    """The terminal's rows (stdout's, else stderr's), else $LINES, else 24."""
-    raw = os.environ.get("LINES", "")
-    if raw.isdigit():
-        return max(int(raw), 8)
-    for fd in (1, 2):
-        try:
-            return max(os.get_terminal_size(fd).lines, 8)
-        except OSError:
-            continue
-    return 24
+    """The rows a frame may take ($LINES, the terminal's, else 24), at least 8."""
+    rows = _terminal("LINES", "lines")
+    return max(24 if rows is None else rows, 8)
 
 
 class Fitted:
