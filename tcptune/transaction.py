@@ -230,14 +230,20 @@ def backup_order(path: Path) -> tuple[int, int, tuple[str, int]]:
 
 
 def list_backups(system: System) -> list[dict[str, Any]]:
-    result = []
+    """Every backup, oldest first (the order of `backup_order`), each file read once; a corrupt
+    one as {"id", "corrupt"}."""
+    found = []
     refuse_linked_dir(system.path(BACKUP_DIR))
-    for path in sorted(list_files(system.path(BACKUP_DIR), "*.json"), key=backup_order):
+    for path in list_files(system.path(BACKUP_DIR), "*.json"):
         try:
-            result.append(load_backup(system, path.stem))
+            backup = load_backup(system, path.stem)
         except BadInput as err:
-            result.append({"id": path.stem, "corrupt": err.message})
-    return result
+            found.append((backup_order(path), {"id": path.stem, "corrupt": err.message}))
+            continue
+        sequence = backup.get("sequence")  # load_backup accepts only a positive whole number
+        name = _order_by_name(path.stem)
+        found.append(((0, 0, name) if sequence is None else (1, sequence, name), backup))
+    return [backup for _, backup in sorted(found, key=lambda item: item[0])]
 
 
 def load_backup(system: System, backup_id: str) -> dict[str, Any]:
@@ -348,6 +354,7 @@ def newest_unreverted(system: System) -> dict[str, Any]:
     """The newest backup not yet reverted, of this network namespace: a backup of live values
     set in another one (apply --runtime-only with --netns or --pid) is never reverted here."""
     elsewhere = 0
+    here = netns_record(system)  # once, not per backup
     for backup in reversed(list_backups(system)):
         if "corrupt" in backup:
             raise BadInput(
@@ -356,7 +363,7 @@ def newest_unreverted(system: System) -> dict[str, Any]:
             )
         if backup["reverted"]:
             continue
-        if other_netns(backup, system) is not None:
+        if not same_netns(backup.get("netns"), here):
             elsewhere += 1
             continue
         return backup
