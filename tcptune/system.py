@@ -794,23 +794,29 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     the descriptor of that directory, so no link swapped in meanwhile can redirect it."""
     try:
         with _directory_of(path) as (here, name):
-            temp = f".{name}.tcptune-{os.getpid()}.tmp"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(temp, flags, mode, dir_fd=here)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
-                    os.fsync(handle.fileno())
-                os.replace(temp, name, src_dir_fd=here, dst_dir_fd=here)
-            except BaseException:
-                with suppress(OSError):
-                    os.unlink(temp, dir_fd=here)
-                raise
+            _replace_at(here, name, data, mode, f".{name}.tcptune-{os.getpid()}.tmp")
             _fsync(here)
     except OSError as err:
         raise _write_problem(path, err) from None
+
+
+def _replace_at(here: int, name: str, data: bytes, mode: int, temp: str) -> None:
+    """`data` into the new file `temp` (O_EXCL, O_NOFOLLOW) of the directory `here`, with
+    `mode` whatever the umask, fsynced, then renamed over `name` there; the temp file removed on
+    any failure before the rename. The caller fsyncs the directory. Raises OSError."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temp, flags, mode, dir_fd=here)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
+            os.fsync(handle.fileno())
+        os.replace(temp, name, src_dir_fd=here, dst_dir_fd=here)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp, dir_fd=here)
+        raise
 
 
 def _fsync(directory: int) -> None:
@@ -1244,19 +1250,7 @@ class Directory:
         import secrets
 
         temp = f".{name}.tcptune-{os.getpid()}-{secrets.token_hex(4)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temp, flags, mode, dir_fd=self.fd)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fchmod(handle.fileno(), mode)  # not narrowed by the umask
-                os.fsync(handle.fileno())
-            os.rename(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(temp, dir_fd=self.fd)
-            raise
+        _replace_at(self.fd, name, data, mode, temp)
         os.fsync(self.fd)
 
 
