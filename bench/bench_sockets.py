@@ -206,7 +206,13 @@ def inside(time_wait: int, floor: str, maker: str, compare_pyroute2: bool) -> in
         f"{before['total']}: {'equal' if counts_equal else 'DIFFERENT'} "
         f"(every state; the floor read just before and just after)"
     )
-    if states["TIME_WAIT"] < time_wait or states["CLOSE_WAIT"] != CLOSE_WAIT:
+    # A connection or two of a million may not end in TIME_WAIT (the kernel's choice, not
+    # tcptune's); what is measured is what is there, as long as tcptune and the floor agree.
+    if not counts_equal or states["TIME_WAIT"] < time_wait * 0.999:
+        raise SystemExit(f"unexpected census: {states}")
+    if states["TIME_WAIT"] != time_wait:
+        print(f"({time_wait - states['TIME_WAIT']} of the {time_wait:,} not in TIME_WAIT)")
+    if states["CLOSE_WAIT"] != CLOSE_WAIT:
         raise SystemExit(f"unexpected census: {states}")
     if owners[0]["pid"] != holder or owners[0]["count"] != CLOSE_WAIT:
         raise SystemExit(f"unexpected owners: {owners}")
