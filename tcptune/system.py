@@ -322,6 +322,29 @@ def open_regular(path: Path | str) -> int:
     return _regular_or_close(fd, path)
 
 
+def _open_no_link(path: RootedPath, flags: int) -> int:
+    """Open `path` with `flags`, its directories resolved inside its top; raises _LinkInTheWay
+    when the last name is a link."""
+    if path.top != "/":
+        with _Walk(path) as walk:
+            return walk.open(flags, follow=False)[0]
+    # Below / the kernel's lookup is the walk's (see open_regular), and O_NOFOLLOW refuses a
+    # link as the last name: one open per key, not one per directory.
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        if err.errno == errno.ELOOP and _lstat_is_link(path):
+            raise _LinkInTheWay(str(path)) from None
+        raise
+
+
+def _lstat_is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def _regular_or_close(fd: int, path: Path | str) -> int:
     mode = os.fstat(fd).st_mode
     if stat.S_ISREG(mode):
@@ -371,8 +394,7 @@ class System:
         try:
             # A key is never a link in /proc/sys; the directories above it are resolved inside
             # the root.
-            with _Walk(path) as walk:
-                fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK, follow=False)
+            fd = _open_no_link(path, os.O_RDONLY | os.O_NONBLOCK)
             with os.fdopen(_regular_or_close(fd, path), "rb") as handle:
                 data = handle.read(_MAX_VALUE_BYTES + 1)
         except _LinkInTheWay:

@@ -363,6 +363,30 @@ def scenario_apply_and_check_agree() -> dict:
     }
 
 
+def scenario_planted_keys() -> dict:
+    """/proc/sys/net/ipv4 replaced (in this mount namespace) by a tmpfs holding copies of the
+    real values, one key a symlink to a real value and one a FIFO: check with root / reads each
+    key on its own and refuses the two planted ones, without following or waiting."""
+    real = "/run/tcptune-test/ipv4-real"
+    os.makedirs(real)
+    sh("mount", "--bind", "/proc/sys/net/ipv4", real)
+    sh("mount", "-t", "tmpfs", "tmpfs", "/proc/sys/net/ipv4")
+    copied = {}
+    for name in os.listdir(real):
+        source = Path(real, name)
+        if source.is_file():
+            try:
+                copied[name] = source.read_text()
+            except OSError:  # a write-only key
+                continue
+            Path("/proc/sys/net/ipv4", name).write_text(copied[name])
+    os.unlink("/proc/sys/net/ipv4/tcp_tw_reuse")
+    os.symlink(f"{real}/tcp_tw_reuse", "/proc/sys/net/ipv4/tcp_tw_reuse")
+    os.unlink("/proc/sys/net/ipv4/tcp_fin_timeout")
+    os.mkfifo("/proc/sys/net/ipv4/tcp_fin_timeout")
+    return {"copied": copied, "check": tcptune("check", "--json")}
+
+
 if __name__ == "__main__":
     isolate()
     scenario = {
@@ -372,5 +396,6 @@ if __name__ == "__main__":
         "read-only": scenario_read_only_proc_sys,
         "ci-recipe": scenario_ci_recipe,
         "agree": scenario_apply_and_check_agree,
+        "planted": scenario_planted_keys,
     }[sys.argv[1]]
     print(json.dumps({"systemd_sysctl": SYSTEMD_SYSCTL, **scenario()}))

@@ -138,3 +138,22 @@ def test_apply_says_what_boot_will_do_and_the_real_loaders_agree(netns) -> None:
             said = boots[loader]
             expected = said["value"] if said["set_by"] else result["kernel_defaults"][key]
             assert loaded["values"][key] == expected, (loader, key, said)
+
+
+def test_check_below_slash_refuses_a_planted_link_or_fifo_key(netns) -> None:
+    """Below / each key is opened on its own (no walk per directory): a key that is a link, or a
+    FIFO, is still refused, never followed or waited on, and every other key reads as it is."""
+    result = run_scenario("planted")
+    check = result["check"]
+    assert check["doc"] is not None, check["err"]
+    settings = {s["key"]: s for s in check["doc"]["settings"]}
+    reuse = settings["net.ipv4.tcp_tw_reuse"]
+    assert reuse["status"] == "unreadable" and "symlink" in reuse["error"], reuse
+    fin = settings["net.ipv4.tcp_fin_timeout"]
+    assert fin["status"] == "unreadable" and "not a regular file" in fin["error"], fin
+    copied = result["copied"]
+    for key, setting in settings.items():
+        name = key.removeprefix("net.ipv4.")
+        if key in ("net.ipv4.tcp_tw_reuse", "net.ipv4.tcp_fin_timeout") or name not in copied:
+            continue
+        assert setting["value"] == " ".join(copied[name].split()), (key, setting)
