@@ -16,8 +16,10 @@ Figures are medians of interleaved runs (background load hits every side alike);
 the goal's measure, and CPU time (user + system, from wait4) is printed beside it because it
 does not depend on what else the machine runs. Peak RSS is tcptune's process alone (wait4).
 Counts: tcptune's per-state counts must equal the floor's, read just before and just after.
-Also shown: one frame of `sockets --watch` (the census and the findings, in one process, five
-times: its median and the process's peak RSS after them) and one run of `--source proc`.
+Also shown: each side's run before any socket exists (its fixed cost: for tcptune the
+interpreter, Typer and the imports) and what the sockets add, tcptune's over the floor's; one
+frame of `sockets --watch` (the census and the findings, in one process, five times: its median
+and the process's peak RSS after them); one run of `--source proc`.
 With --pyroute2, also times a pyroute2 DiagSocket dump of the 100,000, if pyroute2 is installed.
 """
 
@@ -182,6 +184,13 @@ def inside(time_wait: int, floor: str, maker: str, compare_pyroute2: bool) -> in
         raise SystemExit(f"RLIMIT_NOFILE hard limit {hard} is below {CLOSE_WAIT + 1000}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, CLOSE_WAIT + 1000), hard))
 
+    # The fixed cost of each side, before any socket exists: start-up (for tcptune the
+    # interpreter, Typer and its imports) and an empty dump.
+    empty: dict[str, list[float]] = {"tcptune": [], "floor": []}
+    for _ in range(rounds):
+        empty["tcptune"].append(run(tcptune_argv())[0])
+        empty["floor"].append(run([floor])[0])
+
     start = time.perf_counter()
     holder, release = make_close_wait(CLOSE_WAIT)
     subprocess.run([maker, str(time_wait), str(MAKERS)], check=True, timeout=300)
@@ -255,6 +264,12 @@ def inside(time_wait: int, floor: str, maker: str, compare_pyroute2: bool) -> in
             verdict = f"goal <= {goal}: {'ok' if ratio <= goal else 'MISSED'}"
             ok &= ratio <= goal
         print(f"tcptune / {key:<27} {ratio:7.2f}  (CPU {cpu_ratio:.2f}; {verdict})")
+    fixed = {k: statistics.median(v) * 1000 for k, v in empty.items()}
+    marginal = (wall["tcptune"] - fixed["tcptune"]) / (wall["floor"] - fixed["floor"])
+    print(
+        f"with no socket yet: tcptune {fixed['tcptune']:.1f} ms, floor {fixed['floor']:.1f} ms; "
+        f"what the sockets add, tcptune / floor: {marginal:.2f} (for information)"
+    )
     peak = max(rss) / 1024
     ok &= peak <= rss_goal and counts_equal
     print(

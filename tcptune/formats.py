@@ -54,24 +54,27 @@ def namespaced(key: str) -> bool | None:
     return spec.per_netns != "no"
 
 
-def netns_minimum(key: str) -> str | None:
-    """The first kernel on which the key is per network namespace, when that is not every kernel:
-    on an older node the key does not exist inside a container's network namespace."""
+def container_minimum(key: str, value: str) -> str | None:
+    """The first kernel on which a container can set `key` to `value` as meant: the newest of the
+    kernel that has the key per network namespace, the one that added the key, and the one that
+    gave the value its meaning. For a key tcptune does not know, the kubelet's note (K8S_SAFE).
+    None when every kernel tcptune covers can."""
     spec = keys.KEYS.get(key)
-    if spec is not None and spec.netns_since is not None:
-        return format_version(spec.netns_since)
-    return K8S_SAFE.get(key)
+    if spec is None:
+        return K8S_SAFE.get(key)
+    found = [v for v in (spec.netns_since, spec.added, spec.value_since.get(value)) if v]
+    return format_version(max(found)) if found else None
 
 
 def _kernel_comment(chosen: dict[str, str]) -> list[str]:
     """Comment lines naming the kernel each key needs to be settable per container."""
-    needs = [(key, netns_minimum(key)) for key in chosen]
+    needs = [(key, container_minimum(key, value)) for key, value in chosen.items()]
     listed = [f"{key} >= {minimum}" for key, minimum in needs if minimum]
     if not listed:
         return []
     return [
-        "# Host kernel: these keys are per network namespace only from the version shown; on an",
-        "# older kernel they do not exist inside the container and cannot be set there:",
+        "# Host kernel: each key below needs at least the version shown: on an older kernel the",
+        "# key is not in the container's network namespace, or this value is not what it means:",
         *(f"#   {line}" for line in listed),
     ]
 
@@ -175,9 +178,9 @@ def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
     lines = [header(profile, "a Kubernetes pod securityContext").rstrip("\n"), *notes]
     lines.append(f"# safe = allowed by every kubelet of current Kubernetes ({K8S_SOURCE})")
     lines.append(
-        "# kernel >= X = per network namespace only from that kernel: on an older node the key"
+        "# kernel >= X = on an older node the key is not in the pod's network namespace, or this"
     )
-    lines.append("# does not exist inside the pod and the container runtime cannot set it")
+    lines.append("# value is not what it means: the container runtime cannot set it as intended")
     if unsafe:
         lines.append(
             "# unsafe = the kubelet must allow them, or the pod is rejected (SysctlForbidden):"
@@ -185,7 +188,7 @@ def to_k8s(profile: str, sysctl: dict[str, str]) -> str:
         lines.append(f"#   kubelet --allowed-unsafe-sysctls={','.join(unsafe)}")
     lines += ["securityContext:", "  sysctls:" if chosen else "  sysctls: []"]
     for key, value in chosen.items():
-        minimum = netns_minimum(key)
+        minimum = container_minimum(key, value)
         note = "safe" if key in K8S_SAFE else "unsafe"
         if minimum:
             note += f", kernel >= {minimum}"

@@ -107,19 +107,19 @@ def test_containers_leave_out_keys_they_cannot_set(
     exported and parses as the consumer reads it."""
     path = tmp_path / "p.toml"
     path.write_text(f'description = "x"\n[sysctl]\n{body}\n"net.ipv4.tcp_fin_timeout" = 30\n')
-    done = run_tcptune("export", str(path), "--format", fmt)
-    assert done.returncode == 0 and done.stderr == ""
+    done = run_cli("export", str(path), "--format", fmt)
+    assert done.code == 0 and done.err == ""
     key = body.split('"')[1]
-    note = next(line for line in done.stdout.splitlines() if line.startswith("# left out:"))
+    note = next(line for line in done.out.splitlines() if line.startswith("# left out:"))
     assert note.startswith(f"# left out: {key} = ") and message in note
-    parsed = yaml.safe_load(done.stdout if fmt == "k8s" else compose(done.stdout))
+    parsed = yaml.safe_load(done.out if fmt == "k8s" else compose(done.out))
     if fmt == "k8s":
         sysctls = {s["name"]: s["value"] for s in parsed["securityContext"]["sysctls"]}
         assert sysctls == {"net.ipv4.tcp_fin_timeout": "30"}
     else:
         assert parsed["services"]["app"]["sysctls"] == {"net.ipv4.tcp_fin_timeout": "30"}
         # the docker run line, as bash reads it (continuation lines included)
-        command = "docker run " + done.stdout.split("\ndocker run ", 1)[1].split("IMAGE")[0]
+        command = "docker run " + done.out.split("\ndocker run ", 1)[1].split("IMAGE")[0]
         words = subprocess.run(
             ["bash", "-c", command.replace("docker run", "printf '%s\\n'", 1) + "IMAGE"],
             capture_output=True,
@@ -255,3 +255,214 @@ def test_sysctl_export_loads_with_the_real_loaders(netns, tmp_path: Path, loader
                 for line in result["err"].splitlines()
             }
             assert reported == absent
+
+
+# --- the exports of one profile, line for line -----------------------------------------------------
+#
+# A profile with one key of each kind an export treats apart: a plain one, a value that needs a
+# newer kernel (tcp_tw_reuse = 2: 4.18), a key added late (tcp_tw_reuse_delay: 6.14), a global key
+# (tcp_max_orphans), a key tcptune does not know, a removed key at its old default
+# (tcp_tw_recycle = 0: nothing to set) and a value with a blank. What each target gets, and each
+# comment, is what docs/commands.md#export promises, written out by hand below.
+
+MIX = """description = "one key of each kind"
+[sysctl]
+"net.ipv4.tcp_fin_timeout" = 30
+"net.ipv4.tcp_tw_reuse" = 2
+"net.ipv4.tcp_max_orphans" = 65536
+"net.core.netdev_max_backlog" = 5000
+"net.ipv4.tcp_tw_recycle" = 0
+"net.ipv4.tcp_tw_reuse_delay" = 1000
+"net.ipv4.ip_local_port_range" = "10240 65535"
+"""
+
+LEFT_OUT_RECYCLE = (
+    "# left out: net.ipv4.tcp_tw_recycle = 0: removed in Linux 4.12; 0 is its default on the "
+    "kernels that have it, so there is nothing to set"
+)
+LEFT_OUT_CONTAINER = [
+    "# left out: net.ipv4.tcp_max_orphans = 65536: global, not per network namespace: set it on "
+    "the node (tcptune apply)",
+    "# left out: net.core.netdev_max_backlog = 5000: not in tcptune's knowledge base, so whether "
+    "it is per network namespace is unknown: set it on the node (tcptune apply)",
+    LEFT_OUT_RECYCLE,
+]
+PREFIX_NOTE = "'-': systemd-sysctl ignores a failure, procps needs -e"
+
+EXPECTED = {
+    "sysctl": [
+        "# tcptune 0.1.0: profile mix exported as sysctl.d",
+        "# Install as /etc/sysctl.d/90-tcptune-mix.conf (99-tcptune.conf is the file `tcptune "
+        "apply` manages)",
+        LEFT_OUT_RECYCLE,
+        "net.ipv4.tcp_fin_timeout = 30",
+        f"# net.ipv4.tcp_tw_reuse: value 2 needs 4.18; {PREFIX_NOTE}",
+        "-net.ipv4.tcp_tw_reuse = 2",
+        "net.ipv4.tcp_max_orphans = 65536",
+        "net.core.netdev_max_backlog = 5000",
+        f"# net.ipv4.tcp_tw_reuse_delay: added in 6.14; {PREFIX_NOTE}",
+        "-net.ipv4.tcp_tw_reuse_delay = 1000",
+        "net.ipv4.ip_local_port_range = 10240 65535",
+    ],
+    "k8s": [
+        "# tcptune 0.1.0: profile mix exported as a Kubernetes pod securityContext",
+        *LEFT_OUT_CONTAINER,
+        "# safe = allowed by every kubelet of current Kubernetes (kubelet "
+        "pkg/kubelet/sysctl/safe_sysctls.go; kubernetes.io 'Using sysctls in a Kubernetes "
+        "Cluster')",
+        "# kernel >= X = on an older node the key is not in the pod's network namespace, or this",
+        "# value is not what it means: the container runtime cannot set it as intended",
+        "# unsafe = the kubelet must allow them, or the pod is rejected (SysctlForbidden):",
+        "#   kubelet --allowed-unsafe-sysctls=net.ipv4.tcp_tw_reuse,net.ipv4.tcp_tw_reuse_delay",
+        "securityContext:",
+        "  sysctls:",
+        "    - name: net.ipv4.tcp_fin_timeout  # safe, kernel >= 4.6",
+        '      value: "30"',
+        "    - name: net.ipv4.tcp_tw_reuse  # unsafe, kernel >= 4.18",
+        '      value: "2"',
+        "    - name: net.ipv4.tcp_tw_reuse_delay  # unsafe, kernel >= 6.14",
+        '      value: "1000"',
+        "    - name: net.ipv4.ip_local_port_range  # safe, kernel >= 3.13",
+        '      value: "10240 65535"',
+    ],
+    "docker": [
+        "# tcptune 0.1.0: profile mix exported as Docker flags and a compose fragment",
+        *LEFT_OUT_CONTAINER,
+        "# Network sysctls apply to the container's own network namespace",
+        "# (not with --network=host, where the host's values rule).",
+        "# Host kernel: each key below needs at least the version shown: on an older kernel the",
+        "# key is not in the container's network namespace, or this value is not what it means:",
+        "#   net.ipv4.tcp_fin_timeout >= 4.6",
+        "#   net.ipv4.tcp_tw_reuse >= 4.18",
+        "#   net.ipv4.tcp_tw_reuse_delay >= 6.14",
+        "#   net.ipv4.ip_local_port_range >= 3.13",
+        "# docker run:",
+        "docker run --sysctl net.ipv4.tcp_fin_timeout=30 \\",
+        "  --sysctl net.ipv4.tcp_tw_reuse=2 \\",
+        "  --sysctl net.ipv4.tcp_tw_reuse_delay=1000 \\",
+        "  --sysctl 'net.ipv4.ip_local_port_range=10240 65535' \\",
+        "  IMAGE",
+        "",
+        "# docker compose (merge under your service):",
+        "services:",
+        "  app:",
+        "    sysctls:",
+        '      net.ipv4.tcp_fin_timeout: "30"',
+        '      net.ipv4.tcp_tw_reuse: "2"',
+        '      net.ipv4.tcp_tw_reuse_delay: "1000"',
+        '      net.ipv4.ip_local_port_range: "10240 65535"',
+    ],
+}
+
+
+def ansible_task(key: str, value: str, ignore: str | None = None) -> list[str]:
+    task = [
+        f'- name: "{key} = {value} (tcptune profile mix)"',
+        "  ansible.posix.sysctl:",
+        f"    name: {key}",
+        f'    value: "{value}"',
+        "    sysctl_file: /etc/sysctl.d/90-tcptune-mix.conf",
+        "    sysctl_set: true",
+        "    state: present",
+        "    reload: true",
+    ]
+    return task + ([f"  ignore_errors: true  # {ignore}"] if ignore else [])
+
+
+EXPECTED["ansible"] = [
+    "---",
+    "# tcptune 0.1.0: profile mix exported as ansible.posix.sysctl tasks",
+    "# Include from a play with become: true; needs the ansible.posix collection.",
+    LEFT_OUT_RECYCLE,
+    *ansible_task("net.ipv4.tcp_fin_timeout", "30"),
+    *ansible_task("net.ipv4.tcp_tw_reuse", "2", "value 2 needs 4.18"),
+    *ansible_task("net.ipv4.tcp_max_orphans", "65536"),
+    *ansible_task("net.core.netdev_max_backlog", "5000"),
+    *ansible_task("net.ipv4.tcp_tw_reuse_delay", "1000", "added in 6.14"),
+    *ansible_task("net.ipv4.ip_local_port_range", "10240 65535"),
+]
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_each_format_line_for_line(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "mix.toml"
+    path.write_text(MIX)
+    result = run_cli("export", str(path), "--format", fmt)
+    assert result.code == 0 and result.err == ""
+    assert result.out.splitlines() == EXPECTED[fmt]
+    assert result.out.endswith("\n") and not result.out.endswith("\n\n")
+
+
+@pytest.mark.parametrize("fmt", ["k8s", "docker"])
+def test_an_empty_container_export_says_so_in_its_own_syntax(tmp_path: Path, fmt: str) -> None:
+    """Nothing a container can set: the pod gets `sysctls: []`, compose `sysctls: {}`, the docker
+    run line no flag, and no kernel note."""
+    path = tmp_path / "mix.toml"
+    path.write_text('description = "x"\n[sysctl]\n"net.ipv4.tcp_max_orphans" = 65536\n')
+    out = run_cli("export", str(path), "--format", fmt).out
+    if fmt == "k8s":
+        assert out.splitlines()[-2:] == ["securityContext:", "  sysctls: []"]
+        assert "--allowed-unsafe-sysctls" not in out
+    else:
+        assert "\n# docker run:\ndocker run IMAGE\n" in out
+        assert out.splitlines()[-3:] == ["services:", "  app:", "    sysctls: {}"]
+        assert "Host kernel" not in out
+
+
+def test_an_ansible_export_with_no_task_is_an_empty_list(tmp_path: Path) -> None:
+    path = tmp_path / "mix.toml"
+    path.write_text('description = "x"\n[sysctl]\n"net.ipv4.tcp_tw_recycle" = 0\n')
+    out = run_cli("export", str(path), "--format", "ansible").out
+    assert yaml.safe_load(out) == []
+    assert out.splitlines()[-1] == "[]"
+
+
+def test_a_removed_key_is_left_out_only_at_its_last_default(monkeypatch) -> None:
+    """`need not set` means: the value is the default of the last kernel that had the key. Two
+    made-up keys whose default changed just before their removal, one removed in a x.0 release
+    (the last kernel with it: the previous major's last release) and one in x.y."""
+    from tcptune.keys import KEYS, KeySpec
+
+    def spec(name: str, removed, defaults) -> KeySpec:
+        return KeySpec(
+            name=name, type="int", summary="", explanation="", sources=("x",),
+            defaults=defaults, removed=removed,
+        )  # fmt: skip
+
+    made_up = {
+        "net.ipv4.gone_in_five": spec("net.ipv4.gone_in_five", (5, 0, 0), ((None, "1"), ((4, 20, 0), "2"))),
+        "net.ipv4.gone_in_four_twelve": spec(
+            "net.ipv4.gone_in_four_twelve", (4, 12, 0), ((None, "1"), ((4, 11, 0), "2"))
+        ),
+        "net.ipv4.gone_late": spec("net.ipv4.gone_late", (4, 12, 0), ((None, "1"), ((4, 12, 0), "2"))),
+    }  # fmt: skip
+    monkeypatch.setattr("tcptune.keys.KEYS", {**KEYS, **made_up})
+    for key in made_up:
+        kept, notes = formats.left_out({key: "2" if key != "net.ipv4.gone_late" else "1"}, False)
+        assert kept == {} and len(notes) == 1, key
+        assert notes[0].startswith(f"# left out: {key} = ") and "is its default" in notes[0]
+    kept, notes = formats.left_out({"net.ipv4.gone_in_five": "1"}, container=False)
+    assert kept == {"net.ipv4.gone_in_five": "1"} and notes == []
+    kept, notes = formats.left_out({"net.ipv4.gone_in_four_twelve": "1"}, container=False)
+    assert kept == {"net.ipv4.gone_in_four_twelve": "1"} and notes == []
+    # in a container a removed key is left out whatever its value: no kernel has it per namespace
+    kept, notes = formats.left_out({"net.ipv4.gone_in_five": "1"}, container=True)
+    assert kept == {} and notes == [
+        "# left out: net.ipv4.gone_in_five = 1: removed in Linux 5.0: a container cannot set it"
+    ]
+
+
+def test_the_install_name_falls_back_for_a_name_that_is_no_file_name() -> None:
+    assert formats.install_name("server-profile") == "/etc/sysctl.d/90-tcptune-server-profile.conf"
+    assert formats.install_name("../etc/x") == "/etc/sysctl.d/90-tcptune-profile.conf"
+    assert formats.install_name("Caps") == "/etc/sysctl.d/90-tcptune-profile.conf"
+    assert formats.install_name("a" * 65) == "/etc/sysctl.d/90-tcptune-profile.conf"
+
+
+def test_an_unknown_format_in_the_plain_function() -> None:
+    from tcptune.errors import BadInput
+
+    with pytest.raises(BadInput) as raised:
+        formats.export("p", {}, "helm")
+    assert str(raised.value) == "unknown format 'helm'"
+    assert raised.value.hint == "choose one of: sysctl, k8s, docker, ansible"

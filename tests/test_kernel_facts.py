@@ -13,6 +13,7 @@ from conftest import old_machine, run_cli
 
 from tcptune import formats, keys, rules
 from tcptune.cli.check import gather
+from tcptune.kernel import format_version
 from tcptune.profiles import shipped_dir
 from tcptune.system import System
 
@@ -293,8 +294,23 @@ def test_container_exports_name_the_kernel_each_key_needs() -> None:
     docker = run_cli("export", "client-profile", "--format", "docker").out
     assert "#   net.ipv4.tcp_timestamps >= 4.13" in docker
     assert "#   net.ipv4.tcp_tw_reuse >= 4.11" in docker
-    assert formats.netns_minimum("net.ipv4.tcp_rmem") == "4.15"
-    assert formats.netns_minimum("net.core.somaxconn") is None
+    assert formats.container_minimum("net.ipv4.tcp_rmem", "4096 131072 6291456") == "4.15"
+    assert formats.container_minimum("net.core.somaxconn", "4096") is None
+    # the newest of: per network namespace (4.11), added (-), the value's meaning (2: 4.18)
+    assert formats.container_minimum("net.ipv4.tcp_tw_reuse", "2") == "4.18"
+    assert formats.container_minimum("net.ipv4.tcp_tw_reuse", "1") == "4.11"
+    # added in 6.14, per network namespace from the start
+    assert formats.container_minimum("net.ipv4.tcp_tw_reuse_delay", "1000") == "6.14"
+
+
+def test_the_kubelet_note_agrees_with_the_knowledge_base() -> None:
+    """K8S_SAFE's kernel versions (from the Kubernetes documentation) and the knowledge base's
+    netns_since (from the kernel's history) are written from different sources: where both
+    name a key, they agree."""
+    for key, listed in formats.K8S_SAFE.items():
+        spec = keys.KEYS.get(key)
+        if spec is not None and listed is not None:
+            assert spec.netns_since is not None and format_version(spec.netns_since) == listed, key
 
 
 def test_parity_warning_only_from_4_2(tmp_path: Path) -> None:
