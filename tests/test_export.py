@@ -445,6 +445,19 @@ def test_a_removed_key_is_left_out_only_at_its_last_default(monkeypatch) -> None
     assert kept == {"net.ipv4.gone_in_five": "1"} and notes == []
     kept, notes = formats.left_out({"net.ipv4.gone_in_four_twelve": "1"}, container=False)
     assert kept == {"net.ipv4.gone_in_four_twelve": "1"} and notes == []
+    # removed in x.1: the last kernel with it is x.0, where its default changed
+    five_one = spec("net.ipv4.gone_in_five_one", (5, 1, 0), ((None, "1"), ((5, 0, 0), "2")))
+    monkeypatch.setattr(
+        "tcptune.keys.KEYS", {**KEYS, **made_up, "net.ipv4.gone_in_five_one": five_one}
+    )
+    assert formats.left_out({"net.ipv4.gone_in_five_one": "2"}, False)[0] == {}
+    assert formats.left_out({"net.ipv4.gone_in_five_one": "1"}, False)[0] != {}
+    # at another value the sysctl.d line stays, marked as one not every kernel has
+    assert formats.to_sysctl("p", {"net.ipv4.gone_in_five": "1"}).splitlines()[2:] == [
+        "# net.ipv4.gone_in_five: removed in 5.0; '-': systemd-sysctl ignores a failure, "
+        "procps needs -e",
+        "-net.ipv4.gone_in_five = 1",
+    ]
     # in a container a removed key is left out whatever its value: no kernel has it per namespace
     kept, notes = formats.left_out({"net.ipv4.gone_in_five": "1"}, container=True)
     assert kept == {} and notes == [
@@ -466,3 +479,9 @@ def test_an_unknown_format_in_the_plain_function() -> None:
         formats.export("p", {}, "helm")
     assert str(raised.value) == "unknown format 'helm'"
     assert raised.value.hint == "choose one of: sysctl, k8s, docker, ansible"
+
+
+def test_a_key_tcptune_does_not_know_takes_the_kubelet_s_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(formats, "K8S_SAFE", {**formats.K8S_SAFE, "net.ipv4.made_up": "5.1"})
+    assert formats.container_minimum("net.ipv4.made_up", "1") == "5.1"
+    assert formats.container_minimum("net.ipv4.ping_group_range", "0 0") is None

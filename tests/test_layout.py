@@ -229,3 +229,68 @@ def test_notes_wrap_under_their_text() -> None:
     ]
     # never narrower than 20
     assert note_lines(["[1] alpha beta gamma delta"], 5) == ["[1] alpha beta gamma", "    delta"]
+
+
+# --- the boundaries, worked out by hand --------------------------------------------------------
+#
+# Widths below: KEY is 3 wide (its name), VALUE 5, WHY 3 when it shows only markers, gaps of 2.
+
+
+def test_a_table_exactly_as_wide_as_the_terminal_is_left_alone() -> None:
+    row = ROW[:3]  # 21 + 5 + 28 + 2 gaps of 2 = 58
+    assert fit([KEY, VALUE, WHY], [row], 58, 2).notes == []
+    assert fit([KEY, VALUE, WHY], [row], 57, 2).notes != []
+    assert fit([KEY, VALUE, WHY], [row], 60, 2, edge=2).notes == []
+    # one short with the edge: room for WHY is 59 - 26 - 4 - 2 = 27, the text is 28
+    moved = fit([KEY, VALUE, WHY], [row], 59, 2, edge=2)
+    assert moved.widths == [21, 5, 3] and moved.rows[0][2] == ["[1]"]
+
+
+def test_the_longest_text_that_fits_stays_in_the_table() -> None:
+    rows = [["k1", "1", "aaaa bbbb ccc"], ["k2", "2", "cccccccccc ddd"]]  # 13 and 14 long
+    # at 25 WHY has 25 - 3 - 5 - 4 = 13 columns: the 13 stays, the 14 moves
+    layout = fit([KEY, VALUE, WHY], rows, 25, 2)
+    assert layout.rows == [[["k1"], ["1"], ["aaaa bbbb ccc"]], [["k2"], ["2"], ["[1]"]]]
+    assert layout.notes == ["[1] k2: cccccccccc ddd"] and layout.widths == [3, 5, 13]
+    # at 24 neither fits
+    assert fit([KEY, VALUE, WHY], rows, 24, 2).notes == [
+        "[1] k1: aaaa bbbb ccc",
+        "[2] k2: cccccccccc ddd",
+    ]
+
+
+TWENTY = "twenty characters..."
+DROPPABLE = [KEY, WHY, Column(name="SOURCE", drop=1)]
+
+
+def test_a_column_is_dropped_only_when_moving_the_notes_is_not_enough() -> None:
+    rows = [["k", TWENTY, "src"]]
+    # as it is: 3 + 20 + 6 + 4 = 33; with the note moved: 3 + 3 + 6 + 4 = 16
+    assert fit(DROPPABLE, rows, 33, 2) == Layout(
+        columns=[0, 1, 2], widths=[3, 20, 6], rows=[[["k"], [TWENTY], ["src"]]], notes=[],
+        dropped=[],
+    )  # fmt: skip
+    for width in (30, 16):
+        layout = fit(DROPPABLE, rows, width, 2)
+        assert layout.dropped == [] and layout.widths == [3, 3, 6], width
+        assert layout.notes == [f"[1] k: {TWENTY}"]
+    assert fit(DROPPABLE, rows, 15, 2).dropped == ["SOURCE"]
+    assert fit(DROPPABLE, rows, 17, 2, edge=1).dropped == []
+    assert fit(DROPPABLE, rows, 16, 2, edge=1).dropped == ["SOURCE"]
+
+
+def test_a_table_exactly_as_wide_keeps_its_droppable_columns() -> None:
+    rows = [["k", "v", "src"]]  # 3 + 5 + 6 + 2 gaps of 2 = 18
+    columns = [KEY, VALUE, Column(name="SOURCE", drop=1)]
+    assert fit(columns, rows, 18, 2).dropped == []
+    assert fit(columns, rows, 17, 2).dropped == ["SOURCE"]
+
+
+def test_a_column_of_markers_needs_room_for_two_digits() -> None:
+    """Once any cell moves, the column shows markers up to "[10]": with only 3 columns left for
+    it, every cell moves, even a short one."""
+    rows = [["k1", "ab", "src"], ["k2", TWENTY, "src"]]
+    layout = fit(DROPPABLE, rows, 16, 2)
+    assert layout.dropped == []
+    assert layout.notes == ["[1] k1: ab", f"[2] k2: {TWENTY}"]
+    assert [row[1] for row in layout.rows] == [["[1]"], ["[2]"]]

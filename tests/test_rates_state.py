@@ -73,14 +73,15 @@ def test_growth_ranks_fastest_first_and_ties_by_owner() -> None:
     before = snap({("1", "a", "0"): 0, ("2", "b", "0"): 0, ("3", "c", "0"): 0})
     after = rates.Snapshot(
         time=before.time + 120, boot_id="b-1", netns="4026531840", close_wait=11,
-        owners={("3", "c", "0"): 4, ("2", "b", "0"): 4, ("1", "a", "0"): 10},
-    complete=True)  # fmt: skip
+        owners={("1", "a", "0"): 4, ("2", "b", "0"): 4, ("3", "c", "0"): 10},
+        complete=True,
+    )  # fmt: skip
     grown = rates.growth(before, after)
     assert grown is not None and grown.window == 120 and grown.total == 3.0
     assert grown.ranked() == [
-        (("1", "a", "0"), 5.0),
+        (("3", "c", "0"), 5.0),
+        (("1", "a", "0"), 2.0),
         (("2", "b", "0"), 2.0),
-        (("3", "c", "0"), 2.0),
     ]
 
 
