@@ -1,0 +1,249 @@
+"""One profile entry at a time: the value each key takes as the kernel prints it, and the exact
+problem a bad one gets (the line `profiles validate` prints). The ranges are the kernel's, as the
+knowledge base records them from its sources (docs/kernel-facts.md): each limit is accepted and
+the number beyond it refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcptune import keys, profiles
+from tcptune.profiles import Problem, ProfileError
+
+
+def entry(key: str, value: object) -> tuple[str | None, list[str], list[str]]:
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    got = profiles.check_value(key, value, "p.toml", problems, warnings)
+    return got, [p.message for p in problems], [w.message for w in warnings]
+
+
+def accepted(key: str, value: object) -> str | None:
+    got, problems, warnings = entry(key, value)
+    assert problems == [] and warnings == [], (key, value, problems)
+    return got
+
+
+def refused(key: str, value: object) -> str:
+    got, problems, _ = entry(key, value)
+    assert got is None and len(problems) == 1, (key, value, got, problems)
+    return problems[0]
+
+
+LIMITED = [(k, s) for k, s in keys.KEYS.items() if s.type == keys.INT]
+
+
+@pytest.mark.parametrize(("key", "spec"), LIMITED, ids=[k for k, _ in LIMITED])
+def test_each_integer_key_takes_its_limits_and_refuses_beyond(key: str, spec) -> None:
+    if spec.minimum is not None:
+        assert accepted(key, spec.minimum) == str(spec.minimum)
+        assert refused(key, spec.minimum - 1) == (
+            f"{spec.minimum - 1} is below the minimum {spec.minimum}"
+        )
+    if spec.maximum is not None:
+        assert accepted(key, str(spec.maximum)) == str(spec.maximum)
+        assert refused(key, spec.maximum + 1) == (
+            f"{spec.maximum + 1} is above the maximum {spec.maximum}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "normalised"),
+    [
+        ("net.ipv4.tcp_fin_timeout", 30, "30"),
+        ("net.ipv4.tcp_fin_timeout", " 30 ", "30"),
+        ("net.ipv4.tcp_tw_reuse", "2", "2"),
+        ("net.ipv4.tcp_tw_recycle", 0, "0"),
+        ("net.ipv4.ip_local_port_range", [10240, 65535], "10240 65535"),
+        ("net.ipv4.ip_local_port_range", " 10240   65535 ", "10240 65535"),
+        ("net.ipv4.ip_local_port_range", ["1", 65535], "1 65535"),
+        ("net.ipv4.tcp_rmem", "4096 131072 6291456", "4096 131072 6291456"),
+        ("net.ipv4.ip_local_reserved_ports", "8080, 9000-9100", "8080,9000-9100"),
+        ("net.ipv4.ip_local_reserved_ports", [8080, 9000], "8080,9000"),
+        ("net.ipv4.ip_local_reserved_ports", "", ""),
+        ("net.ipv4.ip_local_reserved_ports", "1,65535,9000-9000", "1,65535,9000-9000"),
+        ("net.ipv4.tcp_congestion_control", " bbr ", "bbr"),
+        ("net.ipv4.tcp_congestion_control", "cubic", "cubic"),
+    ],
+)
+def test_values_as_the_kernel_prints_them(key: str, value: object, normalised: str) -> None:
+    assert accepted(key, value) == normalised
+
+
+PORTS = "'8080,9000-9100'"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("net.ipv4.tcp_fin_timeout", True, "must be a number, not true/false"),
+        ("net.ipv4.tcp_fin_timeout", "0x1e", "must be an integer, got '0x1e'"),
+        ("net.ipv4.tcp_fin_timeout", 1.5, "must be an integer, got 1.5"),
+        ("net.ipv4.tcp_fin_timeout", [30], "must be an integer, got [30]"),
+        ("net.ipv4.ip_local_port_range", [1024], "needs exactly 2 integers, got 1"),
+        ("net.ipv4.ip_local_port_range", "1 2 3", "needs exactly 2 integers, got 3"),
+        ("net.ipv4.ip_local_port_range", [0, 100], "0 is below the minimum 1"),
+        ("net.ipv4.ip_local_port_range", [1024, 65536], "65536 is above the maximum 65535"),
+        ("net.ipv4.ip_local_port_range", "a b", "must hold only integers, got 'a b'"),
+        ("net.ipv4.ip_local_port_range", [1024, True], "must hold only integers, got [1024, True]"),
+        (
+            "net.ipv4.ip_local_port_range",
+            5,
+            'must be a list of 2 integers or a string like "1 2"',
+        ),
+        ("net.ipv4.tcp_wmem", [0, 1, 2], "0 is below the minimum 1"),
+        ("net.ipv4.ip_local_reserved_ports", "0", "'0' is not within 1..65535 in ascending order"),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            "65536",
+            "'65536' is not within 1..65535 in ascending order",
+        ),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            "9100-9000",
+            "'9100-9000' is not within 1..65535 in ascending order",
+        ),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            "80-",
+            "'80-' is not a port or a range like 9000-9100",
+        ),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            [True],
+            f"a port list holds integers or a string like {PORTS}",
+        ),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            5,
+            f"must be a string like {PORTS} or a list of ports",
+        ),
+        (
+            "net.ipv4.tcp_congestion_control",
+            "cubic;reboot",
+            "must be a single word such as 'cubic', got 'cubic;reboot'",
+        ),
+        (
+            "net.ipv4.tcp_congestion_control",
+            5,
+            "must be a single word such as 'cubic', got 5",
+        ),
+        ("kernel.panic", 1, "only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed"),
+        ("net.ipv5.x", 1, "only network keys (net.ipv4.*, net.ipv6.*, net.core.*) are allowed"),
+        ("net.ipv4..tcp_fin_timeout", 1, "not a valid sysctl key name"),
+        ("net.ipv4.", 1, "not a valid sysctl key name"),
+        ("net.ipv4/tcp_fin_timeout", 1, "not a valid sysctl key name"),
+        ("../../etc/x", 1, "not a valid sysctl key name"),
+        ("x/y", 1, "not a valid sysctl key name"),
+        ("net.core.netdev_max_backlog", [], "value must be an integer, a string, or a list of integers"),
+        ("net.core.netdev_max_backlog", True, "value must be an integer, a string, or a list of integers"),
+        ("net.core.netdev_max_backlog", [1, True], "value must be an integer, a string, or a list of integers"),
+        ("net.core.netdev_max_backlog", 1.5, "value must be an integer, a string, or a list of integers"),
+    ],
+)  # fmt: skip
+def test_the_problem_of_each_bad_value(key: str, value: object, message: str) -> None:
+    assert refused(key, value) == message
+
+
+def test_an_enum_names_its_values_with_their_meaning() -> None:
+    message = refused("net.ipv4.tcp_tw_reuse", 3)
+    assert message.startswith("3 is not allowed; use one of: 0 (")
+    for value, meaning in keys.KEYS["net.ipv4.tcp_tw_reuse"].values.items():
+        assert f"{value} ({meaning})" in message
+
+
+def test_a_harmful_value_is_refused_with_its_source_and_the_way_out() -> None:
+    spec = keys.KEYS["net.ipv4.tcp_tw_recycle"]
+    message = refused("net.ipv4.tcp_tw_recycle", 1)
+    assert message == (
+        "1 is refused: it drops SYNs from clients behind NAT and the key is gone since 4.12 "
+        f"(source: {spec.sources[0]}; {spec.removed_source}); use 0 or leave it out"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "normalised"), [(5000, "5000"), ("  a   b ", "a b"), ([1, 2], "1 2")]
+)
+def test_a_key_tcptune_does_not_know_is_taken_with_a_warning(
+    value: object, normalised: str
+) -> None:
+    got, problems, warnings = entry("net.ipv4.conf.eth-1.rp_filter", value)
+    assert got == normalised and problems == []
+    assert warnings == ["not in tcptune's knowledge base: accepted, but not range-checked"]
+
+
+@pytest.mark.parametrize(
+    ("sysctl", "messages"),
+    [
+        ({"net.ipv4.ip_local_port_range": "1024 65535"}, []),
+        ({"net.ipv4.ip_local_port_range": "2000 2000"}, []),
+        (
+            {"net.ipv4.ip_local_port_range": "1023 65535"},
+            ["low 1023 is below 1024: ephemeral ports would take privileged ports"],
+        ),
+        ({"net.ipv4.ip_local_port_range": "2000 1999"}, ["low 2000 is above high 1999"]),
+        (
+            {"net.ipv4.ip_local_port_range": "1000 999"},
+            [
+                "low 1000 is above high 999",
+                "low 1000 is below 1024: ephemeral ports would take privileged ports",
+            ],
+        ),
+        (
+            {"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.tcp_timestamps": "0"},
+            ["tcp_tw_reuse = 2 needs tcp_timestamps != 0, but this profile sets it to 0"],
+        ),
+        (
+            {"net.ipv4.tcp_tw_reuse": "1", "net.ipv4.tcp_timestamps": "0"},
+            ["tcp_tw_reuse = 1 needs tcp_timestamps != 0, but this profile sets it to 0"],
+        ),
+        ({"net.ipv4.tcp_tw_reuse": "0", "net.ipv4.tcp_timestamps": "0"}, []),
+        ({"net.ipv4.tcp_tw_reuse": "1", "net.ipv4.tcp_timestamps": "2"}, []),
+        ({"net.ipv4.tcp_tw_reuse": "1"}, []),
+        ({"net.ipv4.tcp_rmem": "1 1 1", "net.ipv4.tcp_wmem": "1 2 3"}, []),
+        ({"net.ipv4.tcp_rmem": "1 2 1"}, ["must be in 'min default max' order"]),
+        ({"net.ipv4.tcp_wmem": "2 1 3"}, ["must be in 'min default max' order"]),
+    ],
+)
+def test_rules_between_keys(sysctl: dict[str, str], messages: list[str]) -> None:
+    found = profiles.cross_key_problems(sysctl, "p.toml")
+    assert [p.message for p in found] == messages
+    assert all(p.path == "p.toml" for p in found)
+
+
+def test_a_problem_reads_as_file_line_key_message() -> None:
+    assert str(Problem(path="p.toml", key="k", message="m", line=3)) == "p.toml:3: k: m"
+    assert str(Problem(path="p.toml", key="k", message="m")) == "p.toml: k: m"
+    assert str(Problem(path="p.toml", key="", message="m")) == "p.toml: m"
+    assert str(Problem(path="p\x1b[2J.toml", key="", message="m")) == "p\\x1b[2J.toml: m"
+
+
+def test_the_error_for_an_invalid_profile_names_the_first_problem_and_counts_the_rest() -> None:
+    one = ProfileError([Problem(path="p.toml", key="k", message="m")])
+    assert str(one) == "invalid profile: p.toml: k: m"
+    assert one.hint == "check every problem with: tcptune profiles validate PATH"
+    three = ProfileError([Problem(path="p.toml", key="k", message="m")] * 3)
+    assert str(three) == "invalid profile: p.toml: k: m (and 2 more problems)"
+    untrusted = ProfileError([Problem(path="p.toml", key="", message="m", untrusted=True)])
+    assert str(untrusted) == "refusing profile p.toml: m"
+    assert untrusted.hint == "only root may be able to change what root reads; fix it as shown"
+
+
+HINT = "name a profile, or a file in this profile's directory such as base.toml"
+
+
+@pytest.mark.parametrize(
+    ("parent", "problem"),
+    [
+        ("base", None),
+        ("base.toml", None),
+        ("sub/base.toml", None),
+        ("..base.toml", None),  # a name that starts with dots, not a step up
+        ("a\x00.toml", f"'a\\x00.toml' contains a NUL byte ({HINT})"),
+        ("/etc/x.toml", f"'/etc/x.toml' is an absolute path, which a parent may not be ({HINT})"),
+        ("sub/../../x.toml", f"'sub/../../x.toml' would leave this profile's directory with '..' ({HINT})"),
+        ("..", f"'..' would leave this profile's directory with '..' ({HINT})"),
+    ],
+)  # fmt: skip
+def test_where_a_parent_may_come_from(parent: str, problem: str | None) -> None:
+    assert profiles.parent_path_problem(parent) == problem
