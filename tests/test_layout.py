@@ -294,3 +294,40 @@ def test_a_column_of_markers_needs_room_for_two_digits() -> None:
     assert layout.dropped == []
     assert layout.notes == ["[1] k1: ab", f"[2] k2: {TWENTY}"]
     assert [row[1] for row in layout.rows] == [["[1]"], ["[2]"]]
+
+
+def test_two_note_columns_share_the_room_and_a_short_cell_stays() -> None:
+    """Room for both note columns is 12 - 3 - 4 = 5: the long text moves (its column then shows
+    markers, 4 wide), and the one-letter cell of the other fits in the 1 left."""
+    columns = [KEY, WHY, Column(name="N", note=True)]
+    layout = fit(columns, [["k", TWENTY, "x"]], 12, 2)
+    assert layout.notes == [f"[1] k: {TWENTY}"]
+    assert layout.rows == [[["k"], ["[1]"], ["x"]]]
+
+
+def test_a_path_is_cut_at_its_root_only_when_it_has_one() -> None:
+    # a relative path has no root component to keep
+    assert shorten_path("abc/defgh/ijk.toml", 16) == "…/defgh/ijk.toml"
+    # a name without a directory keeps its end
+    assert shorten_path("averyveryverylongname.toml", 10) == "…name.toml"
+
+
+def test_wrapping_never_breaks_at_a_hyphen() -> None:
+    """Names such as eth-1 or tcp-keepalive stay whole on a line."""
+    layout = fit([KEY, VALUE], [["k", "aaaa bbbbbbb-cccccccc"]], 3 + 2 + 16, 2)
+    assert layout.rows == [[["k"], ["aaaa", "bbbbbbb-cccccccc"]]]
+    notes = note_lines(["[1] aaaa bbbbbbb-cccccccc dd"], 24)
+    assert notes == ["[1] aaaa", "    bbbbbbb-cccccccc dd"]
+
+
+def test_a_cell_of_blanks_that_must_wrap_is_one_empty_line() -> None:
+    layout = fit([KEY, VALUE], [["k", " " * 8]], 3 + 2 + 6, 2)
+    assert layout.rows == [[["k"], [""]]]
+
+
+def test_notes_wrap_at_twenty_columns_at_the_least() -> None:
+    # "[1] alpha beta gammas" is 21 long: at 20 it does not fit
+    assert note_lines(["[1] alpha beta gammas delta"], 5) == [
+        "[1] alpha beta",
+        "    gammas delta",
+    ]
