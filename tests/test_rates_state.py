@@ -73,7 +73,7 @@ def test_growth_ranks_fastest_first_and_ties_by_owner() -> None:
     before = snap({("1", "a", "0"): 0, ("2", "b", "0"): 0, ("3", "c", "0"): 0})
     after = rates.Snapshot(
         time=before.time + 120, boot_id="b-1", netns="4026531840", close_wait=11,
-        owners={("1", "a", "0"): 4, ("2", "b", "0"): 4, ("3", "c", "0"): 10},
+        owners={("3", "c", "0"): 10, ("2", "b", "0"): 4, ("1", "a", "0"): 4},  # ties: not in order
         complete=True,
     )  # fmt: skip
     grown = rates.growth(before, after)
