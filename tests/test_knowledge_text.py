@@ -90,6 +90,7 @@ def test_version_checks_take_the_release_not_the_patch_level() -> None:
         ("tcp_fin_timeot", "net.ipv4.tcp_fin_timeout", 3),
         ("tcp_tw_recyle", "net.ipv4.tcp_tw_recycle", 3),
         ("tw_reuse", "net.ipv4.tcp_tw_reuse", 2),
+        ("tcp_tw_re", "net.ipv4.tcp_tw_reuse", 3),  # more are close: three are offered
     ],
 )
 def test_did_you_mean_offers_up_to_three_distinct_keys(typo: str, first: str, count: int) -> None:
@@ -127,6 +128,7 @@ def test_the_port_range_as_the_kernel_prints_it(value: str | None, parsed) -> No
         ("8080,8080,8075-8085", 8000, 9000, 11),  # each port once
         ("x,8080", 8000, 9000, 1),  # a part that is not a port is skipped, not the rest
         ("9000-x,8080", 8000, 9000, 1),
+        ("8080,,9000", 8000, 9000, 2),  # an empty part is skipped too
         ("", 8000, 9000, 0),
         (None, 8000, 9000, 0),
         ("7000-7999,9001", 8000, 9000, 0),

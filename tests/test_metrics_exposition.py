@@ -72,7 +72,7 @@ CENSUS = Census(
 )
 FACTS = CensusInput(
     census=CENSUS,
-    owners=[owner(10, "leaky", 0, 4), owner(11, "web", 33, 4), owner(None, None, 0, 1)],
+    owners=[owner(11, "web", 33, 4), owner(10, "leaky", 0, 4), owner(None, None, 0, 1)],
     sysctl={"tcp_max_tw_buckets": "262144"},
     counters={"TW": 5, "TWKilled": 0, "TWRecycled": 2, "TCPTimeWaitOverflow": 1},
     tw_live=None,
@@ -179,7 +179,7 @@ def test_owners_with_the_same_key_are_one_series() -> None:
 def test_check_profile_line_for_line() -> None:
     settings = [
         metrics.Setting(key="net.ipv4.tcp_fin_timeout", target="30", in_sync=True,
-                        persisted=(("procps", True), ("systemd", None))),
+                        persisted=(("procps", None), ("systemd", True))),
         metrics.Setting(key="net.ipv4.tcp_tw_reuse_delay", target="1000", in_sync=None,
                         persisted=(("procps", False),)),
         metrics.Setting(key="net.ipv4.tcp_tw_reuse", target="1", in_sync=False,
@@ -195,7 +195,7 @@ def test_check_profile_line_for_line() -> None:
         f'tcptune_setting_in_sync{{key="net.ipv4.tcp_fin_timeout",{label}}} 1',
         f'tcptune_setting_in_sync{{key="net.ipv4.tcp_tw_reuse",{label}}} 0',
         *help_and_type("tcptune_setting_persisted"),
-        f'tcptune_setting_persisted{{key="net.ipv4.tcp_fin_timeout",loader="procps",{label}}} 1',
+        f'tcptune_setting_persisted{{key="net.ipv4.tcp_fin_timeout",loader="systemd",{label}}} 1',
         f'tcptune_setting_persisted{{key="net.ipv4.tcp_tw_reuse",loader="procps",{label}}} 0',
         f'tcptune_setting_persisted{{key="net.ipv4.tcp_tw_reuse",loader="systemd",{label}}} 1',
         *help_and_type("tcptune_findings"),
