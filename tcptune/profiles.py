@@ -93,7 +93,8 @@ class ProfileError(BadInput):
                 hint="only root may be able to change what root reads; fix it as shown",
             )
             return
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        others = len(problems) - 1
+        more = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
         super().__init__(
             f"invalid profile: {first}{more}",
             hint="check every problem with: tcptune profiles validate PATH",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tcptune import keys, profiles
+from tcptune.errors import BadInput
 from tcptune.profiles import Problem, ProfileError
 
 
@@ -62,6 +63,7 @@ def test_each_integer_key_takes_its_limits_and_refuses_beyond(key: str, spec) ->
         ("net.ipv4.ip_local_reserved_ports", [8080, 9000], "8080,9000"),
         ("net.ipv4.ip_local_reserved_ports", "", ""),
         ("net.ipv4.ip_local_reserved_ports", "1,65535,9000-9000", "1,65535,9000-9000"),
+        ("net.ipv4.ip_local_reserved_ports", "1-65535", "1-65535"),
         ("net.ipv4.tcp_congestion_control", " bbr ", "bbr"),
         ("net.ipv4.tcp_congestion_control", "cubic", "cubic"),
     ],
@@ -102,6 +104,16 @@ PORTS = "'8080,9000-9100'"
             "net.ipv4.ip_local_reserved_ports",
             "9100-9000",
             "'9100-9000' is not within 1..65535 in ascending order",
+        ),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            "0-5",
+            "'0-5' is not within 1..65535 in ascending order",
+        ),
+        (
+            "net.ipv4.ip_local_reserved_ports",
+            "65535-65536",
+            "'65535-65536' is not within 1..65535 in ascending order",
         ),
         (
             "net.ipv4.ip_local_reserved_ports",
@@ -224,6 +236,8 @@ def test_the_error_for_an_invalid_profile_names_the_first_problem_and_counts_the
     assert one.hint == "check every problem with: tcptune profiles validate PATH"
     three = ProfileError([Problem(path="p.toml", key="k", message="m")] * 3)
     assert str(three) == "invalid profile: p.toml: k: m (and 2 more problems)"
+    two = ProfileError([Problem(path="p.toml", key="k", message="m")] * 2)
+    assert str(two) == "invalid profile: p.toml: k: m (and 1 more problem)"
     untrusted = ProfileError([Problem(path="p.toml", key="", message="m", untrusted=True)])
     assert str(untrusted) == "refusing profile p.toml: m"
     assert untrusted.hint == "only root may be able to change what root reads; fix it as shown"
@@ -247,3 +261,75 @@ HINT = "name a profile, or a file in this profile's directory such as base.toml"
 )  # fmt: skip
 def test_where_a_parent_may_come_from(parent: str, problem: str | None) -> None:
     assert profiles.parent_path_problem(parent) == problem
+
+
+@pytest.mark.parametrize(
+    ("name", "message", "hint"),
+    [
+        ("", "empty profile name", "names look like server-profile: [a-z0-9][a-z0-9_-]*"),
+        ("a\x00b", "profile name contains a NUL byte", "names are [a-z0-9][a-z0-9_-]*"),
+        ("a" * 65, "profile name longer than 64 characters", "use a shorter name"),
+        (
+            "Server",
+            "invalid profile name 'Server'",
+            "names are lower-case letters, digits, '-' and '_' ([a-z0-9][a-z0-9_-]*); to load "
+            "a file, give a path containing '/' or ending in .toml",
+        ),
+    ],
+)
+def test_profile_names(name: str, message: str, hint: str) -> None:
+    with pytest.raises(BadInput) as raised:
+        profiles.check_name(name)
+    assert str(raised.value) == message and raised.value.hint == hint
+    profiles.check_name("a" * 64)
+    profiles.check_name("server-profile_2")
+
+
+def test_the_shipped_profiles_come_from_the_wheel_when_it_holds_them(tmp_path, monkeypatch) -> None:
+    package = tmp_path / "site" / "tcptune"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(profiles, "__file__", str(package / "profiles.py"))
+    assert profiles.shipped_dir() == tmp_path / "site" / "profiles"  # a source tree
+    (package / "_profiles").mkdir()
+    assert profiles.shipped_dir() == package / "_profiles"  # a wheel
+
+
+def test_an_unreadable_file_keeps_its_name_and_path(tmp_path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_bytes(b"\xff")
+    read = profiles.read_file(path, "shown-name")
+    assert read.name == "shown-name" and read.path == path
+    assert [str(p) for p in read.problems] == [f"{path}:1: not UTF-8 text"]
+
+
+def test_a_parent_named_by_path_is_read_from_the_child_s_directory(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.toml").write_text(
+        'description = "b"\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 20\n'
+    )
+    (tmp_path / "base.toml").write_text(
+        'description = "b"\nextends = "sub/base.toml"\n[sysctl]\n"net.ipv4.tcp_tw_reuse" = 1\n'
+    )
+    (tmp_path / "child.toml").write_text(
+        'description = "c"\nextends = "base.toml"\n[sysctl]\n"net.ipv4.tcp_tw_reuse" = 2\n'
+    )
+    loaded = profiles.load(str(tmp_path / "child.toml"), tmp_path / "no-root")
+    assert loaded.chain == ["child", "base", "base"]
+    assert loaded.sysctl == {"net.ipv4.tcp_fin_timeout": "20", "net.ipv4.tcp_tw_reuse": "2"}
+
+
+def test_a_profile_that_cannot_be_found_is_one_problem_without_a_key(tmp_path) -> None:
+    profile, problems = profiles.try_load("no-such-profile", tmp_path)
+    assert profile is None and len(problems) == 1
+    assert problems[0].key == "" and problems[0].path == "no-such-profile"
+    assert str(problems[0]).startswith("no-such-profile: unknown profile 'no-such-profile' (")
+
+
+def test_validate_finds_a_profile_below_the_root(tmp_path) -> None:
+    local = tmp_path / "etc/tcptune/profiles"
+    local.mkdir(parents=True)
+    (local / "mine.toml").write_text('description = "m"\n[sysctl]\n"net.core.x_y" = 1\n')
+    problems, warnings = profiles.validate("mine", tmp_path)
+    assert problems == [] and [w.message for w in warnings] == [
+        "not in tcptune's knowledge base: accepted, but not range-checked"
+    ]
