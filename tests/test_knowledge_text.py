@@ -143,3 +143,37 @@ def test_usable_ports() -> None:
     assert model.usable_ports((100, 199), "150,1-99") == 99
     assert model.usable_ports((100, 199), "50-250") == 0
     assert model.usable_ports((1, 10), None) == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("/proc/sys/net/ipv4/tcp_tw_reuse", "net.ipv4.tcp_tw_reuse"),
+        ("proc/sys/net/ipv4/tcp_tw_reuse", "net.ipv4.tcp_tw_reuse"),
+        ("net/ipv4/tcp_tw_reuse/", "net.ipv4.tcp_tw_reuse"),
+        (" net.core.somaxconn ", "net.core.somaxconn"),
+        ("/proc/sys/net/core/X", "net.core.X"),
+    ],
+)
+def test_a_key_named_as_a_path_or_a_dotted_name(text: str, name: str) -> None:
+    assert keys.canonical_name(text) == name
+
+
+def test_what_looks_like_a_key() -> None:
+    assert keys.is_key_shaped("net.ipv4.tcp_tw_reuse") and keys.is_key_shaped("tcp_tw_reuse")
+    assert not keys.is_key_shaped("net.ipv4.tcp tw")
+    assert not keys.is_key_shaped("net.ipv4..tcp_tw_reuse")
+
+
+def test_twenty_digits_is_the_longest_kernel_number() -> None:
+    assert model.parse_int("18446744073709551615") == 2**64 - 1  # 20 digits: an unsigned long
+    assert model.parse_int("-9223372036854775808") == -(2**63)
+    assert model.parse_int("1" * 21) is None
+
+
+def test_a_drop_in_line_is_cut_at_its_first_equals_as_the_loaders_cut_it() -> None:
+    assert model.only_network_assignments(["net.ipv4.tcp_fin_timeout = 30 = 40"]) == [
+        "net.ipv4.tcp_fin_timeout = 30 = 40"
+    ]
+    with pytest.raises(ValueError, match="not ours"):
+        model.only_network_assignments(["kernel.x = 1 = net.ipv4.y"])
