@@ -333,3 +333,113 @@ def test_validate_finds_a_profile_below_the_root(tmp_path) -> None:
     assert problems == [] and [w.message for w in warnings] == [
         "not in tcptune's knowledge base: accepted, but not range-checked"
     ]
+
+
+# --- whole documents and lookups: every problem, in the words `profiles validate` prints --------
+
+
+def document(text: str, tmp_path) -> profiles.ProfileFile:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return profiles.read_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problems", "description"),
+    [
+        ('[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n',
+         ["description: missing: every profile needs a description"], ""),
+        ('description = "  "\n', ["description: must be a non-empty string"], ""),
+        ("description = 5\n", ["description: must be a non-empty string"], ""),
+        ('description = " busy server "\n', [], "busy server"),
+        ('description = "d"\nextends = 5\n', ["extends: must be a profile name (a string)"], "d"),
+        ('description = "d"\nextends = ""\n', ["extends: must be a profile name (a string)"], "d"),
+        ('description = "d"\nextends = "Bad Name"\n',
+         ["extends: 'Bad Name' is not a valid profile name"], "d"),
+        ('description = "d"\nextends = "/etc/x.toml"\n',
+         ["extends: '/etc/x.toml' is an absolute path, which a parent may not be (name a "
+          "profile, or a file in this profile's directory such as base.toml)"], "d"),
+        ('description = "d"\ncolour = "red"\n',
+         ["colour: unknown top-level key (allowed: description, extends, [sysctl])"], "d"),
+        ('description = "d"\nsysctl = 5\n', ["sysctl: must be a table: [sysctl]"], "d"),
+        ('description = "d"\n[sysctl]\nnet.ipv4.tcp_fin_timeout = 30\n',
+         ['net: is a table: quote dotted keys, e.g. "net.ipv4.tcp_fin_timeout" = 30'], "d"),
+        ('description = "d"\n[sysctl]\n"net.ipv4.ip_local_port_range" = "100 200"\n',
+         ["net.ipv4.ip_local_port_range: low 100 is below 1024: ephemeral ports would take "
+          "privileged ports"], "d"),
+    ],
+)  # fmt: skip
+def test_each_document_problem(tmp_path, text: str, problems: list[str], description: str) -> None:
+    read = document(text, tmp_path)
+    shown = str(tmp_path / "p.toml")
+    assert [str(p) for p in read.problems] == [f"{shown}: {p}" for p in problems]
+    assert read.description == description
+    assert read.extends is None or not read.problems
+
+
+def test_a_word_value_keeps_its_case() -> None:
+    assert accepted("net.ipv4.tcp_congestion_control", "Reno_2") == "Reno_2"
+
+
+@pytest.mark.parametrize(
+    ("argument", "message", "hint"),
+    [
+        ("a\x00b", "profile argument contains a NUL byte", "give a profile name or a path"),
+        ("./missing.toml", "profile file ./missing.toml does not exist", "check the path"),
+        (
+            "server-profil",
+            "unknown profile 'server-profil'",
+            "did you mean server-profile, proxy-profile, client-profile?",  # closest first
+        ),
+    ],
+)
+def test_each_lookup_problem(argument: str, message: str, hint: str, tmp_path) -> None:
+    with pytest.raises(BadInput) as raised:
+        profiles.find(argument, tmp_path)
+    assert str(raised.value) == message and raised.value.hint == hint
+
+
+def test_a_directory_named_as_a_profile_file(tmp_path) -> None:
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(BadInput) as raised:
+        profiles.find(str(tmp_path / "dir.toml"), tmp_path)
+    assert str(raised.value) == f"profile {tmp_path}/dir.toml is not a regular file"
+    assert raised.value.hint == "give a .toml file"
+
+
+def test_an_unknown_profile_far_from_every_name_lists_them_all(tmp_path) -> None:
+    with pytest.raises(BadInput) as raised:
+        profiles.find("zzzzzzzz", tmp_path)
+    names = sorted(profiles.available(tmp_path))
+    assert raised.value.hint == "known profiles: " + ", ".join(names)
+    assert names[:2] == ["client-profile", "kernel-defaults"]
+
+
+def test_up_to_three_close_names_are_offered(tmp_path) -> None:
+    local = tmp_path / "etc/tcptune/profiles"
+    local.mkdir(parents=True)
+    for name in ("web-1", "web-2", "web-3", "web-4"):
+        (local / f"{name}.toml").write_text('description = "w"\n')
+    with pytest.raises(BadInput) as raised:
+        profiles.find("web-", tmp_path)
+    offered = raised.value.hint.removeprefix("did you mean ").removesuffix("?").split(", ")
+    assert len(offered) == 3 and set(offered) < {"web-1", "web-2", "web-3", "web-4"}
+
+
+def test_a_cycle_names_every_profile_on_it(tmp_path) -> None:
+    (tmp_path / "a.toml").write_text('description = "a"\nextends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('description = "b"\nextends = "a.toml"\n')
+    with pytest.raises(ProfileError) as raised:
+        profiles.load(str(tmp_path / "a.toml"), tmp_path)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{tmp_path}/b.toml: extends: cycle: a -> b -> a"
+    ]
+
+
+def test_a_missing_parent_is_named_in_the_child(tmp_path) -> None:
+    (tmp_path / "a.toml").write_text('description = "a"\nextends = "gone.toml"\n')
+    with pytest.raises(ProfileError) as raised:
+        profiles.load(str(tmp_path / "a.toml"), tmp_path)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{tmp_path}/a.toml: extends: parent 'gone.toml' does not exist"
+    ]
