@@ -391,6 +391,8 @@ def test_a_word_value_keeps_its_case() -> None:
             "unknown profile 'server-profil'",
             "did you mean server-profile, proxy-profile, client-profile?",  # closest first
         ),
+        # "kernel" is 0.57 like kernel-defaults (difflib's ratio): a half-way match is offered
+        ("kernel", "unknown profile 'kernel'", "did you mean kernel-defaults?"),
     ],
 )
 def test_each_lookup_problem(argument: str, message: str, hint: str, tmp_path) -> None:
