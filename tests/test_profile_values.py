@@ -5,6 +5,8 @@ the number beyond it refused."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tcptune import keys, profiles
@@ -445,3 +447,115 @@ def test_a_missing_parent_is_named_in_the_child(tmp_path) -> None:
     assert [str(p) for p in raised.value.problems] == [
         f"{tmp_path}/a.toml: extends: parent 'gone.toml' does not exist"
     ]
+
+
+# --- files a profile may not be read from, as root (the suite runs as root in CI) --------------
+
+
+def safe_dir(tmp_path):
+    """A directory only root may change, below the (sticky or root-only) temporary directory."""
+    directory = tmp_path / "safe"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    return directory
+
+
+def test_a_fifo_is_not_a_profile_file(tmp_path) -> None:
+    path = safe_dir(tmp_path) / "fifo.toml"
+    os.mkfifo(path)
+    read = profiles.read_file(path, "shown")
+    assert read.name == "shown" and read.path == path
+    assert [str(p) for p in read.problems] == [f"{path}: not a regular file"]
+    assert not read.problems[0].untrusted
+
+
+def test_a_file_others_may_write_is_refused_to_root_with_the_fix(tmp_path) -> None:
+    assert os.geteuid() == 0, "the suite runs as root"
+    path = safe_dir(tmp_path) / "p.toml"
+    path.write_text('description = "d"\n')
+    os.chmod(path, 0o664)
+    read = profiles.read_file(path, "shown")
+    assert read.name == "shown" and read.path == path and read.problems[0].untrusted is True
+    assert [str(p) for p in read.problems] == [
+        f"{path}: writable by group or others (mode 0664); refusing it while running as root "
+        f"(fix: chmod go-w {path})"
+    ]
+    os.chmod(path, 0o645)  # others may read and execute it: not change it
+    assert profiles.read_file(path).problems == []
+
+
+def test_a_directory_others_may_write_is_refused_on_the_way(tmp_path) -> None:
+    directory = safe_dir(tmp_path) / "open"
+    directory.mkdir()
+    os.chmod(directory, 0o775)
+    path = directory / "p.toml"
+    path.write_text('description = "d"\n')
+    read = profiles.read_file(path, "shown")
+    assert read.name == "shown" and read.path == path
+    problem = read.problems[0]
+    assert problem.untrusted is True and problem.key == ""
+    assert str(problem) == (
+        f"{path}: directory {directory} on the way to it is writable by group or others (mode "
+        f"0775), so the file could be replaced; refusing it while running as root (fix: chmod "
+        f"go-w {directory}, or move the profile)"
+    )
+
+
+def test_without_root_the_ownership_rules_do_not_apply(tmp_path, monkeypatch) -> None:
+    directory = safe_dir(tmp_path) / "open"
+    directory.mkdir()
+    os.chmod(directory, 0o777)
+    path = directory / "p.toml"
+    path.write_text('description = "d"\n')
+    os.chmod(path, 0o666)
+    monkeypatch.setattr(profiles, "running_as_root", lambda: False)
+    assert profiles.read_file(path).problems == []
+
+
+def test_one_mebibyte_is_the_largest_profile(tmp_path) -> None:
+    path = safe_dir(tmp_path) / "big.toml"
+    body = b'description = "d"\n#'
+    path.write_bytes(body + b"x" * (profiles.MAX_PROFILE_BYTES - len(body) - 1) + b"\n")
+    assert path.stat().st_size == profiles.MAX_PROFILE_BYTES
+    assert profiles.read_file(path).problems == []
+    path.write_bytes(path.read_bytes() + b"\n")
+    read = profiles.read_file(path, "shown")
+    assert read.name == "shown" and read.path == path
+    assert [str(p) for p in read.problems] == [
+        f"{path}: file is 1048577 bytes; profiles are limited to 1 MiB"
+    ]
+
+
+def test_a_merged_chain_names_the_files_in_its_problems(tmp_path) -> None:
+    directory = safe_dir(tmp_path)
+    (directory / "base.toml").write_text(
+        'description = "b"\n[sysctl]\n"net.ipv4.tcp_timestamps" = 0\n'
+    )
+    (directory / "child.toml").write_text(
+        'description = "c"\nextends = "base.toml"\n[sysctl]\n"net.ipv4.tcp_tw_reuse" = 1\n'
+    )
+    with pytest.raises(ProfileError) as raised:
+        profiles.load(str(directory / "child.toml"), tmp_path)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{directory}/child.toml (merged with base): net.ipv4.tcp_tw_reuse: tcp_tw_reuse = 1 "
+        "needs tcp_timestamps != 0, but this profile sets it to 0"
+    ]
+
+
+def test_a_loaded_profile_says_where_it_came_from(tmp_path) -> None:
+    directory = safe_dir(tmp_path)
+    path = directory / "mine.toml"
+    path.write_text('description = " mine "\n[sysctl]\n"net.ipv4.tcp_fin_timeout" = 30\n')
+    loaded = profiles.load(str(path), tmp_path)
+    assert loaded.path == path and loaded.name == "mine" and loaded.description == "mine"
+    assert loaded.origin == {"net.ipv4.tcp_fin_timeout": "mine"} and loaded.chain == ["mine"]
+
+
+def test_a_parent_that_cannot_be_found_is_a_problem_of_the_child(tmp_path) -> None:
+    directory = safe_dir(tmp_path)
+    (directory / "child.toml").write_text('description = "c"\nextends = "zzzzzzzz"\n')
+    with pytest.raises(ProfileError) as raised:
+        profiles.load(str(directory / "child.toml"), tmp_path)
+    (problem,) = raised.value.problems
+    assert problem.path == str(directory / "child.toml") and problem.key == "extends"
+    assert problem.message.startswith("parent 'zzzzzzzz': unknown profile 'zzzzzzzz' (known ")
