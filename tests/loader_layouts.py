@@ -66,6 +66,8 @@ GLOBS = {
     "net/ipv4/tcp_*mem": [RMEM, WMEM],
     "net.ipv4.tcp_tw_*": [REUSE, DELAY],
     "net.ipv4.tcp_keepalive_{time,probes}*": [IDLE, PROBES],  # systemd expands braces
+    "net.ipv4.tcp_fin_timeou[\\]t]": [FIN],  # '\\' escapes inside a bracket
+    "net.ipv4.tcp_keepalive_[z-at]*": [IDLE],  # a reversed range adds nothing
 }
 
 
