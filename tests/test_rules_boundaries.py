@@ -779,3 +779,21 @@ def test_tw_recycle_leftovers_on_a_kernel_without_it() -> None:
             f'{IP_DOC} (tcp_tw_recycle); commit 4396e46187ca "tcp: remove tcp_tw_recycle"; '
             "procps-ng 4.0.2 and systemd 252 probed"
         }
+
+
+def test_a_file_name_with_a_colon_is_named_whole() -> None:
+    """'path:line' is cut at its last colon: a name may hold one."""
+    files = [conf("etc/sysctl.d", "10-a:b.conf", "\nnet.ipv4.tcp_tw_recycle = 1\n")]
+    report = check("5.4.0", {}, missing={RECYCLE: "no such file"}, files=files)
+    (leftover,) = [m for s, m in about(report, RECYCLE) if s == WARNING]
+    assert leftover.startswith("/etc/sysctl.d/10-a:b.conf:2 sets tcp_tw_recycle = 1,")
+    assert "`sysctl -p /etc/sysctl.d/10-a:b.conf` fails on it" in leftover
+
+
+def test_a_report_made_without_a_boot_model_builds_one_from_its_files() -> None:
+    files = (conf("etc/sysctl.d", "10-a.conf", "net.ipv4.tcp_fin_timeout = 30\n"),)
+    bare = rules.CheckReport(release=None, version=None, settings=[], findings=[], conf_files=files)
+    answers = bare.boot_model().answers("net.ipv4.tcp_fin_timeout")
+    assert [(a.value, a.source) for a in answers] == [("30", "/etc/sysctl.d/10-a.conf:1")] * 2
+    made = check(MODERN, {}, files=list(files))
+    assert made.boot_model() is made.boot

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import posixpath
 import random
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def libc_glob(root: Path, pattern: str, flags: int) -> set[str]:
         paths = {found.gl_pathv[i].decode() for i in range(found.gl_pathc)}
     finally:
         _LIBC.globfree(ctypes.byref(found))
-    return {p.removeprefix(prefix) for p in paths}
+    return {posixpath.normpath(p).removeprefix(prefix) for p in paths}  # '//' is '/'
 
 
 # A /proc/sys-like tree: the watched keys and neighbours that differ by a character or two.
@@ -193,6 +194,8 @@ BRACES = [
     ("net/{ipv4,core}/[a]", {"net/ipv4/a", "net/core/a"}),
     ("net/ipv4/{a,b}{,b}?", {"ab"}),
     ("net/ipv4/tcp_{rmem,wmem}", set()),  # no glob character: not expanded, a key of that name
+    ("{/net}/ipv4/tcp_fin_time*", {"tcp_fin_timeout"}),  # /proc/sys//net/...: one slash
+    ("{/net,/x}/ipv4/tcp_fin_time*", {"tcp_fin_timeout"}),
 ]
 
 
