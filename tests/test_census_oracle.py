@@ -138,7 +138,11 @@ PROGRAM_NAMES = [
 ]
 
 
-@pytest.mark.parametrize(("command", "cmdline", "width", "shown"), PROGRAM_NAMES)
+@pytest.mark.parametrize(
+    ("command", "cmdline", "width", "shown"),
+    PROGRAM_NAMES,
+    ids=[f"name{i}" for i in range(len(PROGRAM_NAMES))],
+)
 def test_program_names(command, cmdline, width, shown) -> None:
     assert census.program_name(owner(command, cmdline), width) == shown
 
