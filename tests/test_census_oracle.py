@@ -81,6 +81,25 @@ def test_unaligned_messages_are_followed_by_padding(odd: int) -> None:
     assert counted(feed_all(socks, lambda i, n: n + (odd if i % 3 else 0))) == want
 
 
+def test_one_destination_is_one_group_however_its_messages_came() -> None:
+    """Sockets towards one destination, some in messages read one by one (past 64 KiB), the
+    rest in runs: one group, counted once each."""
+    local, remote = bytes((10, 0, 0, 1)), bytes((192, 0, 2, 9))
+    local6, remote6 = socket.inet_pton(V6, "fd00::1"), socket.inet_pton(V6, "2001:db8::9")
+    socks = [
+        Sock(V4, census.TIME_WAIT, local, LOW + i, remote, 443, 0, 0, False) for i in range(40)
+    ]
+    socks += [
+        Sock(V6, census.TIME_WAIT, local6, LOW + i, remote6, 443, 0, 0, False) for i in range(40)
+    ]
+    found = feed_all(socks, lambda i, n: 0x10000 + 4 if i % 5 == 0 else n)
+    assert [(g.family, g.sockets, g.time_wait) for g in found.groups] == [
+        ("ipv4", 40, 40),
+        ("ipv6", 40, 40),
+    ]
+    assert counted(found) == expected(socks, LOW, HIGH)
+
+
 @pytest.mark.parametrize(("low", "high"), [(1, 65535), (40000, 40000), (443, 443), (2, 1)])
 def test_long_messages_at_other_ranges(low: int, high: int) -> None:
     socks = every_kind(low, high)
@@ -213,7 +232,7 @@ def close_waits(*rows: tuple[int, int, str, str]) -> census.Census:
 def test_owners_largest_first_with_their_top_endpoints() -> None:
     rows = []
     # pid 7 holds 9 sockets on 7 local endpoints: 3 on :81, 2 on :86, one each on the others
-    ports = [81, 81, 81, 86, 86, 82, 83, 84, 85]
+    ports = [81, 81, 81, 86, 86, 85, 84, 83, 82]  # ties listed by name, not as they came
     rows += [
         (100 + i, 33, f"10.0.0.1:{p}", f"10.0.0.2:{5000 + i % 2}") for i, p in enumerate(ports)
     ]

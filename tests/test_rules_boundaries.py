@@ -723,6 +723,11 @@ def test_tw_recycle_set_to_1_at_boot_on_a_kernel_that_has_it(files, cmdline, fou
         report = check(release, {"tcp_tw_recycle": "0"}, files=files, cmdline=cmdline)
         boot = [(s, m) for s, m in about(report, RECYCLE) if m != RECYCLE_OFF]
         assert boot == [(ERROR, message) for message in found]
+        for finding in report.findings:
+            if finding.key == RECYCLE and finding.severity == ERROR:
+                assert finding.source == (
+                    f'{IP_DOC} (tcp_tw_recycle); commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
+                )
         assert status(report, RECYCLE) == (ERROR if found else "ok")
 
 

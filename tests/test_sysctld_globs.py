@@ -156,6 +156,7 @@ HAND = [
     ("net/ipv4/*/x", set()),  # '*' stays within one component
     ("net/ipv4/[T]cp_X[0-9]", {"Tcp_X9"}),
     ("net/ipv4/tcp_X9", set()),  # case counts
+    ("Xnet/ipv4/tcp_fin_time*", set()),  # no top directory of that name
     ("net/ipv4/[z-a]*", set()),  # a reversed range matches nothing
     ("net/ipv4/[z-ab]", {"b"}),
     ("net/ipv4/a[\\]_]b", {"a_b"}),  # '\\' escapes inside a bracket too
@@ -196,6 +197,7 @@ BRACES = [
     ("net/ipv4/tcp_{rmem,wmem}", set()),  # no glob character: not expanded, a key of that name
     ("{/net}/ipv4/tcp_fin_time*", {"tcp_fin_timeout"}),  # /proc/sys//net/...: one slash
     ("{/net,/x}/ipv4/tcp_fin_time*", {"tcp_fin_timeout"}),
+    ("{ net}/ipv4/tcp_fin_time*", set()),  # ' net' is no directory
 ]
 
 
