@@ -267,6 +267,7 @@ def test_owners_largest_first_with_their_top_endpoints() -> None:
     assert (unknown.command, unknown.cmdline) == (None, None)
     assert unknown.reason.startswith("no process visible here holds them")
     assert unknown.local == [("[::1]:9000", 1), ("[::1]:9001", 1)]
+    assert unknown.remote == [("[::1]:7000", 1), ("[::1]:7001", 1)]
     assert census.close_wait_owners(close_waits(*rows[:9]), found)[0].reason == ""
 
 
@@ -825,4 +826,14 @@ def test_an_interrupted_dump_is_said() -> None:
         "the kernel flagged the socket dump as interrupted (sockets changed while it was read): "
         "counts may be off by the sockets that came and went."
     )
+    assert finding.source == "include/uapi/linux/netlink.h (NLM_F_DUMP_INTR)"
     assert census.findings(context(census_of())) == []
+
+
+def test_a_close_wait_line_lists_its_local_endpoints() -> None:
+    rows = [(10 + i, 33, f"10.0.0.1:{80 + i % 2}", f"10.0.0.2:{1 + i}") for i in range(3)]
+    owners = census.close_wait_owners(close_waits(*rows), holders({10: [7], 11: [7], 12: [7]}))
+    (finding,) = census.findings(context(close_waits(*rows), owners))
+    assert "holds 3 CLOSE_WAIT sockets (local 10.0.0.1:80 (2), 10.0.0.1:81 (1)): " in (
+        finding.message
+    )
