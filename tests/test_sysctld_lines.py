@@ -201,3 +201,17 @@ def test_reserved_ports_as_the_kernel_prints_them() -> None:
     single = f"{key} = 9000\n"
     for answer in BootModel([conf("/etc/sysctl.d/1.conf", single)]).answers(key):
         assert answer.value == "9000"
+
+
+def test_a_boot_value_written_another_way_is_the_same_value() -> None:
+    """The value a file sets survives when the kernel would print it the same way as the target:
+    blanks collapsed, no blanks around list commas (the kernel prints 'a b c' and '1,2-3')."""
+    rmem = "net.ipv4.tcp_rmem"
+    files = [conf("/etc/sysctl.d/10-a.conf", f"{rmem} = 4096\t131072   6291456\n")]
+    checks = sysctld.persistence(BootModel(files), rmem, "4096  131072 6291456")
+    assert [p.survives for p in checks] == [True, True]
+    reserved = "net.ipv4.ip_local_reserved_ports"
+    files = [conf("/etc/sysctl.d/10-a.conf", f"{reserved} = 9000-9100,8080\n")]
+    checks = sysctld.persistence(BootModel(files), reserved, "8080, 9000-9100")
+    assert [p.survives for p in checks] == [True, True]
+    assert sysctld.boot_summary(checks, "8080, 9000-9100") == "survives reboot"
