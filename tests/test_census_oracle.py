@@ -800,6 +800,10 @@ def test_server_side_time_wait(time_wait: int, in_groups: int, noted: bool) -> N
             "act on them (it only helps connect()). Fewer come with keep-alive, or when clients "
             "close first."
         )
+        assert finding.source == (
+            "Documentation/networking/ip-sysctl.rst (tcp_tw_reuse, tcp_max_tw_buckets); "
+            "include/net/tcp.h (TCP_TIMEWAIT_LEN)"
+        )
 
 
 @pytest.mark.parametrize(("syn_recv", "warned"), [(127, False), (128, True), (5000, True)])
@@ -811,7 +815,16 @@ def test_half_open_connections(syn_recv: int, warned: bool) -> None:
         return
     (finding,) = found
     assert finding.severity == WARNING
-    assert finding.message.startswith(f"{syn_recv} half-open connections (SYN_RECV): ")
+    assert finding.message == (
+        f"{syn_recv} half-open connections (SYN_RECV): listeners are under a SYN flood or "
+        "accept too slowly. A listener's SYN and accept queues are both bounded by its listen() "
+        "backlog, capped by net.core.somaxconn; server-profile raises that cap and keeps SYN "
+        "cookies on (see 'tcptune check server-profile')."
+    )
+    assert finding.source == (
+        "Documentation/networking/ip-sysctl.rst (somaxconn, tcp_syncookies); "
+        "net/ipv4/tcp_input.c:tcp_conn_request (6.18)"
+    )
     assert census.suggest_profile(ctx) == (
         "server-profile",
         "half-open connections pile up: a higher listen() backlog clamp (somaxconn), which "

@@ -802,3 +802,40 @@ def test_a_report_made_without_a_boot_model_builds_one_from_its_files() -> None:
     assert [(a.value, a.source) for a in answers] == [("30", "/etc/sysctl.d/10-a.conf:1")] * 2
     made = check(MODERN, {}, files=list(files))
     assert made.boot_model() is made.boot
+
+
+def test_a_leftover_line_only_systemd_reads() -> None:
+    """systemd ends a line at a CR, procps does not: the second half of this line sets
+    tcp_tw_recycle for systemd alone (tests/test_sysctld_lines.py holds that to both loaders)."""
+    files = [conf("etc/sysctl.d", "10-a.conf", "x.y = 1\rnet.ipv4.tcp_tw_recycle = 1\n")]
+    report = check("5.4.0", {}, missing={RECYCLE: "no such file"}, files=files)
+    assert [m for s, m in about(report, RECYCLE) if s == WARNING] == [
+        LEFTOVER.format(
+            where="/etc/sysctl.d/10-a.conf:1",
+            value=1,
+            file="/etc/sysctl.d/10-a.conf",
+            said="procps reads no such line there (a CR or NUL does not end a line for it); "
+            + SYSTEMD_LOGS.format(value=1, key="net/ipv4/tcp_tw_recycle"),
+        )
+    ]
+
+
+def test_a_leftover_line_with_a_dash_and_a_cr() -> None:
+    files = [conf("etc/sysctl.d", "10-a.conf", "-net.ipv4.tcp_tw_recycle = 0\r\n")]
+    report = check("5.4.0", {}, missing={RECYCLE: "no such file"}, files=files)
+    assert [m for s, m in about(report, RECYCLE) if s == WARNING] == [
+        LEFTOVER.format(
+            where="/etc/sysctl.d/10-a.conf:1",
+            value=0,
+            file="/etc/sysctl.d/10-a.conf",
+            said=PROCPS_SKIPS + "; systemd-sysctl skips it silently (the '-' prefix) and exits 0",
+        )
+    ]
+
+
+def test_the_safe_value_note_cites_the_removal() -> None:
+    report = check("4.9.0", {"tcp_tw_recycle": "0"})
+    (finding,) = [f for f in report.findings if f.key == RECYCLE]
+    assert finding.source == (
+        f'{IP_DOC} (tcp_tw_recycle); commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
+    )

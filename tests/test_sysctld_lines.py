@@ -52,7 +52,17 @@ LINES = [
     # a control byte that is no blank to anyone: the kernel refuses the value
     (f"{FIN} =\x1c46\r\n", FIN, None, None),
     (f"{FIN} = \x1c\n", FIN, None, None),
+    # a control byte Python counts as a blank and C does not: part of the key for both
+    (f"\x1c{FIN} = 51\r\n", FIN, None, None),
+    # a name value: procps strips the FF, systemd keeps it and the kernel knows no such name
+    (
+        "net.ipv4.tcp_congestion_control =\freno\r\n",
+        "net.ipv4.tcp_congestion_control",
+        ("reno", 1),
+        None,
+    ),
     # systemd stops at a line of 1 MiB; the lines before it count
+    (f"net.ipv4.tcp_keepalive_* = 42\n-{IDLE}\r\n{LONG}\n", IDLE, None, None),
     (f"{FIN} = 50\r\n{LONG}\n{FIN} = 49\r\n", FIN, ("49", 3), ("50", 1)),
     (f"{LONG}\n{FIN} = 49\n", FIN, ("49", 2), None),
 ]
@@ -215,3 +225,12 @@ def test_a_boot_value_written_another_way_is_the_same_value() -> None:
     checks = sysctld.persistence(BootModel(files), reserved, "8080, 9000-9100")
     assert [p.survives for p in checks] == [True, True]
     assert sysctld.boot_summary(checks, "8080, 9000-9100") == "survives reboot"
+
+
+def test_where_each_loader_reads_a_line_naming_a_key() -> None:
+    recycle = "net.ipv4.tcp_tw_recycle"
+    text = f"# x\r\n-{recycle} = 0\r\n-{recycle}\r\n"
+    model = BootModel([conf(FILE, text)])
+    for loader in (PROCPS, SYSTEMD):
+        found = [(w, line.value, line.ignore) for w, line in model.lines_naming(recycle, loader)]
+        assert found == [(f"{FILE}:2", "0", True), (f"{FILE}:3", None, False)], loader
