@@ -171,3 +171,10 @@ def test_usable_ports(port_range, reserved, usable) -> None:
     from tcptune.model import usable_ports
 
     assert usable_ports(port_range, reserved) == usable
+
+
+def test_reserved_ports_skip_what_is_not_a_port_or_range() -> None:
+    assert reserved_ports("8080,,9000,", 1, 65535) == 2  # empty parts
+    assert reserved_ports("x-9000,9001", 1, 65535) == 1  # one side not a number
+    assert reserved_ports("9000-y,9001", 1, 65535) == 1
+    assert reserved_ports(" 9000 - 9002 , 9005", 1, 65535) == 4  # blanks anywhere

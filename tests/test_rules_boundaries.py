@@ -839,3 +839,35 @@ def test_the_safe_value_note_cites_the_removal() -> None:
     assert finding.source == (
         f'{IP_DOC} (tcp_tw_recycle); commit 4396e46187ca "tcp: remove tcp_tw_recycle"'
     )
+
+
+def test_the_report_carries_what_it_was_made_from() -> None:
+    files = [conf("etc/sysctl.d", "10-a.conf", "net.ipv4.tcp_fin_timeout = 30\n")]
+    report = check("5.10.12-1-amd64", {"tcp_fin_timeout": "30"}, files=files, tw=7)
+    assert (report.release, report.version) == ("5.10.12-1-amd64", (5, 10, 12))
+    assert report.conf_files == tuple(files)
+    assert report.tcp_counts == {"inuse": 1, "tw": 7}
+    assert [a.value for a in report.boot_model().answers("net.ipv4.tcp_fin_timeout")] == ["30"] * 2
+    # a key no reading was given for is missing, "not read"
+    unread = next(s for s in report.settings if s.key == "net.ipv4.tcp_keepalive_time")
+    assert (unread.status, unread.value, unread.error) == (MISSING, None, "not read")
+    assert about(report, "net.ipv4.tcp_keepalive_time") == [(INFO, "not present: not read.")]
+
+
+def test_port_range_sources() -> None:
+    def sources(port_range: str, release: str = MODERN) -> list[str]:
+        report = check(release, {"ip_local_port_range": port_range})
+        return [f.source for f in report.findings if f.key == RANGE]
+
+    doc = f"{IP_DOC} (ip_local_port_range)"
+    assert sources("40000 60001") == [doc]  # fewer than the default
+    assert sources("1023 65534") == [doc]  # below 1024
+    assert sources("40000 50000 60000") == [doc]  # not two numbers
+    assert sources("32768 61000") == [f"{doc}; commits 07f4c90062f8, ed2dfd900992 (4.2)"]
+
+
+def test_sources_of_the_notes() -> None:
+    report = check(MODERN, {"tcp_rfc1337": "0", "tcp_max_tw_buckets": "100"}, tw=None)
+    by_key = {f.key: f.source for f in report.findings}
+    assert by_key["net.ipv4.tcp_rfc1337"] == f"{IP_DOC} (tcp_rfc1337); net/ipv4/tcp_minisocks.c"
+    assert by_key[BUCKETS] == "/proc/net/sockstat (TCP tw)"
