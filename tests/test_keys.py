@@ -180,3 +180,31 @@ def test_close_matches_are_the_closest_keys_by_either_name() -> None:
     ]
     assert keys.close_matches("cp_keepalive_intvl", limit=1) == ["net.ipv4.tcp_keepalive_intvl"]
     assert keys.close_matches("tcp_fin") == ["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_fastopen"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "proc/sys/net/ipv4/tcp_tw_reuse",
+        "/proc/sys/net/ipv4/tcp_tw_reuse/",
+        "net/ipv4/tcp_tw_reuse/",
+        "/net/ipv4/tcp_tw_reuse",
+        "  net.ipv4.tcp_tw_reuse\n",
+    ],
+)
+def test_lookup_of_paths_with_and_without_slashes(text: str) -> None:
+    spec = keys.lookup(text)
+    assert spec is not None and spec.name == "net.ipv4.tcp_tw_reuse"
+
+
+def test_key_shape() -> None:
+    assert keys.is_key_shaped("net.ipv4.tcp_fin_timeout")
+    assert keys.is_key_shaped("/proc/sys/net/ipv4/conf/eth0/rp_filter")
+    assert not keys.is_key_shaped("not a key!")
+    assert not keys.is_key_shaped("net.ipv4..tcp_fin_timeout")
+    assert not keys.is_key_shaped("net/ipv4/../../kernel/core_pattern")
+
+
+def test_close_matches_default_to_three() -> None:
+    assert len(keys.close_matches("tcp_tw", limit=5)) == 5
+    assert keys.close_matches("tcp_tw") == keys.close_matches("tcp_tw", limit=5)[:3]

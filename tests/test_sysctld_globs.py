@@ -157,6 +157,10 @@ HAND = [
     ("net/ipv4/[T]cp_X[0-9]", {"Tcp_X9"}),
     ("net/ipv4/tcp_X9", set()),  # case counts
     ("Xnet/ipv4/tcp_fin_time*", set()),  # no top directory of that name
+    ("net/ipv4/[Xz]", {"z"}),  # 'X' is a member like any other
+    ("net/ipv4/Tcp_[ab]9", set()),
+    ("net/ipv4[/]a", set()),  # a bracket cannot hold the '/' glob() splits at
+    ("net/ipv4/a[[::]]b", set()),  # an empty class name
     ("net/ipv4/[z-a]*", set()),  # a reversed range matches nothing
     ("net/ipv4/[z-ab]", {"b"}),
     ("net/ipv4/a[\\]_]b", {"a_b"}),  # '\\' escapes inside a bracket too
@@ -198,6 +202,7 @@ BRACES = [
     ("{/net}/ipv4/tcp_fin_time*", {"tcp_fin_timeout"}),  # /proc/sys//net/...: one slash
     ("{/net,/x}/ipv4/tcp_fin_time*", {"tcp_fin_timeout"}),
     ("{ net}/ipv4/tcp_fin_time*", set()),  # ' net' is no directory
+    ("net/ipv4/\\{a,b}*", set()),  # an escaped brace opens no group
 ]
 
 
