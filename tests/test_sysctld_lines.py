@@ -234,3 +234,38 @@ def test_where_each_loader_reads_a_line_naming_a_key() -> None:
     for loader in (PROCPS, SYSTEMD):
         found = [(w, line.value, line.ignore) for w, line in model.lines_naming(recycle, loader)]
         assert found == [(f"{FILE}:2", "0", True), (f"{FILE}:3", None, False)], loader
+
+
+# kernel/sysctl.c proc_get_long(): at most 21 characters are looked at (TMPBUFLEN - 1), a '-' counts
+# only when more follows, strtoul base 0 (0x hex, 0 octal) must not pass ULONG_MAX, a number that
+# fills all 21 characters is refused, and what follows must be a blank, a tab or a newline.
+PROC_GET_LONG = [
+    ("-5", 1, [-5], False),  # a '-' with one more character, no newline
+    ("1 5", 2, [1, 5], False),  # the last number ends the data
+    ("-\t5\n", 1, [], True),  # a '-' then no digit
+    ("X5\n", 1, [], True),
+    ("0X\n", 1, [], True),  # '0' then 'X' with no hex digit after it: octal 0, then 'X'
+    ("18446744073709551615\n", 1, [18446744073709551615], False),  # ULONG_MAX
+    ("18446744073709551616\n", 1, [], True),  # one more
+    ("0" * 20 + "1\n", 1, [], True),  # 21 characters, small as it is
+    ("0" * 19 + "1\n", 1, [1], False),  # 20
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "count", "stored", "failed"),
+    PROC_GET_LONG,
+    ids=[f"long{i}" for i in range(len(PROC_GET_LONG))],
+)
+def test_what_proc_get_long_reads(data: str, count: int, stored: list, failed: bool) -> None:
+    assert sysctld.kernel_ints(data, count) == (stored, failed)
+
+
+def test_every_refused_write_is_named() -> None:
+    files = [conf(FILE, f"{FIN} = 30#x\n")]
+    model = BootModel(files, 'sysctl.net.ipv4.tcp_fin_timeout=25"')
+    (check, _) = sysctld.persistence(model, FIN, "25")
+    assert check.describe("25") == (
+        "procps: not set by any file (the kernel default applies at boot); the kernel refuses the "
+        f"value of /proc/cmdline, {FILE}:1"
+    )
