@@ -367,7 +367,7 @@ class Tally:
                     raise OSError(0, f"netlink message of {length} bytes cut short")
                 if length & 3 or length > 0xFFFF:
                     message(family, data, offset)  # not as the kernel aligns them: on its own
-                    offset = following
+                    offset += (length + 3) & ~3  # the next one starts aligned (NLMSG_NEXT)
                     continue
                 # A run: messages of this length back to back, as far as the length and type
                 # columns say (one lstrip each); the next message having this length is the hint.

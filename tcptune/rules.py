@@ -181,7 +181,8 @@ def _leftover_tw_recycle(
                 "procps `sysctl --system` skips it without a word (its exit status stays 0)"
             )
         else:
-            said.append("procps does not read this file")
+            # both read the same files: procps just splits lines at LF only, not at CR or NUL
+            said.append("procps reads no such line there (a CR or NUL does not end a line for it)")
         systemd = by_loader.get(SYSTEMD)
         if systemd is None:
             said.append("systemd-sysctl does not read it")

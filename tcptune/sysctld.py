@@ -342,9 +342,78 @@ def _simplify(path: str) -> str:
 # --- globs ----------------------------------------------------------------------------------------
 
 
+# [:name:] inside a bracket, as glibc's fnmatch knows them in the C locale (key names are ASCII)
+_CLASSES = {
+    "alnum": "0-9A-Za-z",
+    "alpha": "A-Za-z",
+    "blank": " \\t",
+    "cntrl": "\\x00-\\x1f\\x7f",
+    "digit": "0-9",
+    "graph": "!-~",
+    "lower": "a-z",
+    "print": " -~",
+    "punct": "!-/:-@\\[-`{-~",
+    "space": " \\t\\n\\v\\f\\r",
+    "upper": "A-Z",
+    "xdigit": "0-9A-Fa-f",
+}
+_NEVER = "(?!)"  # a regex that matches nothing
+
+
+def _bracket(pattern: str, start: int) -> tuple[str, int] | None:
+    """The bracket expression opening at pattern[start] ('['), as glibc's fnmatch reads it: '!'
+    or '^' first negates, a ']' first is a member, '\\' escapes the next character, 'a-z' is a
+    range (none when reversed), '[:class:]' a class. Returns (regex, index of its ']'), or None
+    when no ']' closes it (the '[' is then an ordinary character)."""
+    index, size = start + 1, len(pattern)
+    negate = index < size and pattern[index] in "!^"
+    index += negate
+    members: list[str] = []
+    first = True
+    while index < size:
+        char = pattern[index]
+        if char == "]" and not first:
+            body = "".join(members)
+            if negate:
+                return f"[^/{body}]", index
+            return (f"[{body}]" if body else _NEVER), index
+        if char == "/":
+            return None  # glob() splits the pattern at '/' first: no bracket spans one
+        first = False
+        if char == "[" and pattern[index + 1 : index + 2] == ":":
+            close = pattern.find(":]", index + 2)
+            if close < 0:
+                return None
+            name = pattern[index + 2 : close]
+            if name not in _CLASSES:
+                return _NEVER, size - 1  # fnmatch() fails on an unknown class: no match at all
+            members.append(_CLASSES[name])
+            index = close + 2
+            continue
+        if char == "\\":
+            index += 1
+            if index >= size:
+                return None
+            char = pattern[index]
+        index += 1
+        if index + 1 < size and pattern[index] == "-" and pattern[index + 1] != "]":
+            high = pattern[index + 1]
+            index += 2
+            if high == "\\":
+                if index >= size:
+                    return None
+                high = pattern[index]
+                index += 1
+            if char <= high:
+                members.append(f"{re.escape(char)}-{re.escape(high)}")
+            continue
+        members.append(re.escape(char))
+    return None
+
+
 def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """glob(3) as both loaders call it on /proc/sys: '*', '?' and '[...]' ('!' or '^' negates)
-    within one path component, '\\' escapes."""
+    """glob(3) as both loaders call it on /proc/sys: '*', '?' and '[...]' (see _bracket) within
+    one path component, '\\' escapes."""
     out = []
     index, size = 0, len(pattern)
     while index < size:
@@ -354,22 +423,12 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         elif char == "?":
             out.append("[^/]")
         elif char == "[":
-            end = index + 1
-            if end < size and pattern[end] in "!^":
-                end += 1
-            if end < size and pattern[end] == "]":
-                end += 1
-            while end < size and pattern[end] != "]":
-                end += 1
-            if end >= size:
+            found = _bracket(pattern, index)
+            if found is None:
                 out.append(re.escape(char))
             else:
-                body = pattern[index + 1 : end]
-                negate = body[:1] in ("!", "^")
-                body = body[1:] if negate else body
-                members = "".join("\\" + c if c in "\\^[]" else c for c in body.replace("\\", ""))
-                out.append(f"[{'^/' if negate else ''}{members}]")
-                index = end
+                regex, index = found
+                out.append(regex)
         elif char == "\\" and index + 1 < size:
             index += 1
             out.append(re.escape(pattern[index]))
@@ -381,11 +440,17 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 
 def _braces(pattern: str) -> list[str]:
     """GLOB_BRACE (systemd's glob_extend): 'a{b,c}d' -> ['abd', 'acd'], '{b}' -> 'b', nested
-    groups too; an unclosed '{' is taken literally, as glibc does."""
+    groups too; an unclosed '{' is taken literally, as glibc does, and so is a '{', ',' or '}'
+    after a '\\' (the backslash stays, for glob() to read)."""
     depth, start = 0, -1
     commas: list[int] = []
+    escaped = False
     for index, char in enumerate(pattern):
-        if char == "{":
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "{":
             if depth == 0:
                 start, commas = index, []
             depth += 1

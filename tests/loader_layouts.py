@@ -9,6 +9,8 @@ keys back. Only network keys of that fresh namespace are ever written; the host'
 and sysctls are untouched. Prints one JSON document.
 
 Usage: python loader_layouts.py SEED COUNT [ONLY_INDEX]
+   or: python loader_layouts.py --table FILE  (FILE: a JSON list of {path: text} layouts; prints
+       what each loader left in every key of KEYS, per layout, and the untouched values)
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ GLOBS = {
     "net/ipv4/tcp_*mem": [RMEM, WMEM],
     "net.ipv4.tcp_tw_*": [REUSE, DELAY],
     "net.ipv4.tcp_keepalive_{time,probes}*": [IDLE, PROBES],  # systemd expands braces
+    "net.ipv4.tcp_fin_timeou[\\]t]": [FIN],  # '\\' escapes inside a bracket
+    "net.ipv4.tcp_keepalive_[z-at]*": [IDLE],  # a reversed range adds nothing
 }
 
 
@@ -564,5 +568,22 @@ def real_values_for_nothing() -> dict:
     return in_child(read_keys, netns=True)
 
 
+def table(layouts: list[dict[str, str]]) -> dict:
+    """Each hand-written layout ({path: text}) through the real loaders."""
+    directories = isolate()
+    results = []
+    for files in layouts:
+        clear(directories)
+        write(
+            {"files": {p: {"text": t, "mode": 0o644} for p, t in files.items()}, "unlisted": None}
+        )
+        results.append({loader: real_values(loader)["values"] for loader in (PROCPS, SYSTEMD)})
+    clear(directories)
+    return {"untouched": real_values_for_nothing(), "results": results}
+
+
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    if sys.argv[1] == "--table":
+        print(json.dumps(table(json.loads(Path(sys.argv[2]).read_text()))))
+    else:
+        print(json.dumps(main()))

@@ -456,6 +456,14 @@ def _(root: Path) -> Case:
     return Case(["check", profile(root, '"net.ipv4.tcp_fin_timeout" = 60')])
 
 
+@setup("sysctl-d-glob-brackets")
+def _(root: Path) -> Case:
+    (root / "etc/sysctl.d/50-glob.conf").write_text(
+        "net.ipv4.tcp_fin_time[z-a]ut = 1\nnet.ipv4.tcp_fin_timeou[\\]t] = 30\n"
+    )
+    return Case(["check", profile(root, '"net.ipv4.tcp_fin_timeout" = 60')])
+
+
 @setup("fifo-dropin")
 def _(root: Path) -> Case:
     fifo(root / "etc/sysctl.d/99-tcptune.conf")

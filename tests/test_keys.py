@@ -124,3 +124,87 @@ def test_history_names_versions_and_commits() -> None:
     assert "removed in 4.12" in keys.KEYS["net.ipv4.tcp_tw_recycle"].history()
     assert "4396e46187ca" in keys.KEYS["net.ipv4.tcp_tw_recycle"].history()
     assert "added in 6.14" in keys.KEYS["net.ipv4.tcp_tw_reuse_delay"].history()
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        # docs/kernel-facts.md, "per netns": 4.11 only, then removed; global; every kernel
+        (
+            "net.ipv4.tcp_tw_recycle",
+            "yes, since 4.11 (until its removal in 4.12); before that global, and absent inside "
+            "a network namespace",
+        ),
+        (
+            "net.ipv4.tcp_timestamps",
+            "yes, since 4.13; before that global, and absent inside a network namespace",
+        ),
+        ("net.ipv4.tcp_max_orphans", "no: global, absent inside a network namespace"),
+        ("net.core.somaxconn", "yes"),
+    ],
+)
+def test_per_netns_sentence(key: str, said: str) -> None:
+    spec = keys.KEYS[key]
+    assert spec.netns_text() == f"{said}. Source: {spec.netns_source}"
+
+
+def test_per_netns_sentence_without_a_source() -> None:
+    assert keys.KEYS["net.ipv4.tcp_tw_reuse_delay"].netns_text() == "yes"
+
+
+def test_history_sentences() -> None:
+    assert keys.KEYS["net.ipv4.tcp_fin_timeout"].history() == (
+        "long-standing (present in every kernel tcptune supports)"
+    )
+    assert keys.KEYS["net.ipv4.tcp_tw_recycle"].history() == (
+        "long-standing (present in every kernel tcptune supports); removed in 4.12 (commit "
+        '4396e46187ca "tcp: remove tcp_tw_recycle")'
+    )
+    assert keys.KEYS["net.ipv4.tcp_tw_reuse_delay"].history() == (
+        "added in 6.14 (commit ca6a6f93867a)"
+    )
+
+
+def test_close_matches_are_the_closest_keys_by_either_name() -> None:
+    """Ranked by difflib's ratio against each key's full and short name, the best of the two;
+    a key is named once (hand-checked rankings)."""
+    assert keys.close_matches("cp_keepalive_intvl") == [
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_keepalive_probes",
+    ]
+    assert keys.close_matches("et.ipv4.ip_local_port_range") == [
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_max_orphans",
+    ]
+    assert keys.close_matches("cp_keepalive_intvl", limit=1) == ["net.ipv4.tcp_keepalive_intvl"]
+    assert keys.close_matches("tcp_fin") == ["net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_fastopen"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "proc/sys/net/ipv4/tcp_tw_reuse",
+        "/proc/sys/net/ipv4/tcp_tw_reuse/",
+        "net/ipv4/tcp_tw_reuse/",
+        "/net/ipv4/tcp_tw_reuse",
+        "  net.ipv4.tcp_tw_reuse\n",
+    ],
+)
+def test_lookup_of_paths_with_and_without_slashes(text: str) -> None:
+    spec = keys.lookup(text)
+    assert spec is not None and spec.name == "net.ipv4.tcp_tw_reuse"
+
+
+def test_key_shape() -> None:
+    assert keys.is_key_shaped("net.ipv4.tcp_fin_timeout")
+    assert keys.is_key_shaped("/proc/sys/net/ipv4/conf/eth0/rp_filter")
+    assert not keys.is_key_shaped("not a key!")
+    assert not keys.is_key_shaped("net.ipv4..tcp_fin_timeout")
+    assert not keys.is_key_shaped("net/ipv4/../../kernel/core_pattern")
+
+
+def test_close_matches_default_to_three() -> None:
+    assert len(keys.close_matches("tcp_rmem", limit=6)) == 4
+    assert keys.close_matches("tcp_rmem") == keys.close_matches("tcp_rmem", limit=6)[:3]

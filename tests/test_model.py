@@ -136,3 +136,45 @@ def test_worst_severity() -> None:
     assert rules.CheckReport(
         release=None, version=None, settings=[], findings=of(model.WARNING)
     ).worst() == (model.WARNING)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("x 60999", None),  # one side unreadable
+        ("32768 y", None),
+        ("0 60999", (0, 60999)),  # 0 is a port number all the same
+        ("", None),
+        ("65535 65535", (65535, 65535)),
+    ],
+)
+def test_port_range_edges(text: str, expected: tuple[int, int] | None) -> None:
+    assert parse_port_range(text) == expected
+
+
+# (range, ip_local_reserved_ports) -> usable ephemeral ports, counted by hand
+USABLE = [
+    ((40000, 40999), "", 1000),
+    ((40000, 40999), None, 1000),
+    ((40000, 40999), "40500", 999),
+    ((40000, 40999), "40000,40999", 998),  # both ends inclusive
+    ((40000, 40999), "39000-40009", 990),  # only the part inside counts
+    ((40000, 40001), "40000-40001", 0),  # all reserved
+    ((40000, 40001), "1-65535", 0),
+    ((5, 5), "5", 0),
+    ((5, 5), "4,6", 1),
+]
+
+
+@pytest.mark.parametrize(("port_range", "reserved", "usable"), USABLE)
+def test_usable_ports(port_range, reserved, usable) -> None:
+    from tcptune.model import usable_ports
+
+    assert usable_ports(port_range, reserved) == usable
+
+
+def test_reserved_ports_skip_what_is_not_a_port_or_range() -> None:
+    assert reserved_ports("8080,,9000,", 1, 65535) == 2  # empty parts
+    assert reserved_ports("x-9000,9001", 1, 65535) == 1  # one side not a number
+    assert reserved_ports("9000-y,9001", 1, 65535) == 1
+    assert reserved_ports(" 9000 - 9002 , 9005", 1, 65535) == 4  # blanks anywhere

@@ -1,0 +1,271 @@
+"""Lines that the two loaders split and strip differently (CR, NUL, VT, FF and other control
+bytes, '-' prefixes, a second '=', a 1 MiB line), the kernel command line, and the boot summary
+users read. The LINES table is what procps-ng 4.0.2 `sysctl --system` and systemd 252's
+systemd-sysctl leave in each key: test_the_table_is_what_the_real_loaders_do runs both programs
+on every row inside a private network and mount namespace (tests/loader_layouts.py --table);
+the fast test holds the model to the same table, with the line each value comes from."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_in_namespace
+
+from tcptune import sysctld
+from tcptune.model import PROCPS, SYSTEMD, ConfFile
+from tcptune.sysctld import BootModel
+
+FIN = "net.ipv4.tcp_fin_timeout"
+IDLE = "net.ipv4.tcp_keepalive_time"
+INTVL = "net.ipv4.tcp_keepalive_intvl"
+FILE = "/etc/sysctl.d/10-a.conf"
+LONG = "#" * (1024 * 1024)  # a line systemd-sysctl refuses, and stops reading the file at
+
+# (text of /etc/sysctl.d/10-a.conf, key, procps, systemd): (value, line) or None when the key
+# keeps the value it had
+LINES = [
+    # a trailing FF or VT: procps strips it (C isspace), systemd keeps it and the kernel refuses
+    (f"{FIN} = 31\f\n", FIN, ("31", 1), None),
+    (f"{FIN} = 43\v\n", FIN, ("43", 1), None),
+    # a VT before '=': part of systemd's key
+    (f"{FIN}\v= 32\n", FIN, ("32", 1), None),
+    # a VT before the '-': procps strips it and sees the prefix, systemd sees neither
+    (f"\v-{FIN} = 33\n", FIN, ("33", 1), None),
+    # the first '=' splits (a second one is in the value, after the number and a blank)
+    (f"{FIN}=35 # a=b\r\n", FIN, ("35", 1), ("35", 1)),
+    # NUL: procps ends the line at the first one, systemd starts a new line at each
+    (f"{FIN} = 37\0x\0y\n", FIN, ("37", 1), ("37", 1)),
+    (f"# a\0\n{FIN} = 36\0\n", FIN, ("36", 2), ("36", 2)),
+    # comments after blanks only procps strips
+    (f"\f# {FIN} = 39\n", FIN, None, None),
+    (f"\f;{FIN} = 39\n", FIN, None, None),
+    (f"\f\n{FIN} = 40\r\n", FIN, ("40", 2), ("40", 2)),
+    (f"  {FIN} = 44\r\n", FIN, ("44", 1), ("44", 1)),
+    # '-' prefixes on lines with a CR
+    (f"-{FIN} = 41\r\n", FIN, ("41", 1), ("41", 1)),
+    (f"--{FIN} = 47\r\n", FIN, ("47", 1), None),
+    (f"{IDLE} = 45\n{INTVL} = 45\n-{IDLE}\r\n", IDLE, ("45", 1), None),
+    (f"net.ipv4.tcp_keepalive_* = 42\n-{IDLE}\r\n", IDLE, None, None),
+    (f"net.ipv4.tcp_keepalive_* = 42\n-{IDLE}\r\n", INTVL, ("42", 1), ("42", 1)),
+    (f"net.ipv4.tcp_keepalive_* = 42\n-{IDLE}\0\n", IDLE, None, None),
+    # a control byte that is no blank to anyone: the kernel refuses the value
+    (f"{FIN} =\x1c46\r\n", FIN, None, None),
+    (f"{FIN} = \x1c\n", FIN, None, None),
+    # a control byte Python counts as a blank and C does not: part of the key for both
+    (f"\x1c{FIN} = 51\r\n", FIN, None, None),
+    # a name value: procps strips the FF, systemd keeps it and the kernel knows no such name
+    (
+        "net.ipv4.tcp_congestion_control =\freno\r\n",
+        "net.ipv4.tcp_congestion_control",
+        ("reno", 1),
+        None,
+    ),
+    # systemd stops at a line of 1 MiB; the lines before it count
+    (f"net.ipv4.tcp_keepalive_* = 42\n-{IDLE}\r\n{LONG}\n", IDLE, None, None),
+    (f"{FIN} = 50\r\n{LONG}\n{FIN} = 49\r\n", FIN, ("49", 3), ("50", 1)),
+    (f"{LONG}\n{FIN} = 49\n", FIN, ("49", 2), None),
+]
+
+
+def model_answers(text: str, key: str) -> dict:
+    conf = ConfFile(directory="etc/sysctl.d", name="10-a.conf", path=FILE, text=text)
+    model = BootModel([conf])
+    found = {}
+    for loader in (PROCPS, SYSTEMD):
+        answer = model.answer(key, loader)
+        assert answer.known, answer.unknown
+        found[loader] = None if answer.value is None else (answer.value, answer.source)
+    return found
+
+
+def ids(rows) -> list[str]:
+    """Plain ids (a test id holding a control byte cannot be asked for again by name)."""
+    return [f"line{i}-{key.rsplit('.', 1)[-1]}" for i, (_, key, *_) in enumerate(rows)]
+
+
+@pytest.mark.parametrize(("text", "key", "procps", "systemd"), LINES, ids=ids(LINES))
+def test_the_model_reads_each_line_as_the_loaders_do(text, key, procps, systemd) -> None:
+    def where(found):
+        return None if found is None else (found[0], f"{FILE}:{found[1]}")
+
+    assert model_answers(text, key) == {PROCPS: where(procps), SYSTEMD: where(systemd)}
+
+
+@pytest.mark.netns
+def test_the_table_is_what_the_real_loaders_do(netns, tmp_path) -> None:
+    layouts = tmp_path / "layouts.json"
+    layouts.write_text(json.dumps([{FILE: text} for text, *_ in LINES]))
+    script = str(__import__("pathlib").Path(__file__).resolve().parent / "loader_layouts.py")
+    result = run_in_namespace(["-n", "-m"], [script, "--table", str(layouts)], timeout=600)
+    wrong = []
+    for (text, key, procps, systemd), real in zip(LINES, result["results"], strict=True):
+        for loader, want in ((PROCPS, procps), (SYSTEMD, systemd)):
+            expected = result["untouched"][key] if want is None else want[0]
+            if real[loader][key] != expected:
+                wrong.append((text[:60], key, loader, expected, real[loader][key]))
+    assert wrong == []
+
+
+# --- the kernel command line: lib/cmdline.c next_arg() and process_sysctl_arg() ----------------
+
+CMDLINES = [
+    ("sysctl.net.ipv4.tcp_fin_timeout=25", [("net/ipv4/tcp_fin_timeout", "25")]),
+    ("sysctl/net/ipv4/tcp_fin_timeout=25", [("net/ipv4/tcp_fin_timeout", "25")]),
+    (" \t sysctl.net.ipv4.tcp_fin_timeout=25  ", [("net/ipv4/tcp_fin_timeout", "25")]),
+    # "sysctl" must be followed by '.' or '/'
+    ("sysctlXnet.ipv4.tcp_fin_timeout=25", []),
+    ("sysctl=25", []),
+    ("xsysctl.net.ipv4.tcp_fin_timeout=25", []),
+    # no value, or an empty one: nothing is written
+    ("sysctl.net.ipv4.tcp_fin_timeout", []),
+    ("sysctl.net.ipv4.tcp_fin_timeout=", []),
+    # quotes: a leading one opens a quoted word, a '"' inside toggles the quoting
+    ('""x sysctl.net.ipv4.tcp_fin_timeout=25', [("net/ipv4/tcp_fin_timeout", "25")]),
+    ('"sysctl.net.ipv4.tcp_fin_timeout=25"', [("net/ipv4/tcp_fin_timeout", "25")]),
+    ('sysctl.net.ipv4.tcp_fin_timeout="25"', [("net/ipv4/tcp_fin_timeout", "25")]),
+    ('sysctl.net.ipv4.tcp_fin_timeout=25"', [("net/ipv4/tcp_fin_timeout", '25"')]),
+    ('x" sysctl.net.ipv4.tcp_fin_timeout=25', []),  # the '"' opens a quote: one word to the end
+    # a control byte is no blank to the kernel (isspace): it stays in the word
+    ("\x1csysctl.net.ipv4.tcp_fin_timeout=25", []),
+    ("a \x1csysctl.net.ipv4.tcp_fin_timeout=25", []),
+    ("a=1 \x1csysctl.net.ipv4.tcp_fin_timeout=25", []),
+    # '--' ends the kernel's parameters; what follows is init's
+    ("-- sysctl.net.ipv4.tcp_fin_timeout=25", []),
+    ("--=x sysctl.net.ipv4.tcp_fin_timeout=25", [("net/ipv4/tcp_fin_timeout", "25")]),
+    (
+        "sysctl.net.ipv4.tcp_fin_timeout=25 quiet sysctl.net.ipv4.tcp_fin_timeout=26",
+        [("net/ipv4/tcp_fin_timeout", "25"), ("net/ipv4/tcp_fin_timeout", "26")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "found"), CMDLINES, ids=[f"cmdline{i}" for i in range(len(CMDLINES))]
+)
+def test_kernel_command_line_sysctls(cmdline: str, found: list) -> None:
+    assert sysctld.command_line_sysctls(cmdline) == found
+
+
+def test_a_value_the_kernel_refuses_on_the_command_line() -> None:
+    model = BootModel([], 'ro sysctl.net.ipv4.tcp_fin_timeout=25" quiet')
+    for answer in model.answers(FIN):
+        assert (answer.value, answer.source, answer.refused) == (None, None, ("/proc/cmdline",))
+    (check, _) = sysctld.persistence(model, FIN, "25")
+    assert check.describe("25") == (
+        "procps: not set by any file (the kernel default applies at boot); the kernel refuses the "
+        "value of /proc/cmdline"
+    )
+
+
+# --- what users read about boot -------------------------------------------------------------------
+
+
+def conf(path: str, text: str, state: str = "text", reason: str = "") -> ConfFile:
+    directory, _, name = path.lstrip("/").rpartition("/")
+    if path == "/etc/sysctl.conf":
+        directory = ""
+    return ConfFile(
+        directory=directory, name=name, path=path, text=text, state=state, reason=reason
+    )
+
+
+def summary(files: list[ConfFile], target: str, cmdline: str | None = None, **kw) -> str:
+    checks = sysctld.persistence(BootModel(files, cmdline), FIN, target)
+    return sysctld.boot_summary(checks, target, **kw)
+
+
+def test_boot_summaries() -> None:
+    both = [conf("/etc/sysctl.d/10-a.conf", f"{FIN} = 30\n")]
+    assert summary(both, "30") == "survives reboot"
+    assert summary(both, "45") == "overridden (procps, systemd)"
+    assert summary(both, "45", detailed=True) == (
+        "procps: overridden by /etc/sysctl.d/10-a.conf:1 (value 30); systemd: overridden by "
+        "/etc/sysctl.d/10-a.conf:1 (value 30)"
+    )
+    assert summary([], "30", "sysctl.net.ipv4.tcp_fin_timeout=30") == (
+        "survives reboot (kernel command line)"
+    )
+    # the command line for one loader, a file for the other
+    procps_only = [conf("/etc/sysctl.conf", f"{FIN} = 30\n")]
+    assert summary(procps_only, "30", "sysctl.net.ipv4.tcp_fin_timeout=30") == "survives reboot"
+    assert summary(procps_only, "30") == "survives under procps"
+    assert summary([], "30") == "not persisted"
+    hidden = conf("/etc/sysctl.d/50-x.conf", "", state="unknown", reason="permission denied")
+    assert summary([hidden], "30") == "unknown (procps, systemd)"
+    assert summary([hidden], "30", detailed=True) == (
+        "procps: unknown (cannot read /etc/sysctl.d/50-x.conf: permission denied); systemd: "
+        "unknown (cannot read /etc/sysctl.d/50-x.conf: permission denied)"
+    )
+    # overridden under one loader, unknown under none, survives under the other
+    mixed = [conf("/etc/sysctl.d/10-a.conf", f"{FIN} = 30\n"), procps_only[0]]
+    mixed[1] = conf("/etc/sysctl.conf", f"{FIN} = 31\n")
+    assert summary(mixed, "30") == "overridden (procps)"
+
+
+def test_reserved_ports_as_the_kernel_prints_them() -> None:
+    key = "net.ipv4.ip_local_reserved_ports"
+    text = f"{key} = 8002,80,443,8000-8001,8003\n"
+    for answer in BootModel([conf("/etc/sysctl.d/1.conf", text)]).answers(key):
+        assert answer.value == "80,443,8000-8003"
+    single = f"{key} = 9000\n"
+    for answer in BootModel([conf("/etc/sysctl.d/1.conf", single)]).answers(key):
+        assert answer.value == "9000"
+
+
+def test_a_boot_value_written_another_way_is_the_same_value() -> None:
+    """The value a file sets survives when the kernel would print it the same way as the target:
+    blanks collapsed, no blanks around list commas (the kernel prints 'a b c' and '1,2-3')."""
+    rmem = "net.ipv4.tcp_rmem"
+    files = [conf("/etc/sysctl.d/10-a.conf", f"{rmem} = 4096\t131072   6291456\n")]
+    checks = sysctld.persistence(BootModel(files), rmem, "4096  131072 6291456")
+    assert [p.survives for p in checks] == [True, True]
+    reserved = "net.ipv4.ip_local_reserved_ports"
+    files = [conf("/etc/sysctl.d/10-a.conf", f"{reserved} = 9000-9100,8080\n")]
+    checks = sysctld.persistence(BootModel(files), reserved, "8080, 9000-9100")
+    assert [p.survives for p in checks] == [True, True]
+    assert sysctld.boot_summary(checks, "8080, 9000-9100") == "survives reboot"
+
+
+def test_where_each_loader_reads_a_line_naming_a_key() -> None:
+    recycle = "net.ipv4.tcp_tw_recycle"
+    text = f"# x\r\n-{recycle} = 0\r\n-{recycle}\r\n"
+    model = BootModel([conf(FILE, text)])
+    for loader in (PROCPS, SYSTEMD):
+        found = [(w, line.value, line.ignore) for w, line in model.lines_naming(recycle, loader)]
+        assert found == [(f"{FILE}:2", "0", True), (f"{FILE}:3", None, False)], loader
+
+
+# kernel/sysctl.c proc_get_long(): at most 21 characters are looked at (TMPBUFLEN - 1), a '-' counts
+# only when more follows, strtoul base 0 (0x hex, 0 octal) must not pass ULONG_MAX, a number that
+# fills all 21 characters is refused, and what follows must be a blank, a tab or a newline.
+PROC_GET_LONG = [
+    ("-5", 1, [-5], False),  # a '-' with one more character, no newline
+    ("1 5", 2, [1, 5], False),  # the last number ends the data
+    ("-\t5\n", 1, [], True),  # a '-' then no digit
+    ("X5\n", 1, [], True),
+    ("0X\n", 1, [], True),  # '0' then 'X' with no hex digit after it: octal 0, then 'X'
+    ("18446744073709551615\n", 1, [18446744073709551615], False),  # ULONG_MAX
+    ("18446744073709551616\n", 1, [], True),  # one more
+    ("0" * 20 + "1\n", 1, [], True),  # 21 characters, small as it is
+    ("0" * 19 + "1\n", 1, [1], False),  # 20
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "count", "stored", "failed"),
+    PROC_GET_LONG,
+    ids=[f"long{i}" for i in range(len(PROC_GET_LONG))],
+)
+def test_what_proc_get_long_reads(data: str, count: int, stored: list, failed: bool) -> None:
+    assert sysctld.kernel_ints(data, count) == (stored, failed)
+
+
+def test_every_refused_write_is_named() -> None:
+    files = [conf(FILE, f"{FIN} = 30#x\n")]
+    model = BootModel(files, 'sysctl.net.ipv4.tcp_fin_timeout=25"')
+    (check, _) = sysctld.persistence(model, FIN, "25")
+    assert check.describe("25") == (
+        "procps: not set by any file (the kernel default applies at boot); the kernel refuses the "
+        f"value of /proc/cmdline, {FILE}:1"
+    )
