@@ -110,7 +110,7 @@ def conf(directory: str, name: str, text: str) -> ConfFile:
 
 
 def summary(files: list[ConfFile], key: str, target: str) -> str:
-    return sysctld.boot_summary(sysctld.persistence(sysctld.BootModel(files), key, target), target)
+    return sysctld.boot_summary(sysctld.persistence(sysctld.BootModel(files), key, target))
 
 
 def test_a_key_set_only_in_etc_sysctl_conf_survives_under_procps_only() -> None:

@@ -1,0 +1,373 @@
+"""What tcptune accepts in a backup file, and what it says about one it refuses: a table of
+backups written by a real `apply` and then damaged one field at a time (as a disk error or a hand
+edit would), each with the exact line a user reads. Also the order `backups` lists them in when
+old, numbered and damaged backups are mixed, and the file a revert leaves behind."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeMachine, run_cli
+
+from tcptune.transaction import same_netns
+
+BACKUPS = "var/lib/tcptune/backups"
+DROP_IN = "etc/sysctl.d/99-tcptune.conf"
+HINT = "restore it from another copy, or remove it; tcptune will not guess"
+HEX64 = "0123456789abcdef" * 4
+
+
+@pytest.fixture
+def machine(modern: FakeMachine) -> FakeMachine:
+    (modern.root / "etc/sysctl.d").mkdir(parents=True)
+    return modern
+
+
+def cli(machine: FakeMachine, *argv: str):
+    return run_cli("--root", str(machine.root), *argv)
+
+
+def apply(machine: FakeMachine, profile: str = "client-profile") -> str:
+    result = cli(machine, "apply", profile, "--json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)["backup_id"]
+
+
+def path_of(machine: FakeMachine, backup_id: str) -> Path:
+    return machine.root / BACKUPS / f"{backup_id}.json"
+
+
+def load(machine: FakeMachine, backup_id: str) -> dict[str, Any]:
+    return json.loads(path_of(machine, backup_id).read_text())
+
+
+def store(machine: FakeMachine, backup_id: str, data: dict[str, Any]) -> None:
+    path_of(machine, backup_id).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def with_previous_drop_in(machine: FakeMachine, text: bytes = b"net.ipv4.tcp_fin_timeout = 30\n"):
+    """A drop-in there before the apply, so the backup records its bytes."""
+    (machine.root / DROP_IN).write_bytes(b"# Managed by tcptune: by hand\n" + text)
+
+
+def netns(**fields: Any) -> dict[str, Any]:
+    return {"inode": "4026531840", "cookie": 1, "entered": None, **fields}
+
+
+def set_in(data: dict[str, Any], where: str, value: Any) -> None:
+    """data[a][b]... = value for where = "a.b"; "runtime.0.key" indexes the list."""
+    *parents, last = where.split(".")
+    for part in parents:
+        data = data[int(part)] if part.isdigit() else data[part]
+    if last.isdigit():
+        data[int(last)] = value
+    else:
+        data[last] = value
+
+
+# (field, value) -> why the backup is refused (the text after "corrupted or was edited: ")
+REFUSED = [
+    ("format", 2, "unknown format 2"),
+    ("format", None, "unknown format None"),
+    ("format", "1", "unknown format '1'"),
+    ("id", "20200101T000000000000Z", "its id does not match its file name"),
+    ("sequence", 0, "sequence 0 is not a positive whole number"),
+    ("sequence", -3, "sequence -3 is not a positive whole number"),
+    ("sequence", True, "sequence True is not a positive whole number"),
+    ("sequence", "2", "sequence '2' is not a positive whole number"),
+    ("sequence", 1.0, "sequence 1.0 is not a positive whole number"),
+    ("drop_in.path", "/etc/sysctl.conf", "drop-in path outside /etc/sysctl.d"),
+    ("drop_in.path", "/run/sysctl.d/99-tcptune.conf", "drop-in path outside /etc/sysctl.d"),
+    ("drop_in.path", 7, "drop-in path outside /etc/sysctl.d"),
+    ("drop_in.path", "/etc/sysctl.d/x/99.conf", "drop-in path is not a plain file name"),
+    ("drop_in.path", "/etc/sysctl.d/../shadow", "drop-in path is not a plain file name"),
+    ("drop_in.path", "/etc/sysctl.d/..", "drop-in path is not a plain file name"),
+    ("drop_in.sha256", "0" * 64, "drop-in content does not match its checksum"),
+    ("drop_in.written_sha256", "abc", "written_sha256 is not a SHA-256 in hex"),
+    ("drop_in.written_sha256", HEX64[:63], "written_sha256 is not a SHA-256 in hex"),
+    ("drop_in.written_sha256", HEX64 + "0", "written_sha256 is not a SHA-256 in hex"),
+    ("drop_in.written_sha256", HEX64.upper(), "written_sha256 is not a SHA-256 in hex"),
+    ("drop_in.written_sha256", "g" * 64, "written_sha256 is not a SHA-256 in hex"),
+    ("drop_in.written_sha256", 12, "written_sha256 is not a SHA-256 in hex"),
+    ("netns", "4026531840", "netns is not {inode, cookie, entered}"),
+    ("netns", {"inode": "1", "cookie": 1}, "netns is not {inode, cookie, entered}"),
+    ("netns", {**netns(), "pid": 1}, "netns is not {inode, cookie, entered}"),
+    ("netns", netns(inode=4026531840), "netns inode is not a number"),
+    ("netns", netns(inode="4026531840x"), "netns inode is not a number"),
+    ("netns", netns(inode="٤٠٢٦"), "netns inode is not a number"),  # Arabic-Indic digits
+    ("netns", netns(inode="1" * 21), "netns inode is not a number"),
+    ("netns", netns(inode=""), "netns inode is not a number"),
+    ("netns", netns(cookie=-1), "netns cookie is not a 64-bit number"),
+    ("netns", netns(cookie=2**64), "netns cookie is not a 64-bit number"),
+    ("netns", netns(cookie=True), "netns cookie is not a 64-bit number"),
+    ("netns", netns(cookie="1"), "netns cookie is not a 64-bit number"),
+    ("netns", netns(entered=3), "netns entered is not a short string"),
+    ("netns", netns(entered="x" * 4201), "netns entered is not a short string"),
+    (
+        "runtime.0.key",
+        "kernel.core_pattern",
+        "runtime key 'kernel.core_pattern' is not a network key",
+    ),
+    ("runtime.0.key", "net.ipv4", "runtime key 'net.ipv4' is not a network key"),
+    ("runtime.0.key", 5, "runtime key 5 is not a network key"),
+    ("runtime.0.key", "net.ipv4.a..b", "runtime key 'net.ipv4.a..b' is not a sysctl name"),
+    ("runtime.0.key", "net.core.a/b", "runtime key 'net.core.a/b' is not a sysctl name"),
+    ("runtime.0.previous", 30, "previous value of net.ipv4.ip_local_port_range is not a string"),
+]
+
+# (field, value): still a backup tcptune can revert
+ACCEPTED = [
+    ("sequence", 1),
+    ("sequence", 10**6),
+    ("drop_in.written_sha256", HEX64),
+    ("drop_in.written_sha256", None),
+    ("netns", None),
+    ("netns", netns()),
+    ("netns", netns(inode="1" * 20, cookie=0, entered="x" * 4200)),
+    ("netns", netns(cookie=2**64 - 1, entered="/run/netns/blue")),
+    ("netns", netns(cookie=None)),
+    ("runtime.0.key", "net.ipv6.conf.all.forwarding"),
+    ("runtime.0.key", "net.core.somaxconn"),
+    ("runtime.0.previous", None),
+]
+
+
+def line(machine: FakeMachine, backup_id: str, why: str) -> str:
+    path = path_of(machine, backup_id)
+    return f"tcptune: error: backup {path} is corrupted or was edited: {why} ({HINT})\n"
+
+
+@pytest.mark.parametrize(("where", "value", "why"), REFUSED)
+def test_a_damaged_backup_is_refused_saying_what_is_wrong(
+    machine: FakeMachine, where: str, value: Any, why: str
+) -> None:
+    with_previous_drop_in(machine)
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    set_in(data, where, value)
+    store(machine, backup_id, data)
+    before = path_of(machine, backup_id).read_bytes()
+    drop_in = (machine.root / DROP_IN).read_bytes()
+    result = cli(machine, "revert", backup_id)
+    assert (result.code, result.err, result.out) == (2, line(machine, backup_id, why), "")
+    assert path_of(machine, backup_id).read_bytes() == before
+    assert (machine.root / DROP_IN).read_bytes() == drop_in
+    # `backups` lists it as corrupt, with the same reason, and goes on
+    listed = json.loads(cli(machine, "backups", "--json").out)["backups"]
+    corrupt = f"backup {path_of(machine, backup_id)} is corrupted or was edited: {why}"
+    assert listed == [{"id": backup_id, "corrupt": corrupt}]
+
+
+@pytest.mark.parametrize(("where", "value"), ACCEPTED)
+def test_a_backup_within_the_limits_is_reverted(machine: FakeMachine, where: str, value) -> None:
+    with_previous_drop_in(machine)
+    before = (machine.root / DROP_IN).read_bytes()
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    set_in(data, where, value)
+    store(machine, backup_id, data)
+    result = cli(machine, "revert", backup_id, "--dry-run", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["backup_id"] == backup_id
+    assert listed(machine) == [(backup_id, False)]
+    if where in ("sequence", "netns", "runtime.0.previous"):  # the rest changes what is put back
+        assert cli(machine, "revert", backup_id).code == 0
+        assert (machine.root / DROP_IN).read_bytes() == before
+
+
+def test_content_that_is_not_base64_is_refused_even_with_a_matching_checksum(
+    machine: FakeMachine,
+) -> None:
+    """Lenient base64 would read "@@@@" as no bytes at all, whose checksum is the one stored:
+    the backup still holds no drop-in tcptune wrote, so it is refused."""
+    with_previous_drop_in(machine)
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    data["drop_in"]["content_b64"] = "@@@@"
+    data["drop_in"]["sha256"] = hashlib.sha256(b"").hexdigest()
+    assert base64.b64decode("@@@@") == b""
+    store(machine, backup_id, data)
+    result = cli(machine, "revert", backup_id)
+    assert result.code == 2
+    assert f"backup {path_of(machine, backup_id)} is corrupted or was edited: " in result.err
+    assert result.err.endswith(f"({HINT})\n")
+
+
+def test_content_whose_checksum_matches_another_text_is_refused(machine: FakeMachine) -> None:
+    with_previous_drop_in(machine)
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    data["drop_in"]["content_b64"] = base64.b64encode(b"net.core.somaxconn = 1\n").decode()
+    store(machine, backup_id, data)
+    result = cli(machine, "revert", backup_id)
+    assert result.err == line(machine, backup_id, "drop-in content does not match its checksum")
+
+
+@pytest.mark.parametrize(
+    ("backup_id", "message"),
+    [
+        ("xyz", "invalid backup id 'xyz'"),
+        ("20261125T223708598116Z.json", "invalid backup id '20261125T223708598116Z.json'"),
+        ("../20261125T223708598116Z", "invalid backup id '../20261125T223708598116Z'"),
+        ("20261125T223708598116Z", "no backup '20261125T223708598116Z'"),
+        ("20261125T223708598116Z-3", "no backup '20261125T223708598116Z-3'"),
+    ],
+)
+def test_an_unknown_backup_id_says_where_to_find_the_real_ones(
+    machine: FakeMachine, backup_id: str, message: str
+) -> None:
+    apply(machine)
+    result = cli(machine, "revert", backup_id)
+    assert (result.code, result.err) == (
+        2,
+        f"tcptune: error: {message} (list them with: tcptune backups)\n",
+    )
+
+
+def test_a_damaged_newest_backup_stops_revert_naming_the_file_to_remove(
+    machine: FakeMachine,
+) -> None:
+    apply(machine, "client-profile")
+    newest = apply(machine, "server-profile")
+    data = load(machine, newest)
+    data["format"] = 9
+    store(machine, newest, data)
+    result = cli(machine, "revert")
+    why = f"backup {path_of(machine, newest)} is corrupted or was edited: unknown format 9"
+    assert (result.code, result.err) == (
+        2,
+        f"tcptune: error: backup {newest} is corrupted: {why} (revert an older one by id, or "
+        f"remove {BACKUPS}/{newest}.json)\n",
+    )
+
+
+def test_nothing_left_to_revert_says_so(machine: FakeMachine) -> None:
+    apply(machine)
+    assert cli(machine, "revert").code == 0
+    result = cli(machine, "revert")
+    assert (result.code, result.err) == (
+        2,
+        "tcptune: error: nothing to revert: every backup is already reverted (tcptune backups)\n",
+    )
+
+
+# --- order ----------------------------------------------------------------------------------
+
+
+def listed(machine: FakeMachine) -> list[tuple[str, bool]]:
+    doc = json.loads(cli(machine, "backups", "--json").out)
+    return [(row["id"], "corrupt" in row) for row in doc["backups"]]
+
+
+def rename(machine: FakeMachine, backup_id: str, new_id: str, **fields: Any) -> None:
+    """Move a backup to another id (as if made at another time), changing `fields`; a field
+    given as None is removed (a backup of a tcptune that did not write it)."""
+    data = load(machine, backup_id)
+    data["id"] = new_id
+    for name, value in fields.items():
+        if value is None:
+            data.pop(name, None)
+        else:
+            data[name] = value
+    path_of(machine, backup_id).unlink()
+    store(machine, new_id, data)
+
+
+def test_damaged_and_old_backups_sort_by_name_before_the_numbered_ones(
+    machine: FakeMachine,
+) -> None:
+    """Without a (valid) sequence number a backup sorts by its id among the others without one,
+    whether it is readable or not; every numbered one comes after them, by number."""
+    ids = [apply(machine, p) for p in ("client-profile", "server-profile", "client-profile")]
+    rename(machine, ids[0], "20300101T000000000000Z", sequence=None)  # old, late name
+    rename(machine, ids[1], "20200101T000000000000Z", sequence=0)  # damaged, early name
+    rename(machine, ids[2], "20100101T000000000000Z", sequence=5)  # numbered, earliest name
+    (machine.root / BACKUPS / "20250101T000000000000Z.json").write_text("{not json")
+    assert listed(machine) == [
+        ("20200101T000000000000Z", True),
+        ("20250101T000000000000Z", True),
+        ("20300101T000000000000Z", False),
+        ("20100101T000000000000Z", False),
+    ]
+
+
+def test_a_damaged_numbered_backup_keeps_its_place_among_the_numbered(
+    machine: FakeMachine,
+) -> None:
+    ids = [apply(machine, p) for p in ("client-profile", "server-profile", "client-profile")]
+    data = load(machine, ids[1])
+    data["format"] = 7  # damaged, its sequence (2) still readable
+    store(machine, ids[1], data)
+    assert listed(machine) == [(ids[0], False), (ids[1], True), (ids[2], False)]
+
+
+@pytest.mark.parametrize("damaged", ["7", 2.5, True, -5, 0, None, [3]])
+def test_a_damaged_sequence_number_is_not_counted_for_the_next_one(
+    machine: FakeMachine, damaged: Any
+) -> None:
+    first = apply(machine, "client-profile")
+    data = load(machine, first)
+    data["sequence"] = damaged
+    store(machine, first, data)
+    second = apply(machine, "server-profile")
+    assert load(machine, second)["sequence"] == 1
+    assert [row[0] for row in listed(machine)] == [first, second]
+
+
+# --- what a revert leaves -------------------------------------------------------------------
+
+
+def test_a_revert_changes_only_the_reverted_line_of_its_backup(machine: FakeMachine) -> None:
+    backup_id = apply(machine)
+    before = path_of(machine, backup_id).read_text().splitlines()
+    assert cli(machine, "revert").code == 0
+    after = path_of(machine, backup_id).read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][0] == '  "reverted": null,'
+    assert changed[0][1].startswith('  "reverted": "20')
+    assert stat.S_IMODE(path_of(machine, backup_id).stat().st_mode) == 0o600
+
+
+def test_revert_dry_run_shows_each_key_now_and_what_it_restores(machine: FakeMachine) -> None:
+    backup_id = apply(machine)
+    (machine.root / "proc/sys/net/ipv4/tcp_tw_reuse").write_text("0\n")  # changed since
+    (machine.root / "proc/sys/net/ipv4/ip_local_port_range").unlink()  # gone since
+    result = cli(machine, "revert", "--dry-run", "--json")
+    doc = json.loads(result.out)
+    assert doc["backup_id"] == backup_id
+    assert doc["runtime"] == [
+        {"key": "net.ipv4.ip_local_port_range", "now": None, "restore": "32768 60999"},
+        {"key": "net.ipv4.tcp_tw_reuse", "now": "0", "restore": "2"},
+    ]
+
+
+# --- which namespace ------------------------------------------------------------------------
+
+A = {"inode": "4026531840", "cookie": 1, "entered": None}
+
+
+@pytest.mark.parametrize(
+    ("recorded", "current", "same"),
+    [
+        (None, None, True),  # neither known
+        (None, A, True),  # an older backup
+        (A, None, True),  # a tree below --root
+        (A, dict(A), True),
+        (A, {**A, "entered": "/run/netns/x"}, True),  # entered differently, same namespace
+        (A, {**A, "cookie": 2}, False),  # the inode was used again by a later namespace
+        (A, {**A, "inode": "4026532000"}, True),  # the cookie decides when both have one
+        ({**A, "cookie": None}, {**A, "cookie": 7}, True),  # else the inode
+        ({**A, "cookie": 7}, {**A, "cookie": None}, True),
+        ({**A, "cookie": None}, {**A, "cookie": None, "inode": "4026532000"}, False),
+        ({**A, "cookie": 7}, {**A, "cookie": None, "inode": "4026532000"}, False),
+        ({**A, "cookie": None}, {**A, "cookie": 7, "inode": "4026532000"}, False),
+    ],
+)
+def test_same_namespace_by_cookie_else_by_inode(recorded, current, same: bool) -> None:
+    assert same_netns(recorded, current) is same
