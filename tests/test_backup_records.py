@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from conftest import FakeMachine, run_cli
 
+from tcptune import transaction
+from tcptune.errors import EnvironmentProblem
 from tcptune.transaction import same_netns
 
 BACKUPS = "var/lib/tcptune/backups"
@@ -371,3 +373,82 @@ A = {"inode": "4026531840", "cookie": 1, "entered": None}
 )
 def test_same_namespace_by_cookie_else_by_inode(recorded, current, same: bool) -> None:
     assert same_netns(recorded, current) is same
+
+
+# --- a drop-in write that fails -------------------------------------------------------------
+
+
+def drop_in_state(machine: FakeMachine) -> tuple[bytes, int] | None:
+    path = machine.root / DROP_IN
+    if not path.exists():
+        return None
+    return path.read_bytes(), stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o644])
+def test_a_drop_in_write_failing_before_the_rename_leaves_no_backup(
+    machine: FakeMachine, monkeypatch, mode: int
+) -> None:
+    with_previous_drop_in(machine)
+    (machine.root / DROP_IN).chmod(mode)
+    before = drop_in_state(machine)
+
+    def failing(path: Path, data: bytes, mode: int = 0o644) -> None:
+        if path.name == "99-tcptune.conf":
+            raise EnvironmentProblem(f"cannot write {path}: No space left on device")
+        real(path, data, mode)
+
+    real = transaction.atomic_write
+    monkeypatch.setattr(transaction, "atomic_write", failing)
+    result = cli(machine, "apply", "client-profile", "--force")
+    monkeypatch.undo()
+    path = machine.root / DROP_IN
+    assert (result.code, result.err) == (
+        3,
+        f"tcptune: error: cannot write {path}: No space left on device\n",
+    )
+    assert drop_in_state(machine) == before
+    assert list((machine.root / BACKUPS).glob("*.json")) == []
+
+
+@pytest.mark.parametrize(("existed", "mode"), [(True, 0o644), (True, 0o600), (False, None)])
+def test_a_drop_in_write_failing_after_the_rename_keeps_the_backup_to_revert(
+    machine: FakeMachine, monkeypatch, existed: bool, mode: int | None
+) -> None:
+    """The new drop-in is in place when the failure comes (a failed directory sync): the backup
+    stays, and the error names the revert that puts the old one back."""
+    if existed:
+        with_previous_drop_in(machine)
+        (machine.root / DROP_IN).chmod(mode)
+    before = drop_in_state(machine)
+
+    def failing_late(path: Path, data: bytes, mode: int = 0o644) -> None:
+        real(path, data, mode)
+        if path.name == "99-tcptune.conf":
+            raise EnvironmentProblem(f"cannot sync {path.parent}: Input/output error")
+
+    real = transaction.atomic_write
+    monkeypatch.setattr(transaction, "atomic_write", failing_late)
+    result = cli(machine, "apply", "client-profile", "--force")
+    monkeypatch.undo()
+    (backup,) = (machine.root / BACKUPS).glob("*.json")
+    assert (result.code, result.err) == (
+        3,
+        f"tcptune: error: cannot sync {machine.root / 'etc/sysctl.d'}: Input/output error "
+        f"(/{DROP_IN} may have changed: tcptune revert {backup.stem} puts back the previous "
+        "state)\n",
+    )
+    assert drop_in_state(machine) != before
+    assert cli(machine, "revert").code == 0
+    assert drop_in_state(machine) == before
+
+
+def test_a_backup_recording_no_mode_restores_the_drop_in_0644(machine: FakeMachine) -> None:
+    with_previous_drop_in(machine)
+    (machine.root / DROP_IN).chmod(0o600)
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    data["drop_in"]["mode"] = None  # as a backup made before modes were recorded
+    store(machine, backup_id, data)
+    assert cli(machine, "revert").code == 0
+    assert stat.S_IMODE((machine.root / DROP_IN).stat().st_mode) == 0o644
