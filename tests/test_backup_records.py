@@ -452,3 +452,120 @@ def test_a_backup_recording_no_mode_restores_the_drop_in_0644(machine: FakeMachi
     store(machine, backup_id, data)
     assert cli(machine, "revert").code == 0
     assert stat.S_IMODE((machine.root / DROP_IN).stat().st_mode) == 0o644
+
+
+# --- revert over a changed drop-in, in this process -----------------------------------------
+
+REFUSAL_HINT = (
+    "revert the newer backups first, or --force, which saves the file as it is now next to the "
+    "backups and reverts"
+)
+
+
+def refusal(machine: FakeMachine, why: str) -> str:
+    return f"tcptune: error: {why} ({REFUSAL_HINT})\n"
+
+
+def test_an_edited_drop_in_is_refused_with_why_then_saved_0600_by_force(
+    machine: FakeMachine,
+) -> None:
+    backup_id = apply(machine)
+    path = machine.root / DROP_IN
+    path.write_bytes(path.read_bytes() + b"net.ipv4.tcp_fin_timeout = 33\n")
+    edited = path.read_bytes()
+    result = cli(machine, "revert")
+    why = (
+        f"/{DROP_IN} was changed after backup {backup_id} wrote it (edited, or written by a "
+        "later apply)"
+    )
+    assert (result.code, result.err) == (2, refusal(machine, why))
+    assert path.read_bytes() == edited
+    forced = cli(machine, "revert", "--force", "--json")
+    doc = json.loads(forced.out)
+    saved = machine.root / BACKUPS / f"{backup_id}.edited-1.conf"
+    assert forced.code == 0 and doc["saved"] == str(saved)
+    assert saved.read_bytes() == edited
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert doc["drop_in_written"] is True and doc["drop_in"]["action"] == "remove"
+    assert not path.exists()
+
+
+def test_a_removed_drop_in_is_refused_with_why_and_force_saves_nothing(
+    machine: FakeMachine,
+) -> None:
+    with_previous_drop_in(machine)
+    before = drop_in_state(machine)
+    backup_id = apply(machine)
+    (machine.root / DROP_IN).unlink()
+    result = cli(machine, "revert")
+    why = f"/{DROP_IN} was removed after backup {backup_id} was made"
+    assert (result.code, result.err) == (2, refusal(machine, why))
+    forced = cli(machine, "revert", "--force", "--json")
+    doc = json.loads(forced.out)
+    assert forced.code == 0 and doc["saved"] is None and doc["drop_in_written"] is True
+    assert drop_in_state(machine) == before
+    assert sorted(p.name for p in (machine.root / BACKUPS).iterdir()) == [f"{backup_id}.json"]
+
+
+def test_a_backup_that_did_not_record_what_it_wrote_cannot_rule_out_an_edit(
+    machine: FakeMachine,
+) -> None:
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    del data["drop_in"]["written_sha256"]  # a backup of an older tcptune
+    store(machine, backup_id, data)
+    result = cli(machine, "revert")
+    why = (
+        f"backup {backup_id} was made by a tcptune that did not record what it wrote, and "
+        f"/{DROP_IN} is not what it was before that apply, so an edit cannot be ruled out"
+    )
+    assert (result.code, result.err) == (2, refusal(machine, why))
+
+
+def test_a_backup_that_did_not_record_touched_restores_the_drop_in(machine: FakeMachine) -> None:
+    """Before `touched` was recorded every apply wrote the drop-in: such a backup puts it back."""
+    with_previous_drop_in(machine)
+    before = drop_in_state(machine)
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    del data["drop_in"]["touched"]
+    store(machine, backup_id, data)
+    result = cli(machine, "revert", "--json")
+    doc = json.loads(result.out)
+    assert result.code == 0 and doc["drop_in"]["action"] == "restore"
+    assert doc["drop_in_written"] is True
+    assert drop_in_state(machine) == before
+
+
+def test_a_runtime_only_revert_writes_no_drop_in(machine: FakeMachine) -> None:
+    apply(machine)
+    runtime_only = json.loads(
+        cli(machine, "apply", "server-profile", "--runtime-only", "--json").out
+    )["backup_id"]
+    result = cli(machine, "revert", runtime_only, "--json")
+    doc = json.loads(result.out)
+    assert result.code == 0 and doc["drop_in"]["action"] == "keep"
+    assert doc["drop_in_written"] is False
+
+
+def test_a_key_with_no_readable_value_before_is_left_as_is(machine: FakeMachine) -> None:
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    data["runtime"][0]["previous"] = None  # unreadable when the apply ran
+    store(machine, backup_id, data)
+    now = (machine.root / "proc/sys/net/ipv4/ip_local_port_range").read_text()
+    result = cli(machine, "revert", "--json")
+    doc = json.loads(result.out)
+    assert result.code == 0
+    assert doc["results"] == [
+        {
+            "key": "net.ipv4.ip_local_port_range",
+            "outcome": "restored",
+            "detail": "had no readable value before; left as is",
+        },
+        {"key": "net.ipv4.tcp_tw_reuse", "outcome": "restored", "detail": None},
+    ]
+    assert (machine.root / "proc/sys/net/ipv4/ip_local_port_range").read_text() == now
+    assert (machine.root / "proc/sys/net/ipv4/tcp_tw_reuse").read_text().strip() == "2"
+    assert listed(machine) == [(backup_id, False)]
+    assert load(machine, backup_id)["reverted"] is not None
