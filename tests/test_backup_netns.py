@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import subprocess
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import FakeMachine, run_cli
+from inside_namespace import isolate
 
 from tcptune import transaction
 from tcptune.system import System, netns_record
@@ -26,16 +26,12 @@ STATE = "/var/lib/tcptune"
 
 
 def _isolate() -> None:
+    """New network and mount namespaces; then tests/inside_namespace.py's isolation: tmpfs over
+    every sysctl.d directory, /run and /var/lib/tcptune, an empty /etc/sysctl.conf."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
-    for argv in (
-        ["mount", "--make-rprivate", "/"],
-        ["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", STATE]
-        if os.path.isdir(STATE)
-        else ["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/var/lib"],
-    ):
-        subprocess.run(argv, check=True, capture_output=True, timeout=30)
+    isolate()
     assert not os.path.exists(f"{STATE}/backups")
 
 
@@ -98,6 +94,20 @@ def revert_line(*argv: str) -> tuple[int, str, str]:
 needs_namespaces = pytest.mark.usefixtures("netns")
 
 
+def below_root_picks_the_newest(machine: FakeMachine, backups: list[dict[str, Any]]) -> None:
+    """The same backups below --root, whatever namespace each names: there is no namespace to
+    tell, so revert picks the newest. (Run in this process too, so what the children run is
+    also run here.)"""
+    directory = machine.root / "var/lib/tcptune/backups"
+    for n, backup in enumerate(backups):
+        record = {"inode": str(n + 1), "cookie": n + 1, "entered": "--pid 1"}
+        (directory / f"{backup['id']}.json").write_text(json.dumps({**backup, "netns": record}))
+    result = run_cli("--root", str(machine.root), "revert", "--dry-run", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["backup_id"] == backups[-1]["id"]
+    assert transaction.other_netns(backups[-1], System(machine.root)) is None
+
+
 def test_below_a_root_every_backup_counts_as_this_namespace_s(modern: FakeMachine) -> None:
     """--root has no namespace: a backup recorded in any namespace is reverted there (and the
     parent process calls what the children below call)."""
@@ -125,6 +135,7 @@ def test_revert_picks_the_newest_backup_of_this_namespace(modern: FakeMachine) -
 
     found = in_private_namespaces(scenario)
     assert found == {"picked": backups[0]["id"], "newest": backups[0]["id"]}
+    below_root_picks_the_newest(modern, backups)
 
 
 @needs_namespaces
@@ -137,6 +148,7 @@ def test_a_backup_with_no_namespace_record_is_this_namespace_s(modern: FakeMachi
         return transaction.newest_unreverted(System("/"))["id"]
 
     assert in_private_namespaces(scenario) == backups[1]["id"]
+    below_root_picks_the_newest(modern, backups)
 
 
 @needs_namespaces
@@ -159,6 +171,7 @@ def test_only_other_namespaces_backups_left_says_how_many(modern: FakeMachine) -
         "namespaces are not reverted) (tcptune backups lists them; revert one there: tcptune "
         "--netns PATH revert ID)\n"
     )
+    below_root_picks_the_newest(modern, backups)
 
 
 @needs_namespaces
@@ -176,6 +189,7 @@ def test_every_backup_of_this_namespace_reverted_says_so(modern: FakeMachine) ->
         2,
         "tcptune: error: nothing to revert: every backup is already reverted (tcptune backups)\n",
     )
+    below_root_picks_the_newest(modern, backups)
 
 
 @needs_namespaces
@@ -208,6 +222,7 @@ def test_a_backup_of_another_namespace_is_refused_by_id_naming_it(
         "would write them into the wrong one (revert it there while it exists: tcptune --netns "
         f"/proc/PID/ns/net revert {backup_id} (a container's values go with the container))\n"
     )
+    below_root_picks_the_newest(modern, [backup])
 
 
 @needs_namespaces
@@ -223,3 +238,31 @@ def test_a_backup_of_this_namespace_entered_another_way_is_reverted_by_id(
         return {"code": code, "err": err, "id": json.loads(out)["backup_id"] if out else None}
 
     assert in_private_namespaces(scenario) == {"code": 0, "err": "", "id": backup["id"]}
+    below_root_picks_the_newest(modern, [backup])
+
+
+@needs_namespaces
+def test_a_runtime_only_apply_records_the_namespace_it_wrote_in(modern: FakeMachine) -> None:
+    def scenario() -> dict[str, Any]:
+        result = run_cli("apply", "client-profile", "--runtime-only", "--json")
+        listed = json.loads(run_cli("backups", "--json").out)["backups"]
+        return {
+            "code": result.code,
+            "err": result.err,
+            "id": json.loads(result.out)["backup_id"] if result.out else None,
+            "listed": listed,
+            "inode": str(os.stat("/proc/self/ns/net").st_ino),  # the kernel's own answer
+        }
+
+    found = in_private_namespaces(scenario)
+    assert found["code"] == 0, found["err"]
+    (row,) = found["listed"]
+    assert row["id"] == found["id"]
+    assert row["netns"]["inode"] == found["inode"] and row["netns"]["entered"] is None
+    assert type(row["netns"]["cookie"]) is int
+    # below --root there is no namespace to record
+    (modern.root / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)
+    result = run_cli("--root", str(modern.root), "apply", "client-profile", "--runtime-only")
+    assert result.code == 0, result.err
+    (row,) = json.loads(run_cli("--root", str(modern.root), "backups", "--json").out)["backups"]
+    assert row["netns"] is None

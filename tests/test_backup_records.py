@@ -6,9 +6,12 @@ old, numbered and damaged backups are mixed, and the file a revert leaves behind
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
+import os
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,9 @@ import pytest
 from conftest import FakeMachine, run_cli
 
 from tcptune import transaction
-from tcptune.errors import EnvironmentProblem
+from tcptune.cli.apply import build_plan
+from tcptune.errors import BadInput, EnvironmentProblem
+from tcptune.system import SysctlWriteError, System
 from tcptune.transaction import same_netns
 
 BACKUPS = "var/lib/tcptune/backups"
@@ -569,3 +574,227 @@ def test_a_key_with_no_readable_value_before_is_left_as_is(machine: FakeMachine)
     assert (machine.root / "proc/sys/net/ipv4/tcp_tw_reuse").read_text().strip() == "2"
     assert listed(machine) == [(backup_id, False)]
     assert load(machine, backup_id)["reverted"] is not None
+
+
+def test_a_revert_with_nothing_changed_saves_nothing(machine: FakeMachine) -> None:
+    apply(machine)
+    doc = json.loads(cli(machine, "revert", "--json").out)
+    assert doc["saved"] is None and doc["drop_in_written"] is True
+
+
+def test_a_drop_in_put_back_as_it_was_before_needs_no_force(machine: FakeMachine) -> None:
+    """What an apply that stopped half-way leaves: the drop-in as it was before that apply."""
+    with_previous_drop_in(machine)
+    before = drop_in_state(machine)
+    assert before is not None
+    apply(machine)
+    (machine.root / DROP_IN).write_bytes(before[0])
+    result = cli(machine, "revert", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["drop_in"]["changed"] is False
+    assert drop_in_state(machine) == before
+
+
+def test_the_revert_function_refuses_a_changed_drop_in_without_force(
+    machine: FakeMachine,
+) -> None:
+    apply(machine)
+    (machine.root / DROP_IN).write_text("# edited\n")
+    system = System(machine.root)
+    plan = transaction.plan_revert(system, transaction.newest_unreverted(system))
+    with pytest.raises(BadInput) as refused:
+        transaction.revert(system, plan)
+    assert refused.value.message.startswith(f"/{DROP_IN} was changed after backup")
+    assert (machine.root / DROP_IN).read_text() == "# edited\n"
+
+
+@pytest.mark.parametrize("kept", [998, 999])
+def test_at_most_999_saved_copies_of_a_changed_drop_in(machine: FakeMachine, kept: int) -> None:
+    backup_id = apply(machine)
+    directory = machine.root / BACKUPS
+    for n in range(1, kept + 1):
+        (directory / f"{backup_id}.edited-{n}.conf").write_text("")
+    (machine.root / DROP_IN).write_text("# edited\n")
+    result = cli(machine, "revert", "--force")
+    if kept == 998:
+        assert result.code == 0, result.err
+        assert (directory / f"{backup_id}.edited-999.conf").read_text() == "# edited\n"
+        return
+    assert (result.code, result.err) == (
+        3,
+        f"tcptune: error: {directory} already holds 999 saved copies of /{DROP_IN} (move the "
+        f"{backup_id}.edited-*.conf files away)\n",
+    )
+    assert not (directory / f"{backup_id}.edited-1000.conf").exists()
+    assert (machine.root / DROP_IN).read_text() == "# edited\n"
+
+
+# --- what a backup records ------------------------------------------------------------------
+
+
+def test_a_backup_records_what_it_was_made_from(machine: FakeMachine) -> None:
+    """The fields docs/commands.md lists, from outside: the version `tcptune --version` prints,
+    the kernel release of the machine, the profile file, and each key's state before."""
+    machine.remove("net.ipv4.tcp_tw_reuse")
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    version = run_cli("--version").out.split()[-1]
+    assert data["tool_version"] == version
+    assert data["kernel_release"] == "6.18.44-generic"
+    profile = Path(data["profile"]["path"])
+    assert data["profile"]["name"] == "client-profile" and profile.name == "client-profile.toml"
+    assert profile.is_file()
+    assert data["runtime"] == [
+        {"key": "net.ipv4.ip_local_port_range", "state": "present", "previous": "32768 60999"},
+    ]
+    assert data["netns"] is None  # below --root there is no namespace
+
+
+def test_applies_in_one_microsecond_get_ids_told_apart_by_a_counter(machine: FakeMachine) -> None:
+    at = datetime(2031, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)  # noqa: UP017
+    system = System(machine.root)
+    made = []
+    for profile in ("client-profile", "server-profile", "client-profile"):
+        with transaction.locked(system):
+            plan = build_plan(
+                system, profile, drop_in="99-tcptune.conf", runtime=True, persist=True
+            )
+            made.append(transaction.execute(system, plan, None, clock=lambda: at).backup_id)
+    base = "20310601T120000123456Z"
+    assert made == [base, f"{base}-1", f"{base}-2"]
+    assert [b["id"] for b in transaction.list_backups(system)] == made
+
+
+def test_old_backups_of_one_microsecond_sort_by_their_counter_as_a_number(
+    machine: FakeMachine,
+) -> None:
+    """Made by a tcptune that numbered nothing: T...Z, T...Z-1, ..., T...Z-11 in that order (by
+    text, -10 would come before -2), also when pruning keeps the newest 50."""
+    backup_id = apply(machine)
+    data = load(machine, backup_id)
+    del data["sequence"]
+    path_of(machine, backup_id).unlink()
+    base = "20200101T000000000000Z"
+    ids = [base] + [f"{base}-{n}" for n in range(1, 12)]
+    for old in ids:
+        store(machine, old, {**data, "id": old})
+    assert [row[0] for row in listed(machine)] == ids
+    for n in range(12, 52):  # 52 old ones in all
+        store(machine, f"{base}-{n}", {**data, "id": f"{base}-{n}"})
+    newest = apply(machine, "server-profile")
+    left = [row[0] for row in listed(machine)]
+    assert len(left) == 50 and left[-1] == newest
+    assert left[:3] == [f"{base}-3", f"{base}-4", f"{base}-5"]  # base, -1 and -2 pruned
+
+
+# --- what apply reports per key ---------------------------------------------------------------
+
+
+def test_apply_json_says_whether_it_wrote_the_drop_in(machine: FakeMachine) -> None:
+    result = cli(machine, "apply", "client-profile", "--json")
+    assert json.loads(result.out)["drop_in_written"] is True
+    result = cli(machine, "apply", "server-profile", "--runtime-only", "--json")
+    assert json.loads(result.out)["drop_in_written"] is False
+
+
+def test_a_refused_write_names_the_kernel_s_reason_and_the_keys_not_reached(
+    machine: FakeMachine, monkeypatch
+) -> None:
+    real = System.write_sysctl
+
+    def refusing(self: System, key: str, value: str) -> None:
+        if key == "net.ipv4.ip_local_port_range":
+            raise SysctlWriteError(key, "Invalid argument (the kernel rejected the value)", 22)
+        real(self, key, value)
+
+    monkeypatch.setattr(System, "write_sysctl", refusing)
+    result = cli(machine, "apply", "client-profile", "--json")
+    monkeypatch.undo()
+    assert result.code == 3
+    assert json.loads(result.out)["results"] == [
+        {
+            "key": "net.ipv4.ip_local_port_range",
+            "outcome": "failed",
+            "detail": "Invalid argument (the kernel rejected the value)",
+        },
+        {"key": "net.ipv4.tcp_tw_reuse", "outcome": "not reached", "detail": None},
+    ]
+
+
+def test_a_key_gone_after_its_write_is_a_mismatch_naming_why(
+    machine: FakeMachine, monkeypatch
+) -> None:
+    real = System.write_sysctl
+
+    def vanishing(self: System, key: str, value: str) -> None:
+        real(self, key, value)
+        if key == "net.ipv4.tcp_tw_reuse":
+            machine.remove(key)  # as a namespace torn down between write and read-back
+
+    monkeypatch.setattr(System, "write_sysctl", vanishing)
+    result = cli(machine, "apply", "client-profile", "--json")
+    monkeypatch.undo()
+    assert result.code == 3
+    assert json.loads(result.out)["results"][1] == {
+        "key": "net.ipv4.tcp_tw_reuse",
+        "outcome": "mismatch",
+        "detail": "wrote '1', the kernel reads back 'no such key on this kernel'",
+    }
+
+
+@pytest.mark.parametrize("command", ["apply", "revert"])
+def test_a_missing_sysctl_d_that_cannot_be_made_is_one_line(
+    machine: FakeMachine, monkeypatch, command: str
+) -> None:
+    """/etc/sysctl.d missing on a read-only /etc: making it fails with EROFS."""
+    if command == "revert":
+        with_previous_drop_in(machine)
+        apply(machine)
+    (machine.root / DROP_IN).unlink(missing_ok=True)
+    (machine.root / "etc/sysctl.d").rmdir()
+
+    def read_only(directory: Path, mode: int = 0o755) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(directory))
+
+    monkeypatch.setattr(transaction, "make_dirs", read_only)
+    result = cli(machine, command, *(["client-profile"] if command == "apply" else ["--force"]))
+    monkeypatch.undo()
+    assert (result.code, result.err) == (
+        3,
+        f"tcptune: error: cannot write {machine.root / DROP_IN}: Read-only file system (the file "
+        "system is read-only)\n",
+    )
+
+
+def test_a_failed_write_removes_its_temp_file_even_if_the_next_cleanup_fails(
+    machine: FakeMachine, monkeypatch
+) -> None:
+    """A write interrupted after its temp file was made: the temp file goes; and when removing
+    it fails too, the first error is the one reported."""
+    temp = machine.root / "etc/sysctl.d" / ".99-tcptune.conf.tcptune-1.tmp"
+
+    def interrupted(path: Path, data: bytes, mode: int = 0o644) -> None:
+        if path.name == "99-tcptune.conf":
+            temp.write_bytes(data[:10])
+            raise EnvironmentProblem(f"cannot write {path}: No space left on device")
+        real(path, data, mode)
+
+    real = transaction.atomic_write
+    monkeypatch.setattr(transaction, "atomic_write", interrupted)
+    assert cli(machine, "apply", "client-profile").code == 3
+    assert not temp.exists()
+    real_cleanup = transaction.remove_stale_temp_files
+    calls = []
+
+    def cleanup_failing_after_the_first(target: Path) -> None:
+        calls.append(target)
+        if len(calls) > 1:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_cleanup(target)
+
+    monkeypatch.setattr(transaction, "remove_stale_temp_files", cleanup_failing_after_the_first)
+    result = cli(machine, "apply", "client-profile")
+    assert (result.code, result.err) == (
+        3,
+        f"tcptune: error: cannot write {machine.root / DROP_IN}: No space left on device\n",
+    )
