@@ -80,6 +80,12 @@ def set_in(data: dict[str, Any], where: str, value: Any) -> None:
 
 # (field, value) -> why the backup is refused (the text after "corrupted or was edited: ")
 REFUSED = [
+    ("", [], "it holds an array, not a JSON object"),
+    ("", None, "it holds null, not a JSON object"),
+    ("", "backup", "it holds a string, not a JSON object"),
+    ("", 7, "it holds a number, not a JSON object"),
+    ("", 7.5, "it holds a number, not a JSON object"),
+    ("", True, "it holds true or false, not a JSON object"),
     ("format", 2, "unknown format 2"),
     ("format", None, "unknown format None"),
     ("format", "1", "unknown format '1'"),
@@ -157,7 +163,10 @@ def test_a_damaged_backup_is_refused_saying_what_is_wrong(
     with_previous_drop_in(machine)
     backup_id = apply(machine)
     data = load(machine, backup_id)
-    set_in(data, where, value)
+    if where:
+        set_in(data, where, value)
+    else:  # the whole document
+        data = value
     store(machine, backup_id, data)
     before = path_of(machine, backup_id).read_bytes()
     drop_in = (machine.root / DROP_IN).read_bytes()
@@ -292,14 +301,16 @@ def test_damaged_and_old_backups_sort_by_name_before_the_numbered_ones(
     """Without a (valid) sequence number a backup sorts by its id among the others without one,
     whether it is readable or not; every numbered one comes after them, by number."""
     ids = [apply(machine, p) for p in ("client-profile", "server-profile", "client-profile")]
-    rename(machine, ids[0], "20300101T000000000000Z", sequence=None)  # old, late name
-    rename(machine, ids[1], "20200101T000000000000Z", sequence=0)  # damaged, early name
+    rename(machine, ids[0], "20150101T000000000000Z", sequence=None)  # old, early name
+    rename(machine, ids[1], "20200101T000000000000Z", sequence=0)  # damaged, later name
     rename(machine, ids[2], "20100101T000000000000Z", sequence=5)  # numbered, earliest name
     (machine.root / BACKUPS / "20250101T000000000000Z.json").write_text("{not json")
+    (machine.root / BACKUPS / "20120101T000000000000Z.json").write_text("[]")
     assert listed(machine) == [
+        ("20120101T000000000000Z", True),
+        ("20150101T000000000000Z", False),
         ("20200101T000000000000Z", True),
         ("20250101T000000000000Z", True),
-        ("20300101T000000000000Z", False),
         ("20100101T000000000000Z", False),
     ]
 
@@ -798,3 +809,47 @@ def test_a_failed_write_removes_its_temp_file_even_if_the_next_cleanup_fails(
         3,
         f"tcptune: error: cannot write {machine.root / DROP_IN}: No space left on device\n",
     )
+
+
+def test_a_link_planted_at_the_drop_in_during_a_failed_write_keeps_the_backup(
+    machine: FakeMachine, monkeypatch, tmp_path: Path
+) -> None:
+    """What is at the drop-in path cannot be read as the file it was (a link planted meanwhile):
+    it may have changed, so the backup stays and the error names the revert."""
+    with_previous_drop_in(machine)
+    elsewhere = tmp_path / "elsewhere.conf"
+    elsewhere.write_text("net.core.somaxconn = 1\n")
+
+    def planted(path: Path, data: bytes, mode: int = 0o644) -> None:
+        if path.name == "99-tcptune.conf":
+            path.unlink()
+            path.symlink_to(elsewhere)
+            raise EnvironmentProblem(f"cannot write {path}: No space left on device")
+        real(path, data, mode)
+
+    real = transaction.atomic_write
+    monkeypatch.setattr(transaction, "atomic_write", planted)
+    result = cli(machine, "apply", "client-profile", "--force")
+    monkeypatch.undo()
+    (backup,) = (machine.root / BACKUPS).glob("*.json")
+    assert result.code == 3
+    assert result.err.endswith(f"tcptune revert {backup.stem} puts back the previous state)\n")
+
+
+def test_a_revert_failing_to_clear_old_temp_files_is_one_line(
+    machine: FakeMachine, monkeypatch
+) -> None:
+    apply(machine)  # no drop-in before: the revert removes it
+
+    def failing(target: Path) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(transaction, "remove_stale_temp_files", failing)
+    result = cli(machine, "revert")
+    monkeypatch.undo()
+    assert (result.code, result.err) == (
+        3,
+        f"tcptune: error: cannot write {machine.root / DROP_IN}: Input/output error (check the "
+        "path and the disk)\n",
+    )
+    assert (machine.root / DROP_IN).exists()
