@@ -251,3 +251,91 @@ def test_buffer_sizes_must_be_min_default_max(modern: FakeMachine, value: str, w
         if warned
         else []
     )
+
+
+# (key, value) -> the knowledge-base finding, from the kernel's own limits: tcp_tw_reuse_delay is
+# 1..60000 ms (TCP_PAWS_MSL * MSEC_PER_SEC), tcp_keepalive_probes a u8, ports 1..65535.
+RANGE_TABLE = [
+    ("net.ipv4.tcp_tw_reuse_delay", "1", None),
+    ("net.ipv4.tcp_tw_reuse_delay", "60000", None),
+    ("net.ipv4.tcp_tw_reuse_delay", "0", "0 is outside the documented range 1..60000"),
+    ("net.ipv4.tcp_tw_reuse_delay", "60001", "60001 is outside the documented range 1..60000"),
+    ("net.ipv4.tcp_keepalive_probes", "255", None),
+    ("net.ipv4.tcp_keepalive_probes", "256", "256 is outside the documented range 0..255"),
+    ("net.ipv4.tcp_fin_timeout", "0", None),
+    ("net.ipv4.tcp_fin_timeout", "-1", "-1 is outside the documented range 0..inf"),
+    ("net.ipv4.tcp_fin_timeout", "soon", "'soon' is not numeric"),
+    ("net.ipv4.tcp_fin_timeout", "0x10", "'0x10' is not numeric"),
+    ("net.ipv4.tcp_tw_reuse", "3", "'3' is not a documented value (0, 1, 2)"),
+    ("net.ipv4.ip_local_port_range", "0 65535", "0 is outside the documented range 1..65535"),
+    (
+        "net.ipv4.ip_local_port_range",
+        "1024 65536",
+        "65536 is outside the documented range 1..65535",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), RANGE_TABLE)
+def test_values_outside_the_kernel_s_limits(
+    modern: FakeMachine, key: str, value: str, message: str | None
+) -> None:
+    modern.set(key, value)
+    report = gather(System(modern.root))
+    documented = [
+        f.message
+        for f in report.findings
+        if f.key == key and ("documented" in f.message or "numeric" in f.message)
+    ]
+    assert documented == ([message] if message else [])
+    (setting,) = [s for s in report.settings if s.key == key]
+    if message:
+        assert setting.status == rules.WARNING
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (
+            "net.ipv4.tcp_timestamps",
+            "timestamps are off: no PAWS protection against old duplicate segments, worse RTT "
+            "estimates, and connect() cannot reuse TIME_WAIT sockets (tcp_tw_reuse does "
+            "nothing). Set it to 1.",
+        ),
+        (
+            "net.ipv4.tcp_syncookies",
+            "SYN cookies are off: a SYN flood fills the SYN queue and real clients are refused. "
+            "Set it to 1.",
+        ),
+    ],
+)
+def test_a_protection_turned_off_is_a_warning_saying_what_is_lost(
+    modern: FakeMachine, key: str, message: str
+) -> None:
+    modern.set(key, "0")
+    assert (rules.WARNING, message) in findings(modern, key)
+    modern.set(key, "1")
+    assert all(s != rules.WARNING for s, _ in findings(modern, key))
+
+
+@pytest.mark.parametrize("value", ["1", "2"])
+def test_tw_reuse_without_timestamps_says_it_does_nothing(modern: FakeMachine, value: str):
+    modern.set("net.ipv4.tcp_tw_reuse", value).set("net.ipv4.tcp_timestamps", "0")
+    assert (
+        rules.WARNING,
+        f"tcp_tw_reuse={value} has no effect on connections made while net.ipv4.tcp_timestamps=0: "
+        "a TIME_WAIT socket is reused only when timestamps were negotiated on its connection. "
+        "Turn timestamps back on (1).",
+    ) in findings(modern, "net.ipv4.tcp_tw_reuse")
+    modern.set("net.ipv4.tcp_tw_reuse", "0")
+    assert [s for s, _ in findings(modern, "net.ipv4.tcp_tw_reuse")] == [rules.INFO]
+
+
+@pytest.mark.parametrize(("value", "count"), [("0", 1), ("1", 0)])
+def test_rfc1337_off_explains_time_wait_assassination(modern, value: str, count: int) -> None:
+    modern.set("net.ipv4.tcp_rfc1337", value)
+    found = findings(modern, "net.ipv4.tcp_rfc1337")
+    assassination = [m for _, m in found if "TIME-WAIT assassination" in m]
+    assert len(assassination) == count
+    if count:
+        assert assassination[0].startswith("0: an in-window RST kills a TIME_WAIT socket at once")
