@@ -196,7 +196,7 @@ def lf_lines(text: str, needles: Sequence[str] | None) -> list[tuple[int, int, s
             starts.add(text.rfind("\n", 0, found) + 1)
             if end < 0:
                 break
-            found = text.find(needle, end)
+            found = text.find(needle, end + 1)  # past the LF: an empty needle moves on too
     result = []
     number, counted = 1, 0
     for start in sorted(starts):

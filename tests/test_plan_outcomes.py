@@ -114,6 +114,7 @@ net.ipv4.tcp_mtu_probing = 1 = 2
 net.ipv4.tcp_rmem = 4096\t131072   6291456
 net.ipv4.tcp_tw_reuse = 2
 kernel.shmmax = 1
+net.ipv4.conf.ethX1.rp_filter = 2
 """
 
 LEFT_OUT = {
@@ -124,6 +125,7 @@ LEFT_OUT = {
     "net.ipv4.tcp_mtu_probing": "1 = 2",
     "net.ipv4.tcp_rmem": "4096 131072 6291456",
     "kernel.shmmax": "1",  # not a network key: tcptune does not read it
+    "net.ipv4.conf.ethX1.rp_filter": "2",  # interface names may hold capitals
 }
 
 

@@ -415,3 +415,11 @@ def test_the_lines_each_loader_reads() -> None:
     ]
     assert procps == [("/etc/sysctl.d/.old.conf:1", "1", False), ("/etc/sysctl.conf:1", "0", True)]
     assert model.lines_naming(recycle, SYSTEMD) == []  # masked, hidden, or not read at all
+
+
+def test_lines_holding_a_needle_are_found_in_bounded_steps() -> None:
+    """Each search starts past the line it found: an empty needle (every line holds it) ends too."""
+    text = "a = 1\nb = 2\n\nc = 3"
+    assert [n for n, *_ in sysctld.lf_lines(text, [""])] == [1, 2, 3, 4]
+    assert [line for _, _, line, _ in sysctld.lf_lines(text, ["b", "c"])] == ["b = 2", "c = 3"]
+    assert [n for n, *_ in sysctld.lf_lines("x\nx\nx\n", ["x"])] == [1, 2, 3]
