@@ -427,9 +427,17 @@ def test_a_drop_in_write_failing_before_the_rename_leaves_no_backup(
     assert list((machine.root / BACKUPS).glob("*.json")) == []
 
 
-@pytest.mark.parametrize(("existed", "mode"), [(True, 0o644), (True, 0o600), (False, None)])
+@pytest.mark.parametrize(
+    ("existed", "mode", "hint"),
+    [
+        (True, 0o644, None),
+        (True, 0o600, None),
+        (False, None, None),
+        (True, 0o644, "check the disk"),
+    ],
+)
 def test_a_drop_in_write_failing_after_the_rename_keeps_the_backup_to_revert(
-    machine: FakeMachine, monkeypatch, existed: bool, mode: int | None
+    machine: FakeMachine, monkeypatch, existed: bool, mode: int | None, hint: str | None
 ) -> None:
     """The new drop-in is in place when the failure comes (a failed directory sync): the backup
     stays, and the error names the revert that puts the old one back."""
@@ -441,7 +449,7 @@ def test_a_drop_in_write_failing_after_the_rename_keeps_the_backup_to_revert(
     def failing_late(path: Path, data: bytes, mode: int = 0o644) -> None:
         real(path, data, mode)
         if path.name == "99-tcptune.conf":
-            raise EnvironmentProblem(f"cannot sync {path.parent}: Input/output error")
+            raise EnvironmentProblem(f"cannot sync {path.parent}: Input/output error", hint=hint)
 
     real = transaction.atomic_write
     monkeypatch.setattr(transaction, "atomic_write", failing_late)
@@ -451,8 +459,8 @@ def test_a_drop_in_write_failing_after_the_rename_keeps_the_backup_to_revert(
     assert (result.code, result.err) == (
         3,
         f"tcptune: error: cannot sync {machine.root / 'etc/sysctl.d'}: Input/output error "
-        f"(/{DROP_IN} may have changed: tcptune revert {backup.stem} puts back the previous "
-        "state)\n",
+        f"({hint + '; ' if hint else ''}/{DROP_IN} may have changed: tcptune revert "
+        f"{backup.stem} puts back the previous state)\n",
     )
     assert drop_in_state(machine) != before
     assert cli(machine, "revert").code == 0

@@ -115,6 +115,8 @@ net.ipv4.tcp_rmem = 4096\t131072   6291456
 net.ipv4.tcp_tw_reuse = 2
 kernel.shmmax = 1
 net.ipv4.conf.ethX1.rp_filter = 2
+Xnet.bogus = 7
+net.ipv4.tcp no_such = 8
 """
 
 LEFT_OUT = {
@@ -126,6 +128,8 @@ LEFT_OUT = {
     "net.ipv4.tcp_rmem": "4096 131072 6291456",
     "kernel.shmmax": "1",  # not a network key: tcptune does not read it
     "net.ipv4.conf.ethX1.rp_filter": "2",  # interface names may hold capitals
+    "Xnet.bogus": "7",  # no such key, but a key to the loaders all the same
+    "net.ipv4.tcp no_such": "8",  # not even shaped like one: not read
 }
 
 
@@ -140,6 +144,7 @@ def test_the_keys_a_replaced_drop_in_sets_are_read_as_sysctl_d_reads_them(
     assert list(removed) == list(LEFT_OUT)  # in the file's order
     live = {r["key"]: r["live"] for r in plan["drop_in"]["removed_keys"]}
     assert live["kernel.shmmax"] is None and live["net.ipv4.tcp_fin_timeout"] == "60"
+    assert live["net.ipv4.tcp no_such"] is None
 
 
 def test_a_drop_in_differing_only_in_its_time_line_is_no_change(machine: FakeMachine) -> None:
