@@ -339,3 +339,70 @@ def test_rfc1337_off_explains_time_wait_assassination(modern, value: str, count:
     assert len(assassination) == count
     if count:
         assert assassination[0].startswith("0: an in-window RST kills a TIME_WAIT socket at once")
+
+
+# What each loader does with a line naming tcp_tw_recycle on a kernel without it, as probed
+# (procps-ng 4.0.2, systemd 252; docs/kernel-facts.md): procps' --system skips it silently,
+# systemd-sysctl logs and goes on (silently with '-'), reads no /etc/sysctl.conf, and
+# `sysctl -p FILE` fails.
+PROCPS_SKIPS = "procps `sysctl --system` skips it without a word (its exit status stays 0)"
+SYSTEMD_LOGS = (
+    "systemd-sysctl logs \"Couldn't write '1' to 'net/ipv4/tcp_tw_recycle', ignoring: No such "
+    'file or directory" and exits 0'
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where", "systemd"),
+    [
+        ("etc/sysctl.conf", "net.ipv4.tcp_tw_recycle = 0\n", "/etc/sysctl.conf:1", None),
+        (
+            "etc/sysctl.d/60-a:b.conf",
+            "# x\n-net.ipv4.tcp_tw_recycle = 1\n",
+            "/etc/sysctl.d/60-a:b.conf:2",
+            "systemd-sysctl skips it silently (the '-' prefix) and exits 0",
+        ),
+        (
+            "usr/lib/sysctl.d/10-old.conf",
+            "net.ipv4.tcp_tw_recycle = 1\n",
+            "/usr/lib/sysctl.d/10-old.conf:1",
+            SYSTEMD_LOGS,
+        ),
+    ],
+)
+def test_a_leftover_tw_recycle_line_says_what_each_loader_does(
+    modern: FakeMachine, name: str, text: str, where: str, systemd: str | None
+) -> None:
+    path = modern.root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    report = gather(System(modern.root))
+    (warning,) = [
+        f for f in report.findings if f.key.endswith("tw_recycle") and f.severity == rules.WARNING
+    ]
+    value = text.split("= ")[1].strip()
+    file = where.rsplit(":", 1)[0]
+    at_boot = f"{PROCPS_SKIPS}; {systemd or 'systemd-sysctl does not read it'}"
+    assert warning.message == (
+        f"{where} sets tcp_tw_recycle = {value}, which this kernel does not have (removed in "
+        f'4.12). At boot {at_boot}. `sysctl -p {file}` fails on it ("cannot stat '
+        '/proc/sys/net/ipv4/tcp_tw_recycle", exit 1). Delete the line.'
+    )
+    assert "4396e46187ca" in warning.source
+    assert warning.source.endswith("; procps-ng 4.0.2 and systemd 252 probed")
+    (info,) = [f for f in report.findings if f.key.endswith("tw_recycle") and f.severity == "info"]
+    assert info.message == (
+        "removed in 4.12: nothing to tune. A sysctl.d line that still sets it only makes "
+        "systemd-sysctl log a warning at boot; each one is named with a warning of its own."
+    )
+    assert "4396e46187ca" in info.source
+
+
+def test_a_tw_recycle_line_on_4_9_cites_the_removal(old: FakeMachine) -> None:
+    at_boot(old, "net.ipv4.tcp_tw_recycle = 1\n")
+    (error,) = [
+        f
+        for f in gather(System(old.root)).findings
+        if f.key.endswith("tw_recycle") and f.severity == rules.ERROR
+    ]
+    assert "4396e46187ca" in error.source
