@@ -406,3 +406,84 @@ def test_a_tw_recycle_line_on_4_9_cites_the_removal(old: FakeMachine) -> None:
         if f.key.endswith("tw_recycle") and f.severity == rules.ERROR
     ]
     assert "4396e46187ca" in error.source
+
+
+# Keys a network namespace does not show: tcp_max_orphans is one global value; tcp_tw_reuse is
+# per namespace since 4.11 (commit 56ab6b93007e), tcp_fin_timeout since 4.6 (commit 1e579caa18b9).
+ABSENT_HERE = (
+    " and is not shown inside a network namespace (e.g. a container). Read it on the host."
+)
+
+
+@pytest.mark.parametrize(
+    ("key", "release", "message", "cited"),
+    [
+        (
+            "net.ipv4.tcp_max_orphans",
+            "6.18.0",
+            "absent here: this key is global" + ABSENT_HERE,
+            None,
+        ),
+        (
+            "net.ipv4.tcp_tw_reuse",
+            "4.10.17",
+            "absent here: this key is per network namespace only since 4.11; on this kernel it is "
+            "global" + ABSENT_HERE,
+            "56ab6b93007e",
+        ),
+        ("net.ipv4.tcp_tw_reuse", "4.11.0", "not present: no such key on this kernel.", None),
+        (
+            "net.ipv4.tcp_fin_timeout",
+            "4.5.7",
+            "absent here: this key is per network namespace only since 4.6; on this kernel it is "
+            "global" + ABSENT_HERE,
+            "1e579caa18b9",
+        ),
+        ("net.ipv4.tcp_fin_timeout", "4.6.0", "not present: no such key on this kernel.", None),
+        (
+            "net.ipv4.tcp_tw_reuse_delay",
+            "6.13.0",
+            "not on this kernel: added in 6.14; this kernel is older.",
+            "ca6a6f93867a",
+        ),
+    ],
+)
+def test_a_key_missing_here_says_why(
+    tmp_path, key: str, release: str, message: str, cited: str | None
+) -> None:
+    machine = modern_machine(tmp_path, release)
+    if (machine.root / "proc/sys" / key.replace(".", "/")).exists():
+        machine.remove(key)
+    report = gather(System(machine.root))
+    (finding,) = [f for f in report.findings if f.key == key]
+    assert (finding.severity, finding.message) == (rules.INFO, message)
+    if cited:
+        assert cited in finding.source
+    elif message.startswith("not present"):
+        assert finding.source == "Documentation/networking/ip-sysctl.rst"
+
+
+@pytest.mark.parametrize(("value", "tail"), [("0", False), ("1", True), ("2", True)])
+def test_tw_reuse_on_says_it_helps_outgoing_connections_only(modern, value: str, tail: bool):
+    modern.set("net.ipv4.tcp_tw_reuse", value)
+    ((severity, message),) = findings(modern, "net.ipv4.tcp_tw_reuse")
+    assert severity == rules.INFO and message.startswith(f"{value} = ")
+    helps = " It only helps this host's outgoing connect(); a server's TIME_WAIT is untouched."
+    assert message.endswith(helps) is tail
+
+
+def test_tw_recycle_0_on_4_9_says_to_drop_it_before_upgrading(old: FakeMachine) -> None:
+    report = gather(System(old.root))
+    (finding,) = [f for f in report.findings if f.key == "net.ipv4.tcp_tw_recycle"]
+    assert finding.message == (
+        "0 is the only safe value; the key is removed in 4.12, so drop it from sysctl.d before "
+        "upgrading."
+    )
+    assert "4396e46187ca" in finding.source
+
+
+def test_a_tw_recycle_1_line_on_4_9_and_its_live_value_are_both_reported(old: FakeMachine):
+    old.set("net.ipv4.tcp_tw_recycle", "1")
+    at_boot(old, "net.ipv4.tcp_tw_recycle = 1\n")
+    severities = [s for s, _ in findings(old, "net.ipv4.tcp_tw_recycle")]
+    assert severities == [rules.ERROR, rules.ERROR]  # the live value, and the line at boot
