@@ -45,8 +45,8 @@ format: dev
 # before openssh-server is installed /etc/ssh/sshd_not_to_be_run (Debian's switch, read by the
 # init script and the systemd units) is made; its units are disabled after, and the target fails
 # if an sshd then listens in this network namespace. strace: the fault-injection test runs apply
-# and revert under it.
-SYSTEM_DEPS := zsh fish strace prometheus prometheus-node-exporter systemd iproute2 openssh-server \
+# and revert under it. patch: the diff `apply --dry-run` shows is applied with GNU patch.
+SYSTEM_DEPS := zsh fish strace patch prometheus prometheus-node-exporter systemd iproute2 openssh-server \
   podman runc debootstrap
 POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:

@@ -90,16 +90,16 @@ def with_boot(comparisons: list[Comparison], model: sysctld.BootModel) -> list[C
         found = replace(
             c,
             boot=tuple(checks),
-            boot_note="; ".join(p.describe(c.target) for p in checks),
-            boot_summary=sysctld.boot_summary(checks, c.target),
+            boot_note="; ".join(p.describe() for p in checks),
+            boot_summary=sysctld.boot_summary(checks),
         )
         if c.status == OK and sysctld.overridden(checks):
-            at_boot = sysctld.boot_summary(checks, c.target, detailed=True)
+            at_boot = sysctld.boot_summary(checks, detailed=True)
             found = replace(
                 found, status=DRIFT, reason=f"live value matches, but at boot {at_boot}"
             )
         elif c.status == OK and sysctld.unknown(checks):
-            at_boot = sysctld.boot_summary(checks, c.target, detailed=True)
+            at_boot = sysctld.boot_summary(checks, detailed=True)
             found = replace(
                 found,
                 status=UNREADABLE,

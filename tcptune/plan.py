@@ -123,8 +123,8 @@ def make_plan(
     conf_files: list[ConfFile],
     cmdline: str | None = None,
     drop_in_name: str = DEFAULT_DROP_IN,
-    runtime: bool = True,
-    persist: bool = True,
+    runtime: bool,
+    persist: bool,
     written_at: str,
 ) -> Plan:
     comparisons = drift.compare(targets, origin, readings, version)

@@ -196,7 +196,7 @@ def lf_lines(text: str, needles: Sequence[str] | None) -> list[tuple[int, int, s
             starts.add(text.rfind("\n", 0, found) + 1)
             if end < 0:
                 break
-            found = text.find(needle, end)
+            found = text.find(needle, end + 1)  # past the LF: an empty needle moves on too
     result = []
     number, counted = 1, 0
     for start in sorted(starts):
@@ -1000,7 +1000,7 @@ class Persistence:
     def __repr__(self) -> str:
         return f"Persistence({self.loader}, survives={self.survives}, {self.answer!r})"
 
-    def describe(self, target: str) -> str:
+    def describe(self) -> str:
         answer = self.answer
         if not answer.known:
             return f"{self.loader}: unknown ({answer.unknown})"
@@ -1041,14 +1041,14 @@ def unknown(checks: list[Persistence]) -> list[Persistence]:
     return [p for p in checks if not p.answer.known]
 
 
-def boot_summary(checks: list[Persistence], target: str, *, detailed: bool = False) -> str:
-    """What happens to `target` at boot, in a few words: it survives, is not persisted, survives
-    under some loaders only, is overridden, or cannot be told; `detailed` names the file and
-    line (or the unreadable file)."""
+def boot_summary(checks: list[Persistence], *, detailed: bool = False) -> str:
+    """What happens at boot to the value `checks` (from persistence()) were asked about, in a
+    few words: it survives, is not persisted, survives under some loaders only, is overridden,
+    or cannot be told; `detailed` names the file and line (or the unreadable file)."""
     over = overridden(checks)
     blind = unknown(checks)
     if (over or blind) and detailed:
-        return "; ".join(p.describe(target) for p in [*over, *blind])
+        return "; ".join(p.describe() for p in [*over, *blind])
     if over:
         return "overridden (" + ", ".join(p.loader for p in over) + ")"
     if blind:

@@ -271,7 +271,10 @@ def load_backup(system: System, backup_id: str) -> dict[str, Any]:
 SHA256_HEX = frozenset("0123456789abcdef")
 
 
-def _check_backup(backup: dict[str, Any], backup_id: str) -> None:
+def _check_backup(backup: Any, backup_id: str) -> None:
+    if not isinstance(backup, dict):
+        what = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+        raise ValueError(f"it holds {what.get(type(backup), 'a number')}, not a JSON object")
     if backup.get("format") != BACKUP_FORMAT:
         raise ValueError(f"unknown format {backup.get('format')!r}")
     if backup.get("id") != backup_id:

@@ -284,6 +284,12 @@ def _(root: Path) -> Case:
     return Case(["revert"])
 
 
+@setup("backup-not-object")
+def _(root: Path) -> Case:
+    applied_backup(root).write_text("[]")
+    return Case(["revert"])
+
+
 @setup("backup-edited")
 def _(root: Path) -> Case:
     (root / "etc/sysctl.d/99-tcptune.conf").write_text("# Managed by tcptune: profile x\n")

@@ -115,15 +115,15 @@ def test_boot_summary_is_one_answer_for_check_and_apply() -> None:
         ConfFile(directory="", name="sysctl.conf", path="/etc/sysctl.conf", text=f"{key} = 600\n")
     ]
     checks = sysctld.persistence(sysctld.BootModel(only_procps), key, "600")
-    assert sysctld.boot_summary(checks, "600") == "survives under procps"
-    assert sysctld.boot_summary(checks, "600", detailed=True) == "survives under procps"
+    assert sysctld.boot_summary(checks) == "survives under procps"
+    assert sysctld.boot_summary(checks, detailed=True) == "survives under procps"
     overriding = sysctld.persistence(sysctld.BootModel(only_procps), key, "700")
-    assert sysctld.boot_summary(overriding, "700") == "overridden (procps)"
-    assert sysctld.boot_summary(overriding, "700", detailed=True) == (
+    assert sysctld.boot_summary(overriding) == "overridden (procps)"
+    assert sysctld.boot_summary(overriding, detailed=True) == (
         "procps: overridden by /etc/sysctl.conf:1 (value 600)"
     )
     nothing = sysctld.persistence(sysctld.BootModel([]), key, "600")
-    assert sysctld.boot_summary(nothing, "600") == "not persisted"
+    assert sysctld.boot_summary(nothing) == "not persisted"
 
 
 def test_worst_severity() -> None:

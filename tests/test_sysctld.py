@@ -276,7 +276,7 @@ def test_sources_name_file_and_line_per_loader() -> None:
     assert checks[SYSTEMD].survives is True
     assert checks[SYSTEMD].answer.source == "/etc/sysctl.d/99-tcptune.conf:2"
     assert checks[PROCPS].survives is False
-    assert checks[PROCPS].describe("30") == "procps: overridden by /etc/sysctl.conf:2 (value 10)"
+    assert checks[PROCPS].describe() == "procps: overridden by /etc/sysctl.conf:2 (value 10)"
     assert sysctld.overridden(list(checks.values())) == [checks[PROCPS]]
     assert sysctld.boot_json(list(checks.values()))[PROCPS] == {
         "value": "10",
@@ -290,7 +290,7 @@ def test_sources_name_file_and_line_per_loader() -> None:
 def test_nothing_sets_the_key() -> None:
     (p, s) = persistence(BootModel([]), KEY, "30")
     assert not p.survives and p.answer.value is None and p.answer.source is None
-    assert "not set by any file" in s.describe("30")
+    assert "not set by any file" in s.describe()
 
 
 def test_the_kernel_command_line_comes_first() -> None:
@@ -307,7 +307,7 @@ def test_the_kernel_command_line_comes_first() -> None:
     assert values(files, KEY, cmdline) == {PROCPS: "40", SYSTEMD: "25"}
     (p, s) = persistence(BootModel(files, cmdline), KEY, "25")
     assert s.survives and s.answer.source == sysctld.COMMAND_LINE
-    assert s.describe("25") == "systemd: persisted by kernel command line"
+    assert s.describe() == "systemd: persisted by kernel command line"
     assert not p.survives
 
 
@@ -415,3 +415,11 @@ def test_the_lines_each_loader_reads() -> None:
     ]
     assert procps == [("/etc/sysctl.d/.old.conf:1", "1", False), ("/etc/sysctl.conf:1", "0", True)]
     assert model.lines_naming(recycle, SYSTEMD) == []  # masked, hidden, or not read at all
+
+
+def test_lines_holding_a_needle_are_found_in_bounded_steps() -> None:
+    """Each search starts past the line it found: an empty needle (every line holds it) ends too."""
+    text = "a = 1\nb = 2\n\nc = 3"
+    assert [n for n, *_ in sysctld.lf_lines(text, [""])] == [1, 2, 3, 4]
+    assert [line for _, _, line, _ in sysctld.lf_lines(text, ["b", "c"])] == ["b = 2", "c = 3"]
+    assert [n for n, *_ in sysctld.lf_lines("x\nx\nx\n", ["x"])] == [1, 2, 3]

@@ -8,7 +8,7 @@ import pytest
 
 from tcptune import drift, sysctld
 from tcptune.drift import DRIFT
-from tcptune.model import MISSING, OK, PRESENT, ConfFile, Reading
+from tcptune.model import MISSING, OK, PRESENT, UNREADABLE, ConfFile, Reading
 
 # (key, kernel, live value or None for a missing file, target) -> (status, reason or "")
 # tcp_tw_recycle: removed in 4.12 (commit 4396e46187ca); tcp_tw_reuse_delay: added in 6.14
@@ -110,7 +110,7 @@ def conf(directory: str, name: str, text: str) -> ConfFile:
 
 
 def summary(files: list[ConfFile], key: str, target: str) -> str:
-    return sysctld.boot_summary(sysctld.persistence(sysctld.BootModel(files), key, target), target)
+    return sysctld.boot_summary(sysctld.persistence(sysctld.BootModel(files), key, target))
 
 
 def test_a_key_set_only_in_etc_sysctl_conf_survives_under_procps_only() -> None:
@@ -129,3 +129,28 @@ def test_a_file_writing_the_value_in_another_spacing_persists_it() -> None:
         sysctld.BootModel(files), "net.ipv4.tcp_rmem", "4096 131072 6291456"
     )
     assert [p.survives for p in checks] == [True, True]
+
+
+def test_a_key_outside_the_knowledge_base_is_compared_as_it_reads() -> None:
+    """A profile may set a network key tcptune knows nothing about (no version facts): it is
+    compared as read, on any kernel."""
+    key = "net.ipv4.tcp_no_such_knowledge"
+    for live, status in (("1", OK), ("0", DRIFT)):
+        reading = Reading(key=key, state=PRESENT, value=live)
+        (found,) = drift.compare({key: "1"}, {}, {key: reading}, (3, 10, 0))
+        assert (found.status, found.reason, found.value) == (status, "", live)
+    missing = Reading(key=key, state=MISSING, error="no such key on this kernel")
+    (found,) = drift.compare({key: "1"}, {}, {key: missing}, (6, 1, 0))
+    assert (found.status, found.reason) == (MISSING, "no such key on this kernel; skipped")
+
+
+def test_an_unreadable_key_carries_its_error() -> None:
+    key = "net.ipv4.tcp_fin_timeout"
+    reading = Reading(key=key, state=UNREADABLE, error="permission denied")
+    (found,) = drift.compare({key: "30"}, {key: "p"}, {key: reading}, (6, 1, 0))
+    assert (found.status, found.reason, found.value, found.in_sync) == (
+        UNREADABLE,
+        "permission denied",
+        None,
+        None,
+    )

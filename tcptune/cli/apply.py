@@ -329,7 +329,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "action": k.action,
                 "reason": k.reason or None,
                 "boot": boot_json(k.persistence) if k.persistence else None,
-                "boot_note": "; ".join(p.describe(k.target) for p in k.persistence) or None,
+                "boot_note": "; ".join(p.describe() for p in k.persistence) or None,
             }
             for k in plan.keys
         ],
@@ -397,7 +397,7 @@ def write_plan_text(plan: Plan, stream: IO[str], dry_run: bool, boot: bool = Tru
         if k.action == CHANGE and not plan.runtime:
             action = "drop-in only"
         style = {"change": "yellow", "unchanged": "green", "skip": "dim"}.get(k.action)
-        at_boot = "" if k.action == SKIP else boot_summary(k.persistence, k.target, detailed=True)
+        at_boot = "" if k.action == SKIP else boot_summary(k.persistence, detailed=True)
         table.add(
             [k.key, live, k.target or '""', action, at_boot][: 5 if boot else 4],
             [None, None, None, style, None][: 5 if boot else 4],

@@ -121,7 +121,15 @@ def run_revert(
     if json_output:
         results = render.results_json(outcome.results)
         render.write_json(
-            stream, "revert", {**doc, "saved": saved, "results": results, "exit_code": code}
+            stream,
+            "revert",
+            {
+                **doc,
+                "saved": saved,
+                "drop_in_written": outcome.drop_in_written,
+                "results": results,
+                "exit_code": code,
+            },
         )
         return code
     write_revert_plan(doc, stream)
