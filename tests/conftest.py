@@ -185,12 +185,9 @@ def netns() -> None:
 ALL_KEYS = list(keys.KEYS)
 
 
-def as_nobody(func):
-    """Run func() in a forked child that has dropped to uid/gid 65534 (a real unprivileged
-    process, so the kernel's own permission checks apply); return its JSON-able result.
-
-    Whatever func needs must be imported before the call: the interpreter's files may not be
-    readable by that user."""
+def in_child(func, prepare=None):
+    """Run prepare() then func() in a forked child; return func's JSON-able result (a failure in
+    either is raised here with the child's traceback)."""
     import json
     import traceback
 
@@ -199,10 +196,9 @@ def as_nobody(func):
     if pid == 0:  # child
         try:
             os.close(read_end)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
             try:
+                if prepare is not None:
+                    prepare()
                 payload = {"result": func()}
             except BaseException:
                 payload = {"error": traceback.format_exc()}
@@ -211,10 +207,40 @@ def as_nobody(func):
             os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end) as pipe:
-        payload = json.loads(pipe.read())
+        payload = json.loads(pipe.read() or '{"error": "the child wrote nothing"}')
     os.waitpid(pid, 0)
     assert "error" not in payload, payload.get("error")
     return payload["result"]
+
+
+def _drop_to_nobody() -> None:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def as_nobody(func):
+    """Run func() in a forked child that has dropped to uid/gid 65534 (a real unprivileged
+    process, so the kernel's own permission checks apply); return its JSON-able result.
+
+    Whatever func needs must be imported before the call: the interpreter's files may not be
+    readable by that user."""
+    return in_child(func, _drop_to_nobody)
+
+
+@pytest.fixture
+def machine_with_sysctl_d(modern: FakeMachine) -> FakeMachine:
+    """A modern fake machine whose etc/sysctl.d exists."""
+    (modern.root / "etc/sysctl.d").mkdir(parents=True)
+    return modern
+
+
+def cli_json(machine: FakeMachine, *argv: str) -> tuple[int, dict]:
+    """Run `tcptune --root MACHINE ARGV --json` in-process: its exit code and JSON document."""
+    import json
+
+    result = run_cli("--root", str(machine.root), *argv, "--json")
+    return result.code, json.loads(result.out) if result.out else {}
 
 
 @pytest.fixture(scope="session")

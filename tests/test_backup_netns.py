@@ -8,13 +8,12 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeMachine, run_cli
+from conftest import FakeMachine, in_child, run_cli
 from inside_namespace import isolate
 
 from tcptune import transaction
@@ -37,25 +36,7 @@ def _isolate() -> None:
 
 def in_private_namespaces(func: Callable[[], Any]) -> Any:
     """func() in a forked child in new network and mount namespaces; its JSON-able result."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.close(read_end)
-            try:
-                _isolate()
-                payload = {"result": func()}
-            except BaseException:
-                payload = {"error": traceback.format_exc()}
-            os.write(write_end, json.dumps(payload).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        payload = json.loads(pipe.read() or '{"error": "the child wrote nothing"}')
-    os.waitpid(pid, 0)
-    assert "error" not in payload, payload["error"]
-    return payload["result"]
+    return in_child(func, _isolate)
 
 
 def make_backups(machine: FakeMachine, count: int) -> list[dict[str, Any]]:

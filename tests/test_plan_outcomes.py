@@ -3,28 +3,21 @@ drop-in apply then writes; the keys a drop-in holds are read as the loaders read
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FakeMachine, old_machine, run_cli
+from conftest import FakeMachine, cli_json, old_machine
 
 DROP_IN = "etc/sysctl.d/99-tcptune.conf"
 PATCH = shutil.which("patch")
 
 
 @pytest.fixture
-def machine(modern: FakeMachine) -> FakeMachine:
-    (modern.root / "etc/sysctl.d").mkdir(parents=True)
-    return modern
-
-
-def cli_json(machine: FakeMachine, *argv: str) -> tuple[int, dict]:
-    result = run_cli("--root", str(machine.root), *argv, "--json")
-    return result.code, json.loads(result.out) if result.out else {}
+def machine(machine_with_sysctl_d: FakeMachine) -> FakeMachine:
+    return machine_with_sysctl_d
 
 
 def without_time(text: str) -> list[str]:

@@ -4,11 +4,10 @@ came back; a revert leaves alone the drop-in its apply did not write; a repeated
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from conftest import FakeMachine, run_cli
+from conftest import FakeMachine, cli_json, run_cli
 
 from tcptune.system import SysctlWriteError, System
 
@@ -16,14 +15,8 @@ DROP_IN = "etc/sysctl.d/99-tcptune.conf"
 
 
 @pytest.fixture
-def machine(modern: FakeMachine) -> FakeMachine:
-    (modern.root / "etc/sysctl.d").mkdir(parents=True)
-    return modern
-
-
-def cli_json(machine: FakeMachine, *argv: str) -> tuple[int, dict]:
-    result = run_cli("--root", str(machine.root), *argv, "--json")
-    return result.code, json.loads(result.out) if result.out else {}
+def machine(machine_with_sysctl_d: FakeMachine) -> FakeMachine:
+    return machine_with_sysctl_d
 
 
 def live(machine: FakeMachine, key: str) -> str:
