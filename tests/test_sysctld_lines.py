@@ -152,7 +152,7 @@ def test_a_value_the_kernel_refuses_on_the_command_line() -> None:
     for answer in model.answers(FIN):
         assert (answer.value, answer.source, answer.refused) == (None, None, ("/proc/cmdline",))
     (check, _) = sysctld.persistence(model, FIN, "25")
-    assert check.describe("25") == (
+    assert check.describe() == (
         "procps: not set by any file (the kernel default applies at boot); the kernel refuses the "
         "value of /proc/cmdline"
     )
@@ -172,7 +172,7 @@ def conf(path: str, text: str, state: str = "text", reason: str = "") -> ConfFil
 
 def summary(files: list[ConfFile], target: str, cmdline: str | None = None, **kw) -> str:
     checks = sysctld.persistence(BootModel(files, cmdline), FIN, target)
-    return sysctld.boot_summary(checks, target, **kw)
+    return sysctld.boot_summary(checks, **kw)
 
 
 def test_boot_summaries() -> None:
@@ -224,7 +224,7 @@ def test_a_boot_value_written_another_way_is_the_same_value() -> None:
     files = [conf("/etc/sysctl.d/10-a.conf", f"{reserved} = 9000-9100,8080\n")]
     checks = sysctld.persistence(BootModel(files), reserved, "8080, 9000-9100")
     assert [p.survives for p in checks] == [True, True]
-    assert sysctld.boot_summary(checks, "8080, 9000-9100") == "survives reboot"
+    assert sysctld.boot_summary(checks) == "survives reboot"
 
 
 def test_where_each_loader_reads_a_line_naming_a_key() -> None:
@@ -265,7 +265,7 @@ def test_every_refused_write_is_named() -> None:
     files = [conf(FILE, f"{FIN} = 30#x\n")]
     model = BootModel(files, 'sysctl.net.ipv4.tcp_fin_timeout=25"')
     (check, _) = sysctld.persistence(model, FIN, "25")
-    assert check.describe("25") == (
+    assert check.describe() == (
         "procps: not set by any file (the kernel default applies at boot); the kernel refuses the "
         f"value of /proc/cmdline, {FILE}:1"
     )
