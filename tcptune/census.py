@@ -7,6 +7,7 @@ hold hundreds of thousands of sockets. finish() turns the tally into a Census wh
 depend on which source was read.
 """
 
+import errno
 import os
 import socket
 import struct
@@ -333,7 +334,8 @@ class Tally:
 
     def netlink_feeder(self, family: int):
         """A callable for one family's dump: takes each received buffer, returns True at the
-        end of the dump. Raises OSError for an error the kernel reports."""
+        end of the dump. Raises OSError for an error the kernel reports, and OSError(EPROTO) for
+        a reply not framed as include/uapi/linux/netlink.h lays messages out."""
         header = _NLMSG.unpack_from
         message = self._message
         batches = self._batches
@@ -348,9 +350,14 @@ class Tally:
                 self.interrupted = True
             while offset < end:  # each round moves on by at least one message
                 if end - offset < 16:
-                    raise OSError(0, f"malformed netlink message of {end - offset} bytes")
+                    raise OSError(
+                        errno.EPROTO, f"malformed netlink message of {end - offset} bytes"
+                    )
                 length, kind = header(data, offset)
                 if kind != SOCK_DIAG_BY_FAMILY or length < _MESSAGE_MIN:
+                    # NLMSG_OK: a message holds at least its header, and an error its code too
+                    if length < 16 or (kind == NLMSG_ERROR and min(length, end - offset) < 20):
+                        raise OSError(errno.EPROTO, f"malformed netlink message of {length} bytes")
                     if kind == NLMSG_DONE:
                         self._flush(family)
                         return True
@@ -358,13 +365,11 @@ class Tally:
                         code = -_I32.unpack_from(data, offset + 16)[0]
                         if code:
                             raise OSError(code, os.strerror(code))
-                    elif length < 16:
-                        raise OSError(0, f"malformed netlink message of {length} bytes")
                     offset += (length + 3) & ~3
                     continue
                 following = offset + length
                 if following > end:
-                    raise OSError(0, f"netlink message of {length} bytes cut short")
+                    raise OSError(errno.EPROTO, f"netlink message of {length} bytes cut short")
                 if length & 3 or length > 0xFFFF:
                     message(family, data, offset)  # not as the kernel aligns them: on its own
                     offset += (length + 3) & ~3  # the next one starts aligned (NLMSG_NEXT)

@@ -5,12 +5,14 @@ hand from docs/commands.md ("When a count becomes a finding") for the findings u
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import socket
 import struct
 
 import pytest
-from test_census_bulk import DONE, V4, V6, Sock, counted, expected, message
+from test_census_bulk import DONE, V4, V6, Sock, counted, expected, message, proc_text, table
 
 from tcptune import census
 from tcptune.model import ERROR, INFO, WARNING, Holders
@@ -120,6 +122,348 @@ def test_a_port_on_either_bound_is_ephemeral() -> None:
         assert [(g.local_address, g.sockets) for g in found.groups] == [("10.0.0.1", 2)]
         assert found.ephemeral == 2 and found.established_ephemeral == 2
         assert found.states["ESTABLISHED"] == 4 and found.states["LISTEN"] == 1
+
+
+# --- netlink framing: include/uapi/linux/netlink.h (NLMSG_OK, NLMSG_NEXT, nlmsgerr) -----------
+
+NLMSG_NOOP, NLMSG_ERROR = 1, 2
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO, NLM_F_DUMP_INTR = 0x1, 0x2, 0x4, 0x8, 0x10
+
+
+def nlmsg(kind: int, payload: bytes = b"", length: int | None = None, flags: int = 2) -> bytes:
+    """A netlink message: nlmsghdr (len, type, flags, seq, pid) and its payload, padded to 4."""
+    length = 16 + len(payload) if length is None else length
+    data = struct.pack("=IHHII", length, kind, flags, 1, 0) + payload
+    return data + bytes(-len(data) % 4)
+
+
+def time_wait(port: int) -> Sock:
+    return Sock(V4, census.TIME_WAIT, bytes((10, 0, 0, 1)), port, bytes((192, 0, 2, 9)), 443, 0,
+                0, False)  # fmt: skip
+
+
+def diag(port: int, flags: int = NLM_F_MULTI) -> bytes:
+    data = message(time_wait(port), random.Random(port))
+    return data[:6] + struct.pack("=H", flags) + data[8:]
+
+
+def fed(*buffers: bytes) -> tuple[census.Census, list[bool]]:
+    tally = census.Tally(census.NETLINK, LOW, HIGH)
+    feed = tally.netlink_feeder(V4)
+    said = [feed(data) for data in buffers]
+    return tally.finish(), said
+
+
+def test_messages_that_are_no_socket_are_stepped_over() -> None:
+    """A no-op (16 bytes: a header alone), an acknowledgement (nlmsgerr with error 0), a message
+    whose length is not a multiple of 4 (NLMSG_NEXT steps over its padding), and a sock_diag
+    message too short to hold an inet_diag_msg are no sockets; the sockets around them count, and
+    a buffer that ends on a bare header is whole."""
+    ack = nlmsg(NLMSG_ERROR, struct.pack("=i", 0) + nlmsg(20, bytes(56))[:16])
+    bare_ack = nlmsg(NLMSG_ERROR, struct.pack("=i", 0))  # 20 bytes: the code alone
+    odd = nlmsg(NLMSG_NOOP, b"\x07")  # nlmsg_len 17, then 3 bytes of padding
+    short_diag = nlmsg(census.SOCK_DIAG_BY_FAMILY, bytes(24))  # 40 bytes: no inet_diag_msg
+    found, said = fed(
+        diag(LOW) + nlmsg(NLMSG_NOOP) + diag(LOW + 1) + ack + diag(LOW + 2) + odd
+        + diag(LOW + 3) + short_diag + diag(LOW + 4),
+        diag(LOW + 5) + bare_ack + nlmsg(NLMSG_NOOP),
+        nlmsg(NLMSG_NOOP) + DONE,
+    )  # fmt: skip
+    assert said == [False, False, True]
+    assert found.states["TIME_WAIT"] == found.total == 6
+    assert [(g.remote_address, g.sockets, g.time_wait) for g in found.groups] == [
+        ("192.0.2.9", 6, 6)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (diag(LOW) + bytes(1), "malformed netlink message of 1 bytes"),
+        (diag(LOW) + bytes(8), "malformed netlink message of 8 bytes"),
+        (diag(LOW) + bytes(15), "malformed netlink message of 15 bytes"),
+        (nlmsg(NLMSG_NOOP, length=12) + diag(LOW), "malformed netlink message of 12 bytes"),
+        (nlmsg(NLMSG_ERROR, bytes(4), length=0), "malformed netlink message of 0 bytes"),
+        (diag(LOW) + nlmsg(NLMSG_ERROR), "malformed netlink message of 16 bytes"),
+        (nlmsg(NLMSG_ERROR, bytes(2)), "malformed netlink message of 18 bytes"),
+        (struct.pack("=I", 200) + diag(LOW)[4:], "netlink message of 200 bytes cut short"),
+        (bytes(6), "malformed netlink message of 6 bytes"),
+        # an error message whose nlmsg_len has room for its code, but the buffer has not
+        (
+            diag(LOW) + struct.pack("=IHHII", 36, NLMSG_ERROR, 0, 1, 0) + bytes(2),
+            "malformed netlink message of 36 bytes",
+        ),
+    ],
+)
+def test_a_reply_not_framed_as_netlink_frames_it_is_a_protocol_error(data, text) -> None:
+    """NLMSG_OK: at least a header left, nlmsg_len at least a header and within the buffer; an
+    error message holds its code. Anything else is EPROTO, saying what was found; none of it
+    loops or reads past the buffer."""
+    with pytest.raises(OSError) as raised:
+        fed(data, DONE)
+    assert (raised.value.errno, raised.value.strerror) == (errno.EPROTO, text)
+
+
+def test_an_error_reply_is_the_kernels_errno() -> None:
+    refused = nlmsg(NLMSG_ERROR, struct.pack("=i", -errno.EACCES) + diag(LOW)[:16])
+    with pytest.raises(OSError) as raised:
+        fed(diag(LOW) + refused)
+    assert (raised.value.errno, raised.value.strerror) == (errno.EACCES, os.strerror(errno.EACCES))
+
+
+@pytest.mark.parametrize(
+    ("flags", "interrupted"),
+    [
+        (NLM_F_MULTI, False),
+        (NLM_F_REQUEST | NLM_F_MULTI | NLM_F_ACK | NLM_F_ECHO, False),
+        (0xFF & ~NLM_F_DUMP_INTR, False),
+        (NLM_F_DUMP_INTR, True),
+        (NLM_F_MULTI | NLM_F_DUMP_INTR, True),
+    ],
+)
+def test_only_nlm_f_dump_intr_marks_a_dump_interrupted(flags: int, interrupted: bool) -> None:
+    found, _ = fed(b"".join(diag(LOW + i, flags) for i in range(10)), DONE)
+    assert (found.interrupted, found.total) == (interrupted, 10)
+
+
+@pytest.mark.parametrize("length", [256, 512, 88 + 256])
+def test_runs_of_messages_whose_length_has_a_zero_or_shared_low_byte(length: int) -> None:
+    """Runs are told apart by the whole nlmsg_len: messages of 512 and of 768 bytes (the same
+    low byte) or of 88 and 344 bytes, back to back, are each counted as what they are."""
+    rng = random.Random(length)
+    local, remote = bytes((10, 0, 0, 1)), bytes((192, 0, 2, 9))
+    socks = [Sock(V4, census.TIME_WAIT, local, LOW + i, remote, 443, 0, 0, False)
+             for i in range(40)]  # fmt: skip
+    socks += [Sock(V4, census.ESTABLISHED, local, LOW + 100 + i, remote, 80, 9 + i, 0, True)
+              for i in range(40)]  # fmt: skip
+    data = b"".join(framed(message(s, rng)[16:88], length) for s in socks[:40])
+    data += b"".join(framed(message(s, rng)[16:88], length + 256) for s in socks[40:])
+    tally = census.Tally(census.NETLINK, LOW, HIGH)
+    assert tally.netlink_feeder(V4)(data + DONE) is True
+    assert counted(tally.finish()) == expected(socks, LOW, HIGH)
+
+
+def noop_filled(run: bytes, size: int) -> bytes:
+    """`run`, then a no-op message that brings the buffer to exactly `size` bytes."""
+    return run + nlmsg(NLMSG_NOOP, bytes(size - len(run) - 16))[: size - len(run)]
+
+
+@pytest.mark.parametrize(
+    ("before", "size"),
+    [((), 0x10400), ((0x10000,), 0x10400), ((0xFFFF,), 0x10400), ((0x8000,), 0x10000)],
+)
+def test_a_message_claiming_more_than_its_buffer_is_never_a_runs_member(before, size) -> None:
+    """In a buffer of 64 KiB or more, a message whose nlmsg_len has bits above the low 16 set
+    (here 0x10058, which reads as 88 in them) is not taken for one more member of a run of
+    88-byte messages: it is cut short, whatever buffers of that run's length came before (none,
+    or one of 32 KiB, of 0xFFFF bytes or of exactly 64 KiB): it does not fit in the buffer."""
+    rng = random.Random(3)
+    body = [framed(message(time_wait(LOW + i % 900), rng)[16:88], 88) for i in range(1600)]
+    tally = census.Tally(census.NETLINK, LOW, HIGH)
+    feed = tally.netlink_feeder(V4)
+    for length in before:
+        assert feed(noop_filled(b"".join(body[: length // 88 - 1]), length)) is False
+    bad = struct.pack("=I", 0x10000 + 88) + body[20][4:]
+    data = noop_filled(b"".join(body[:20]) + bad + b"".join(body[21 : size // 88 - 1]), size)
+    assert len(data) == size
+    with pytest.raises(OSError) as raised:
+        feed(data + DONE)
+    assert raised.value.strerror == f"netlink message of {0x10058} bytes cut short"
+
+
+def pieces(tally: census.Tally, length: int) -> list[int]:
+    """The sizes of what the tally holds, not yet counted, of messages of `length` bytes."""
+    return [len(piece) for piece in tally._batches.get((V4, length), [0])[1:]]
+
+
+@pytest.mark.parametrize("length", [88, 96, 124, 256, 512])
+def test_equal_messages_are_taken_as_one_run(length: int) -> None:
+    """Messages of one length back to back are gathered as one run, not one by one: the Python
+    work of a buffer does not grow with its sockets (a run as short as the run minimum too, and
+    one after a message of another kind)."""
+    rng = random.Random(length)
+    for count in (census._MIN_RUN, 200):
+        run = b"".join(framed(message(time_wait(LOW + i), rng)[16:88], length)
+                       for i in range(count))  # fmt: skip
+        for head in (b"", nlmsg(NLMSG_NOOP)):
+            tally = census.Tally(census.NETLINK, LOW, HIGH)
+            assert tally.netlink_feeder(V4)(head + run) is False
+            assert pieces(tally, length) == [len(run)]
+            assert tally.netlink_feeder(V4)(DONE) is True
+            assert tally.finish().states["TIME_WAIT"] == count
+
+
+def test_a_message_of_a_runs_length_but_no_socket_ends_the_run() -> None:
+    """A no-op message as long as the socket messages around it is no socket: the run stops
+    before it and goes on after it."""
+    rng = random.Random(8)
+    messages = [framed(message(time_wait(LOW + i), rng)[16:88], 96) for i in range(30)]
+    data = messages[0] + nlmsg(NLMSG_NOOP, bytes(80)) + b"".join(messages[1:])
+    found, _ = fed(data, DONE)
+    assert (found.states["TIME_WAIT"], found.total) == (30, 30)
+    data = b"".join(messages[:10]) + nlmsg(NLMSG_NOOP, bytes(80)) + b"".join(messages[10:])
+    found, _ = fed(data, DONE)
+    assert (found.states["TIME_WAIT"], found.total) == (30, 30)
+
+
+def test_messages_of_exactly_64_kib_are_counted() -> None:
+    """nlmsg_len 0x10000 (attributes that long), nine back to back: each is one socket."""
+    rng = random.Random(9)
+    socks = [time_wait(LOW + i) for i in range(9)]
+    data = b"".join(framed(message(s, rng)[16:88], 0x10000) for s in socks)
+    found, said = fed(data, DONE)
+    assert said == [False, True]
+    assert counted(found) == expected(socks, LOW, HIGH)
+
+
+def test_what_waits_to_be_counted_stays_bounded() -> None:
+    """Messages gathered across buffers are counted once half a megabyte of them waits: memory
+    holds at most that and one buffer, however many sockets the dump brings."""
+    rng = random.Random(10)
+    buffer = b"".join(framed(message(time_wait(LOW + i % 900), rng)[16:88], 96)
+                      for i in range(340))  # fmt: skip
+    tally = census.Tally(census.NETLINK, LOW, HIGH)
+    feed = tally.netlink_feeder(V4)
+    for _ in range(100):  # 3.2 MB of messages
+        assert feed(buffer) is False
+        assert sum(pieces(tally, 96)) < census._BATCH_BYTES + len(buffer)
+    assert feed(DONE) is True
+    assert tally.finish().states["TIME_WAIT"] == 34000
+
+
+def test_a_run_whose_key_bytes_take_every_value() -> None:
+    """Sockets towards 600 destinations whose two last address bytes take all 256 values each
+    (the groups are told apart in 16-bit units, some in the surrogate range): each group is
+    counted as one socket at a time counts it."""
+    rng = random.Random(11)
+    local = bytes((10, 0, 0, 1))
+    socks = [Sock(V4, census.TIME_WAIT, local, LOW + i, bytes((10, 9, i % 256, i * 37 % 256)),
+                  443, 0, 0, False) for i in range(600)]  # fmt: skip
+    data = b"".join(framed(message(s, rng)[16:88], 96) for s in socks)
+    found, _ = fed(data, DONE)
+    assert counted(found) == expected(socks, LOW, HIGH)
+
+
+def time_waits(ports) -> list[Sock]:
+    return [time_wait(port) for port in ports]
+
+
+def proc_counted(chunks, family: int = V4, low: int = LOW, high: int = HIGH) -> census.Census:
+    tally = census.Tally(census.PROC, low, high)
+    tally.feed_proc(family, chunks)
+    return tally.finish()
+
+
+def test_equal_rows_are_counted_without_parsing_one(monkeypatch) -> None:
+    """/proc rows of one length in the kernel's layout are counted column by column: none is
+    parsed on its own (the header line aside), down to a run of the run minimum."""
+    parsed = []
+    original = census.Tally._proc_row
+
+    def spy(self, family, row, counted=False):
+        parsed.append(row)
+        return original(self, family, row, counted)
+
+    monkeypatch.setattr(census.Tally, "_proc_row", spy)
+    for count in (census._MIN_RUN, 300):
+        parsed.clear()
+        socks = time_waits(range(LOW, LOW + count))
+        assert counted(proc_counted([proc_text(socks, V4)])) == expected(socks, LOW, HIGH)
+        assert [row[:6] for row in parsed] == [b"  sl  "]
+
+
+@pytest.mark.parametrize("where", [[0], [5], [7, 30], [0, 59]])
+def test_rows_not_in_the_kernels_layout_inside_a_run_are_skipped(where) -> None:
+    """A row of a run's length whose state or address is not hex is no socket; the rows around
+    it count (first row, middle, several)."""
+    socks = time_waits(range(LOW, LOW + 60))
+    lines = proc_text(socks, V4).splitlines(keepends=True)
+    for i in where:
+        row = bytearray(lines[1 + i])
+        at = row.index(b":", 6) - 8  # the local address's first hex digit
+        row[at : at + 2] = b"ZZ" if i % 2 else b"G0"
+        lines[1 + i] = bytes(row)
+    kept = [s for i, s in enumerate(socks) if i not in where]
+    assert counted(proc_counted([b"".join(lines)])) == expected(kept, LOW, HIGH)
+
+
+def test_an_empty_line_where_a_chunk_begins() -> None:
+    socks = time_waits(range(LOW, LOW + 40))
+    text = proc_text(socks, V4)
+    cut = text.index(b"\n", len(text) // 2) + 1
+    found = proc_counted([text[:cut], b"\n" + text[cut:]])
+    assert counted(found) == expected(socks, LOW, HIGH)
+
+
+def test_proc_text_that_is_not_ascii_or_ends_without_a_newline() -> None:
+    """Rows as str: a row holding a character that is not ASCII is no socket; the last row
+    needs no newline."""
+    socks = time_waits(range(LOW, LOW + 20))
+    lines = proc_text(socks, V4).decode().splitlines(keepends=True)
+    lines[3] = lines[3].replace(":", "\u00e9", 1)
+    lines[-1] = lines[-1].rstrip("\n")
+    kept = [s for i, s in enumerate(socks) if i != 2]
+    assert counted(proc_counted(lines)) == expected(kept, LOW, HIGH)
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_proc_is_counted_a_chunk_at_a_time(monkeypatch, as_text: bool) -> None:
+    """/proc/net/tcp is counted as it is read: what waits to be counted is at most half a
+    megabyte of rows (str) or one chunk read (bytes), plus one row, whatever the table's size."""
+    sizes = []
+    original = census.Tally._proc_chunk
+
+    def spy(self, family, data, end):
+        sizes.append(end)
+        return original(self, family, data, end)
+
+    monkeypatch.setattr(census.Tally, "_proc_chunk", spy)
+    socks = time_waits(LOW + i % 900 for i in range(12000))  # about 1.8 MB of rows
+    text = proc_text(socks, V4)
+    if as_text:
+        parts, most = text.decode().splitlines(keepends=True), census._BATCH_BYTES
+    else:
+        parts, most = [text[i : i + 65536] for i in range(0, len(text), 65536)], 65536
+    assert counted(proc_counted(parts)) == expected(socks, LOW, HIGH)
+    assert len(sizes) >= len(text) // (most + 150) and max(sizes) <= most + 150
+
+
+@pytest.mark.parametrize("source", [census.NETLINK, census.PROC])
+def test_ports_around_the_ranges_top_in_one_run(source: str) -> None:
+    """Local ports 60990 to 61009 (one high byte, 0xEE) against ip_local_port_range 32768 60999:
+    ten are ephemeral, in one run as one at a time."""
+    socks = time_waits(range(60990, 61010))
+    if source == census.PROC:
+        found = proc_counted([proc_text(socks, V4)], low=32768, high=60999)
+    else:
+        rng = random.Random(12)
+        tally = census.Tally(census.NETLINK, 32768, 60999)
+        data = b"".join(framed(message(s, rng)[16:88], 96) for s in socks)
+        assert tally.netlink_feeder(V4)(data + DONE) is True
+        found = tally.finish()
+    assert found.ephemeral == 10
+    assert counted(found) == expected(socks, 32768, 60999)
+
+
+def test_proc_rows_as_str_past_a_batch() -> None:
+    """Rows given as str are gathered and counted by the half megabyte: a table larger than
+    that counts as the bytes would, and so does one whose last row has no newline and ends
+    exactly where a batch is full."""
+    socks = [s for s in table(6, 6000, 32768, 60999) if s.family == V4]
+    lines = proc_text(socks, V4).decode().splitlines(keepends=True)
+    assert sum(map(len, lines)) > census._BATCH_BYTES
+    tally = census.Tally(census.PROC, 32768, 60999)
+    tally.feed_proc(V4, lines)
+    assert counted(tally.finish()) == expected(socks, 32768, 60999)
+    total, last = 0, 0
+    while total < census._BATCH_BYTES:
+        total += len(lines[last])
+        last += 1
+    cut = lines[:last]
+    cut[-1] = cut[-1].rstrip("\n")
+    tally = census.Tally(census.PROC, 32768, 60999)
+    tally.feed_proc(V4, cut)
+    assert counted(tally.finish()) == expected(socks[: last - 1], 32768, 60999)
 
 
 # --- who holds CLOSE_WAIT ------------------------------------------------------------------------

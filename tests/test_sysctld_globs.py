@@ -162,6 +162,10 @@ HAND = [
     ("net/ipv4[/]a", set()),  # a bracket cannot hold the '/' glob() splits at
     ("net/ipv4/a[[::]]b", set()),  # an empty class name
     ("net/ipv4/[z-a]*", set()),  # a reversed range matches nothing
+    ("net/ipv4/[b-b]", {"b"}),  # a range of one: its ends are members
+    ("net/ipv4/[a-a]*", {"a", "ab", "a_b", "a-b"}),
+    ("net/ipv4/[\\", set()),  # a '[' then a last '\\' escaping nothing
+    ("net/ipv4/?\\", set()),
     ("net/ipv4/[z-ab]", {"b"}),
     ("net/ipv4/a[\\]_]b", {"a_b"}),  # '\\' escapes inside a bracket too
     ("net/ipv4/[\\]]*", set()),

@@ -65,6 +65,27 @@ LINES = [
     (f"net.ipv4.tcp_keepalive_* = 42\n-{IDLE}\r\n{LONG}\n", IDLE, None, None),
     (f"{FIN} = 50\r\n{LONG}\n{FIN} = 49\r\n", FIN, ("49", 3), ("50", 1)),
     (f"{LONG}\n{FIN} = 49\n", FIN, ("49", 2), None),
+    # NUL first: procps's line ends before it begins, systemd's next line starts after it
+    (f"\0{FIN} = 52\n", FIN, None, ("52", 1)),
+    (f"x\0{FIN} = 64\n", FIN, None, ("64", 1)),
+    (f"\0\n{FIN} = 52\n", FIN, ("52", 2), ("52", 2)),
+    (f"{FIN} = 63\0\n", FIN, ("63", 1), ("63", 1)),
+    # lines too short to set anything, with and without their LF: the line before still counts
+    ("net.ipv4.tcp_keepalive_* = 42\n-*\n", IDLE, ("42", 1), ("42", 1)),
+    ("net.ipv4.tcp_keepalive_* = 42\n-*", IDLE, ("42", 1), ("42", 1)),
+    (f"{FIN} = 57\n-\n", FIN, ("57", 1), ("57", 1)),
+    (f"{FIN} = 58\n;\n", FIN, ("58", 1), ("58", 1)),
+    (f"{FIN} = 59\nx", FIN, ("59", 1), ("59", 1)),
+    (f"{FIN}=6", FIN, ("6", 1), ("6", 1)),
+    (f"{FIN}\t=\t62\t\n", FIN, ("62", 1), ("62", 1)),
+    # a comment after a blank, and an exclusion after an FF: nothing for either
+    (f" #{FIN} = 61\n", FIN, None, None),
+    (f"\f-{FIN}\n", FIN, None, None),
+    # '-KEY' excludes the key from systemd's globs and earlier lines alone; blanks around it
+    (f"{IDLE} = 45\n-{IDLE}\n", IDLE, ("45", 1), None),
+    (f"{IDLE} = 46\n -{IDLE}\n", IDLE, ("46", 1), None),
+    (f"{IDLE} = 47\n-{IDLE} \f\n", IDLE, ("47", 1), ("47", 1)),
+    (f"{IDLE} = 48\n-{IDLE}=\n", IDLE, ("48", 1), None),
 ]
 
 
