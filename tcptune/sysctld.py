@@ -610,7 +610,11 @@ def kernel_write(key: str, before: tuple[str | None, ...], data: str) -> _Write:
             return _Write(
                 before, False, f"tcptune does not know how the kernel reads {text!r} for {key}"
             )
-        return _Write((" ".join(words),), False, "")
+        if len(words) > 1:  # a key of one integer keeps the first, a vector all, a string all
+            return _Write(
+                before, False, f"tcptune does not know how many fields the kernel reads for {key}"
+            )
+        return _Write((words[0],), False, "")
     numbers, failed = kernel_ints(data, kind.fields)
     for number in numbers:
         if not kind.low <= number <= kind.high:

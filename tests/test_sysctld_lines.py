@@ -282,6 +282,102 @@ def test_what_proc_get_long_reads(data: str, count: int, stored: list, failed: b
     assert sysctld.kernel_ints(data, count) == (stored, failed)
 
 
+# What the kernel makes of one write (sysctld.kernel_write): (key, fields before, data written,
+# fields after, refused, part of the reason it cannot be told or ""). Rows marked True are also
+# written to the real kernel by test_the_writes_are_what_the_kernel_does, in a network namespace of
+# their own; there "bbr" stands for an algorithm other than reno that a network namespace may
+# choose (tcp_allowed_congestion_control). The others hold a name no algorithm has or a value the
+# kernel may refuse for a reason tcptune cannot see, where the model says so.
+CC, RESERVED, RANGE, OTHER = (
+    "net.ipv4.tcp_congestion_control",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.conf.all.forwarding",
+)
+WRITES = [
+    # proc_dostring(): up to a newline or a NUL, at most 15 characters (TCP_CA_NAME_MAX - 1)
+    (CC, ("bbr",), "reno\n", ("reno",), False, "", True),
+    (CC, ("bbr",), "reno\0cubic\0x", ("reno",), False, "", True),
+    (CC, ("bbr",), "reno\ncubic\nx", ("reno",), False, "", True),
+    (CC, ("reno",), "cu bic\n", ("reno",), True, "", True),
+    (CC, ("reno",), "c!\n", ("reno",), True, "", True),
+    (CC, ("bbr",), "abcdefghijklmno\n", ("abcdefghijklmno",), False, "", False),
+    (CC, ("bbr",), "abcdefghijklmnop\n", ("bbr",), False, "longer than an algorithm", False),
+    (CC, ("bbr",), "abcdefghijklmno!\n", ("bbr",), False, "longer than an algorithm", False),
+    # proc_do_large_bitmap(): printed back sorted, ranges merged
+    (RESERVED, ("",), "8082,8080-8081\n", ("8080-8082",), False, "", True),
+    (RESERVED, ("",), "8080;8081\n", ("",), False, "does not model how the kernel reads", False),
+    # ipv4_local_port_range(): both fields or none, the start at least 1024, not reversed
+    (RANGE, ("32768", "60999"), "1024 65000\n", ("1024", "65000"), False, "", True),
+    (RANGE, ("32768", "60999"), "40000 30000\n", ("32768", "60999"), True, "", True),
+    (RANGE, ("32768", "60999"), "40000\n", ("40000", "60999"), False, "", True),
+    (RANGE, ("32768", "60999"), "x\n", ("32768", "60999"), True, "", True),
+    (RANGE, ("32768", "60999"), "500 600\n", ("32768", "60999"), False,
+     "below ip_unprivileged_port_start", False),
+    (RANGE, (None, None), "40000\n", (sysctld._UNKNOWN, sysctld._UNKNOWN), False,
+     "sets part of the range", False),
+    (FIN, ("60",), "30\n", ("30",), False, "", True),
+    (FIN, ("60",), "30#x\n", ("60",), True, "", True),
+    # past what the knowledge base knows the key takes (jiffies: INT_MAX / 1000 seconds)
+    (FIN, ("60",), "2147484\n", ("60",), False, "may refuse 2147484", False),
+    # a key tcptune has no entry for: one word of digits or a name is kept as written; more
+    # words, or anything else, tcptune cannot tell
+    (OTHER, ("1",), "0\n", ("0",), False, "", True),
+    (OTHER, ("1",), "0 \t1\n", ("1",), False, "does not know how many fields", False),
+    (OTHER, ("1",), "a$b\n", ("1",), False, "does not know how the kernel reads", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "before", "data", "after", "refused", "uncertain", "real"),
+    WRITES,
+    ids=[f"write{i}" for i in range(len(WRITES))],
+)
+def test_what_one_write_does(key, before, data, after, refused, uncertain, real) -> None:
+    done = sysctld.kernel_write(key, before, data)
+    assert (done.fields, done.refused) == (after, refused)
+    if uncertain:
+        assert uncertain in done.uncertain
+    else:
+        assert done.uncertain == ""
+
+
+WRITE_IN_NAMESPACE = """
+import json, os, sys
+with open("/proc/sys/net/ipv4/tcp_allowed_congestion_control") as f:
+    other = [name for name in f.read().split() if name != "reno"][0]
+rows, out = json.loads(sys.argv[1]), [other]
+for key, before, data in rows:
+    before = [other if field == "bbr" else field for field in before]
+    path = "/proc/sys/" + key.replace(".", "/")
+    with open(path, "w") as f:
+        f.write(" ".join(before) + "\\n")
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data.encode())
+        refused = False
+    except OSError:
+        refused = True
+    finally:
+        os.close(fd)
+    with open(path) as f:
+        out.append([f.read().split(), refused])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.netns
+def test_the_writes_are_what_the_kernel_does(netns) -> None:
+    rows = [row for row in WRITES if row[-1]]
+    script = ["-c", WRITE_IN_NAMESPACE, json.dumps([[k, b, d] for k, b, d, *_ in rows])]
+    other, *found = run_in_namespace(["-n"], script)
+    wanted = [
+        [[other if field == "bbr" else field for field in " ".join(after).split()], refused]
+        for _, _, _, after, refused, _, _ in rows
+    ]
+    assert found == wanted
+
+
 def test_every_refused_write_is_named() -> None:
     files = [conf(FILE, f"{FIN} = 30#x\n")]
     model = BootModel(files, 'sysctl.net.ipv4.tcp_fin_timeout=25"')
