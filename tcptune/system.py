@@ -307,38 +307,30 @@ def _readable(fd: int) -> int:
     return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
 
 
-def open_regular(path: Path | str) -> int:
+def open_regular(path: Path | str, *, follow: bool = True) -> int:
     """A descriptor for reading the regular file at `path` (links followed, inside the root for
-    a RootedPath). The open cannot block (O_NONBLOCK): a FIFO, socket or device planted there is
-    refused, never waited on or read. Raises OSError (IsADirectoryError for a directory)."""
+    a RootedPath; with `follow=False` the last name must not be a link: _LinkInTheWay). The open
+    cannot block (O_NONBLOCK): a FIFO, socket or device planted there is refused, never waited on
+    or read. Raises OSError (IsADirectoryError for a directory)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     if (path.top if isinstance(path, RootedPath) else "/") == "/":
         # Below / the kernel's own lookup is the walk's: nothing lies outside / for a link to
-        # reach, `..` stops there too, and it gives up after as many links. One open, not one
-        # per component: `check` reads two dozen /proc/sys files this way at every start.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # reach, `..` stops there too, and it gives up after as many links; O_NOFOLLOW refuses a
+        # link as the last name. One open, not one per component: `check` reads two dozen
+        # /proc/sys files this way at every start.
+        try:
+            fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
+        except OSError as err:
+            if not follow and err.errno == errno.ELOOP and _lstat_is_link(path):
+                raise _LinkInTheWay(str(path)) from None
+            raise
     else:
         with _Walk(path) as walk:
-            fd, _ = walk.open(os.O_RDONLY | os.O_NONBLOCK)
+            fd, _ = walk.open(flags, follow=follow)
     return _regular_or_close(fd, path)
 
 
-def _open_no_link(path: RootedPath, flags: int) -> int:
-    """Open `path` with `flags`, its directories resolved inside its top; raises _LinkInTheWay
-    when the last name is a link."""
-    if path.top != "/":
-        with _Walk(path) as walk:
-            return walk.open(flags, follow=False)[0]
-    # Below / the kernel's lookup is the walk's (see open_regular), and O_NOFOLLOW refuses a
-    # link as the last name: one open per key, not one per directory.
-    try:
-        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as err:
-        if err.errno == errno.ELOOP and _lstat_is_link(path):
-            raise _LinkInTheWay(str(path)) from None
-        raise
-
-
-def _lstat_is_link(path: Path) -> bool:
+def _lstat_is_link(path: Path | str) -> bool:
     try:
         return stat.S_ISLNK(os.lstat(path).st_mode)
     except OSError:
@@ -394,8 +386,7 @@ class System:
         try:
             # A key is never a link in /proc/sys; the directories above it are resolved inside
             # the root.
-            fd = _open_no_link(path, os.O_RDONLY | os.O_NONBLOCK)
-            with os.fdopen(_regular_or_close(fd, path), "rb") as handle:
+            with os.fdopen(open_regular(path, follow=False), "rb") as handle:
                 data = handle.read(_MAX_VALUE_BYTES + 1)
         except _LinkInTheWay:
             return Reading(
